@@ -1,0 +1,233 @@
+"""The single exception tree of sgde.
+
+Every error sgde raises on purpose derives from :class:`SgdeError`. Each carries a
+message that says what went wrong and, in ``hint``, what to do next. Errors are split
+into *misuse* (the caller gave something wrong: fix the input) and *runtime failures*
+(something failed while working: maybe retry)::
+
+    SgdeError
+    ├── UsageError                 misuse: bad arguments, settings, names
+    │   ├── ModelNotFoundError     a "provider:model" name that does not resolve
+    │   └── DataError              a dataset file/row that is invalid (file, line)
+    ├── PlanError                  a plan that does not load or validate (problems list)
+    ├── ExecutionError             a node failed while a plan ran (node_id)
+    │   ├── OutputParseError       model output that does not parse against the contract
+    │   └── NodeTimeoutError       a node ran past its timeout
+    ├── SandboxError               untrusted code refused or contained (rule)
+    ├── BackendError               a model backend failed (provider, status, retryable)
+    ├── BudgetExceeded             a call would overspend the token/USD budget
+    └── CompileError               the SGDe compiler could not proceed
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "BackendError",
+    "BudgetExceeded",
+    "CompileError",
+    "DataError",
+    "ExecutionError",
+    "ModelNotFoundError",
+    "NodeTimeoutError",
+    "OutputParseError",
+    "PlanError",
+    "Problem",
+    "SandboxError",
+    "SgdeError",
+    "UsageError",
+]
+
+
+class SgdeError(Exception):
+    """Base of every error sgde raises on purpose.
+
+    Args:
+        message: What went wrong, in one sentence.
+        hint: What the user should do next (optional).
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message
+
+
+class UsageError(SgdeError):
+    """The caller passed something invalid (arguments, settings, names)."""
+
+
+class ModelNotFoundError(UsageError):
+    """A ``provider:model`` name did not resolve; ``suggestions`` lists close matches."""
+
+    def __init__(
+        self, message: str, *, suggestions: list[str] | None = None, hint: str | None = None
+    ) -> None:
+        self.suggestions = list(suggestions or [])
+        if hint is None and self.suggestions:
+            hint = "did you mean " + ", ".join(repr(s) for s in self.suggestions) + "?"
+        super().__init__(message, hint=hint)
+
+
+class DataError(UsageError):
+    """A data file or row is invalid. ``path`` and ``line`` (1-based) say where."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.path = path
+        self.line = line
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(where + message, hint=hint)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation problem in a plan.
+
+    Attributes:
+        message: What is wrong.
+        node_id: The node concerned, if any.
+        field: The field concerned (e.g. ``"prompt"``, ``"inputs.eggs"``), if any.
+        line: 1-based line in the plan file, if known.
+    """
+
+    message: str
+    node_id: str | None = None
+    field: str | None = None
+    line: int | None = None
+
+    def format(self, path: str | None = None) -> str:
+        """Render as one line: ``path:line: node 'id' field 'f': message``."""
+        loc = path or ""
+        if self.line is not None:
+            loc = f"{loc}:{self.line}" if loc else f"line {self.line}"
+        where = [loc] if loc else []
+        if self.node_id is not None:
+            where.append(f"node '{self.node_id}'")
+        if self.field is not None:
+            where.append(f"field '{self.field}'")
+        return f"{' '.join(where)}: {self.message}" if where else self.message
+
+
+class PlanError(SgdeError):
+    """A plan failed to load or validate. ``problems`` lists every problem found."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        problems: list[Problem] | None = None,
+        path: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.problems = list(problems or [])
+        self.path = path
+        if hint is None:
+            hint = "fix the listed fields, then check with `sgde validate PLAN`"
+        super().__init__(message, hint=hint)
+
+    def __str__(self) -> str:
+        lines = [self.message]
+        lines += ["  " + p.format(self.path) for p in self.problems]
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
+
+
+class ExecutionError(SgdeError):
+    """A node failed while a plan ran."""
+
+    def __init__(
+        self, message: str, *, node_id: str | None = None, hint: str | None = None
+    ) -> None:
+        self.node_id = node_id
+        prefix = f"node '{node_id}': " if node_id else ""
+        super().__init__(prefix + message, hint=hint)
+
+
+class OutputParseError(ExecutionError):
+    """Model output could not be parsed against the node's output contract."""
+
+    def __init__(
+        self, message: str, *, raw: str = "", node_id: str | None = None, hint: str | None = None
+    ) -> None:
+        self.raw = raw
+        super().__init__(message, node_id=node_id, hint=hint)
+
+
+class NodeTimeoutError(ExecutionError):
+    """A node ran past its timeout."""
+
+
+class SandboxError(SgdeError):
+    """Untrusted code was refused by the policy or contained at run time.
+
+    ``rule`` names the rule broken (e.g. ``"import-not-allowed"``, ``"timeout"``,
+    ``"memory-limit"``); ``line`` is the 1-based source line when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        rule: str,
+        line: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.rule = rule
+        self.line = line
+        where = f" (line {line})" if line is not None else ""
+        super().__init__(f"[{rule}]{where} {message}", hint=hint)
+
+
+class BackendError(SgdeError):
+    """A model backend call failed.
+
+    Attributes:
+        provider: e.g. ``"openai-compatible"``.
+        status: HTTP status if any.
+        retryable: whether retrying may help.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        status: int | None = None,
+        retryable: bool = False,
+        hint: str | None = None,
+    ) -> None:
+        self.provider = provider
+        self.status = status
+        self.retryable = retryable
+        st = f" (HTTP {status})" if status is not None else ""
+        super().__init__(f"{provider}{st}: {message}", hint=hint)
+
+
+class BudgetExceeded(SgdeError):
+    """A call would overspend the budget; raised *before* the call is made."""
+
+    def __init__(self, message: str, *, spent: dict[str, Any] | None = None,
+                 hint: str | None = None) -> None:
+        self.spent = dict(spent or {})
+        super().__init__(message, hint=hint or "raise --budget-tokens/--budget-usd or --resume")
+
+
+class CompileError(SgdeError):
+    """The SGDe compiler could not proceed (e.g. no valid starting plan)."""
