@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from sgde.cli import compile_cmd, eval_cmds, models_cmd, plan_cmds, run_cmd
+from sgde.cli import compile_cmd, data_cmds, eval_cmds, models_cmd, plan_cmds, run_cmd
 from sgde.cli.common import run_cli
 
 __all__ = ["app", "main"]
@@ -24,6 +24,7 @@ run_cmd.register(app)
 models_cmd.register(app)
 compile_cmd.register(app)
 eval_cmds.register(app)
+data_cmds.register(app)
 
 
 def main() -> None:

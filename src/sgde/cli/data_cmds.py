@@ -1,0 +1,7 @@
+"""CLI commands (placeholder until implemented)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    return None
