@@ -116,12 +116,13 @@ class Problem:
         loc = path or ""
         if self.line is not None:
             loc = f"{loc}:{self.line}" if loc else f"line {self.line}"
-        where = [loc] if loc else []
+        where: list[str] = []
         if self.node_id is not None:
             where.append(f"node '{self.node_id}'")
         if self.field is not None:
             where.append(f"field '{self.field}'")
-        return f"{' '.join(where)}: {self.message}" if where else self.message
+        head = f"{loc}: " if loc else ""
+        return f"{head}{' '.join(where)}: {self.message}" if where else f"{head}{self.message}"
 
 
 class PlanError(SgdeError):

@@ -32,7 +32,5 @@ def parse_ref(text: str) -> Ref:
     """
     source, dot, field = text.partition(".")
     if not dot or not source or not field or "." in field:
-        raise ValueError(
-            f"reference {text!r} must be 'input.<name>' or '<node_id>.<field>'"
-        )
+        raise ValueError(f"reference {text!r} must be 'input.<name>' or '<node_id>.<field>'")
     return Ref(source.strip(), field.strip())

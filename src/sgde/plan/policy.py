@@ -1,0 +1,636 @@
+"""Static (AST) policy for untrusted code-node source.
+
+This is the first of several layers that contain teacher-written Python (see
+``docs/sandbox.md``). It is pure: it parses the source, walks the tree and reports every
+rule broken; it never executes, compiles to bytecode or touches the file system.
+
+Rules (the ``rule`` of each :class:`PolicyViolation`):
+
+=======================  ======================================================================
+``syntax-error``         the source does not parse (or is too large / too deeply nested)
+``missing-entry``        no top-level ``def <entry>(...)``
+``top-level-statement``  module level holds something other than imports, ``def``, docstrings
+                         and assignments of constant expressions (importing has no effects)
+``import-not-allowed``   import of a module outside :data:`ALLOWED_IMPORTS` /
+                         :data:`ALLOWED_SUBMODULES`, relative or ``*`` imports
+``dunder-access``        any name, attribute, parameter, keyword or string constant of the
+                         form ``__x__`` (no exceptions)
+``private-access``       attributes starting with ``_`` (except the namedtuple API
+                         ``_asdict``, ``_replace``, ``_fields``, ``_make``,
+                         ``_field_defaults``) and ``from m import _x``
+``forbidden-name``       builtins that are not available: :data:`FORBIDDEN_NAMES`
+``forbidden-attribute``  frame / generator / code internals and ``mro``
+                         (:data:`FORBIDDEN_ATTRIBUTES`), members of allowed modules that give
+                         attribute access by string or global mutable state
+                         (:data:`DENIED_MODULE_MEMBERS`), and attributes of an allowed module
+                         that are themselves modules (``statistics.sys``, ``json.codecs``)
+``attribute-assignment`` assigning or deleting attributes (``x.a = 1``, ``del x.a``)
+``class-creation``       ``class`` statements and ``type()`` with other than one argument
+``format-string``        ``.format`` / ``.format_map`` on anything but a string literal, or with
+                         attribute / index fields (``"{0.__class__}"``, ``"{0[k]}"``)
+``unsupported-syntax``   ``async def``, ``await``, ``async for``, ``async with``
+=======================  ======================================================================
+
+Imports: exactly :data:`ALLOWED_IMPORTS`, plus the submodules in :data:`ALLOWED_SUBMODULES`
+(``collections.abc``). Other submodules are refused on purpose: ``json.tool`` reads files,
+``re._parser`` is private.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+import string
+import types
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+__all__ = [
+    "ALLOWED_IMPORTS",
+    "ALLOWED_SUBMODULES",
+    "DENIED_MODULE_MEMBERS",
+    "FORBIDDEN_ATTRIBUTES",
+    "FORBIDDEN_NAMES",
+    "MAX_SOURCE_CHARS",
+    "NAMEDTUPLE_ATTRIBUTES",
+    "RULES",
+    "SAFE_BUILTINS",
+    "PolicyViolation",
+    "check_source",
+    "module_valued_members",
+]
+
+ALLOWED_IMPORTS: frozenset[str] = frozenset(
+    {
+        "math",
+        "fractions",
+        "decimal",
+        "statistics",
+        "re",
+        "datetime",
+        "itertools",
+        "functools",
+        "collections",
+        "json",
+        "string",
+    }
+)
+"""Top-level modules sandboxed code may import."""
+
+ALLOWED_SUBMODULES: frozenset[str] = frozenset({"collections.abc"})
+"""Submodules of allowed modules that may be imported too (an explicit list)."""
+
+DENIED_MODULE_MEMBERS: Mapping[str, frozenset[str]] = types.MappingProxyType(
+    {
+        # getattr/setattr by string (update_wrapper(dst, src, assigned=("x",))), or eval of
+        # string annotations through typing.get_type_hints (singledispatch.register).
+        "functools": frozenset(
+            {
+                "update_wrapper",
+                "wraps",
+                "singledispatch",
+                "singledispatchmethod",
+                "total_ordering",
+                "cached_property",
+            }
+        ),
+        # Formatter().get_field("0.__class__", ...) returns the object: getattr by string.
+        "string": frozenset({"Formatter"}),
+        # Process-wide mutable templates; mutating them leaks into later calls.
+        "decimal": frozenset({"DefaultContext", "BasicContext", "ExtendedContext"}),
+    }
+)
+"""Public members of allowed modules that sandboxed code may not use."""
+
+FORBIDDEN_NAMES: frozenset[str] = frozenset(
+    {
+        "exec",
+        "eval",
+        "compile",
+        "open",
+        "globals",
+        "locals",
+        "vars",
+        "dir",
+        "getattr",
+        "setattr",
+        "delattr",
+        "hasattr",
+        "input",
+        "breakpoint",
+        "help",
+        "memoryview",
+        "exit",
+        "quit",
+        "super",
+        "object",
+        "classmethod",
+        "staticmethod",
+        "property",
+        "id",
+        "copyright",
+        "credits",
+        "license",
+        "aiter",
+        "anext",
+    }
+)
+"""Builtin names refused when used without being bound in the code itself."""
+
+FORBIDDEN_ATTRIBUTES: frozenset[str] = frozenset(
+    {
+        "gi_frame",
+        "gi_code",
+        "gi_yieldfrom",
+        "gi_running",
+        "gi_suspended",
+        "cr_frame",
+        "cr_code",
+        "cr_await",
+        "cr_origin",
+        "cr_running",
+        "ag_frame",
+        "ag_code",
+        "ag_await",
+        "ag_running",
+        "f_back",
+        "f_builtins",
+        "f_code",
+        "f_globals",
+        "f_locals",
+        "f_lasti",
+        "f_trace",
+        "tb_frame",
+        "tb_next",
+        "tb_lasti",
+        "co_code",
+        "co_consts",
+        "co_names",
+        "co_varnames",
+        "mro",
+        *(name for names in DENIED_MODULE_MEMBERS.values() for name in names),
+    }
+)
+"""Attribute names refused on any object."""
+
+NAMEDTUPLE_ATTRIBUTES: frozenset[str] = frozenset(
+    {"_asdict", "_replace", "_fields", "_make", "_field_defaults"}
+)
+"""Underscore attributes that are public API (``collections.namedtuple``)."""
+
+SAFE_BUILTINS: frozenset[str] = frozenset(
+    {
+        # functions
+        "abs", "all", "any", "ascii", "bin", "callable", "chr", "divmod", "enumerate",
+        "filter", "format", "hash", "hex", "isinstance", "issubclass", "iter", "len", "map",
+        "max", "min", "next", "oct", "ord", "pow", "print", "range", "repr", "reversed",
+        "round", "sorted", "sum", "zip", "type",
+        # types
+        "bool", "bytearray", "bytes", "complex", "dict", "float", "frozenset", "int", "list",
+        "set", "slice", "str", "tuple",
+        # constants
+        "Ellipsis", "NotImplemented", "None", "True", "False",
+        # exceptions
+        "ArithmeticError", "AssertionError", "AttributeError", "BaseException", "Exception",
+        "FloatingPointError", "ImportError", "IndexError", "KeyError", "LookupError",
+        "MemoryError", "NameError", "NotImplementedError", "OverflowError", "RecursionError",
+        "RuntimeError", "StopIteration", "TypeError", "UnboundLocalError", "UnicodeError",
+        "ValueError", "ZeroDivisionError",
+    }
+)  # fmt: skip
+"""Builtins present at run time (``type`` is replaced by a one-argument form, and
+``__import__`` by one that only returns views of the allowed modules)."""
+
+RULES: Mapping[str, str] = types.MappingProxyType(
+    {
+        "syntax-error": "the code does not parse",
+        "missing-entry": "no top-level def of the entry function",
+        "top-level-statement": "module level may hold only imports, defs and constants",
+        "import-not-allowed": "import outside the allow-list",
+        "dunder-access": "names/attributes/strings of the form __x__",
+        "private-access": "attributes starting with an underscore",
+        "forbidden-name": "builtin that is not available in the sandbox",
+        "forbidden-attribute": "introspection attribute or denied module member",
+        "attribute-assignment": "assigning or deleting attributes",
+        "class-creation": "class statements and three-argument type()",
+        "format-string": "str.format with a non-literal template or attribute/index fields",
+        "unsupported-syntax": "async constructs",
+    }
+)
+"""Every rule name with a one-line description (docs and error hints use it)."""
+
+MAX_SOURCE_CHARS = 200_000
+"""Longer sources are refused (``syntax-error``) before parsing."""
+
+_NAMED_BINDERS = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+    ast.ExceptHandler,
+    ast.MatchAs,
+    ast.MatchStar,
+)
+_DUNDER = re.compile(r"^__\w*__$")
+_CONSTRUCTORS = frozenset(
+    {"bool", "bytes", "complex", "dict", "float", "frozenset", "int", "list", "range", "set",
+     "str", "tuple", "sorted", "len", "min", "max", "sum", "abs", "round", "pow", "chr", "ord"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PolicyViolation:
+    """One broken rule.
+
+    Attributes:
+        rule: The rule name (see the module docstring and :data:`RULES`).
+        message: What is wrong and what to do instead.
+        line: 1-based line in the source, if known.
+    """
+
+    rule: str
+    message: str
+    line: int | None = None
+
+    def format(self) -> str:
+        """Render as ``line N: [rule] message``."""
+        where = f"line {self.line}: " if self.line is not None else ""
+        return f"{where}[{self.rule}] {self.message}"
+
+
+def module_valued_members(module_name: str) -> frozenset[str]:
+    """Public attributes of an allowed module that are themselves modules.
+
+    ``statistics.sys`` or ``json.codecs`` would hand out modules outside the allow-list;
+    the policy refuses them and the sandbox worker leaves them out of its module views.
+
+    Args:
+        module_name: A name in :data:`ALLOWED_IMPORTS` or :data:`ALLOWED_SUBMODULES`.
+
+    Returns:
+        The attribute names whose values are modules.
+    """
+    module = importlib.import_module(module_name)
+    return frozenset(
+        name
+        for name, value in vars(module).items()
+        if isinstance(value, types.ModuleType) and f"{module_name}.{name}" not in ALLOWED_SUBMODULES
+    )
+
+
+def check_source(code: str, *, entry: str = "run") -> list[PolicyViolation]:
+    """Check untrusted source against the sandbox policy.
+
+    Args:
+        code: Python source of a code node.
+        entry: Name of the function the sandbox will call.
+
+    Returns:
+        Every violation found, sorted by line; empty when the code is acceptable.
+    """
+    if len(code) > MAX_SOURCE_CHARS:
+        return [
+            PolicyViolation(
+                "syntax-error",
+                f"code is {len(code)} characters long; the limit is {MAX_SOURCE_CHARS}",
+            )
+        ]
+    try:
+        tree = ast.parse(code, filename="<sandbox>", mode="exec")
+    except SyntaxError as exc:
+        return [PolicyViolation("syntax-error", f"{exc.msg}", exc.lineno)]
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return [PolicyViolation("syntax-error", f"code cannot be parsed: {exc}")]
+    checker = _Checker(tree, entry)
+    try:
+        checker.run()
+    except RecursionError:
+        return [PolicyViolation("syntax-error", "code is too deeply nested")]
+    unique = {(v.line or 0, v.rule, v.message): v for v in checker.violations}
+    return [unique[k] for k in sorted(unique)]
+
+
+def _format_fields(template: str) -> Iterator[str]:
+    """Field names of a format template, including nested fields in format specs."""
+    for _, field, spec, _ in string.Formatter().parse(template):
+        if field is not None:
+            yield field
+        if spec:
+            yield from _format_fields(spec)
+
+
+class _Checker:
+    def __init__(self, tree: ast.Module, entry: str) -> None:
+        self.tree = tree
+        self.entry = entry
+        self.violations: list[PolicyViolation] = []
+        self.module_aliases: dict[str, str] = {}
+        self.bound: set[str] = set()
+        self.imported_names: set[str] = set()
+        self._members: dict[str, frozenset[str]] = {}
+
+    def members(self, module: str) -> frozenset[str]:
+        if module not in self._members:
+            self._members[module] = module_valued_members(module)
+        return self._members[module]
+
+    def add(self, rule: str, message: str, node: ast.AST | None) -> None:
+        line = getattr(node, "lineno", None) if node is not None else None
+        self.violations.append(PolicyViolation(rule, message, line))
+
+    def run(self) -> None:
+        nodes = list(ast.walk(self.tree))
+        self._collect_bindings(nodes)
+        self._check_top_level()
+        for node in nodes:
+            self._check_node(node)
+
+    # -- bindings ---------------------------------------------------------------------------
+
+    def _collect_bindings(self, nodes: Iterable[ast.AST]) -> None:
+        for node in nodes:
+            if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+                self.bound.add(node.id)
+            elif isinstance(node, ast.arg):
+                self.bound.add(node.arg)
+            elif isinstance(node, _NAMED_BINDERS):
+                if node.name:
+                    self.bound.add(node.name)
+            elif isinstance(node, ast.MatchMapping) and node.rest:
+                self.bound.add(node.rest)
+            elif isinstance(node, ast.alias):
+                self.bound.add((node.asname or node.name).partition(".")[0])
+                self.imported_names.add((node.asname or node.name).partition(".")[0])
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.asname:
+                        self.module_aliases[alias.asname] = alias.name
+                    else:
+                        top = alias.name.partition(".")[0]
+                        self.module_aliases[top] = top
+
+    # -- module level -----------------------------------------------------------------------
+
+    def _check_top_level(self) -> None:
+        body = self.tree.body
+        user_callables: set[str] = set()
+        has_entry = False
+        for stmt in body:
+            if isinstance(stmt, ast.FunctionDef):
+                user_callables.add(stmt.name)
+                if stmt.name == self.entry:
+                    has_entry = True
+            elif isinstance(stmt, ast.AsyncFunctionDef) and stmt.name == self.entry:
+                self.add("missing-entry", f"'{self.entry}' must be a plain 'def', not async", stmt)
+                has_entry = True
+            elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                for target in targets:
+                    user_callables.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        if not has_entry:
+            self.add(
+                "missing-entry",
+                f"no top-level 'def {self.entry}(...)'; define the entry function with def",
+                None,
+            )
+        for stmt in body:
+            if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.FunctionDef)):
+                continue
+            if isinstance(stmt, ast.AsyncFunctionDef):
+                continue  # reported as unsupported-syntax
+            if (
+                isinstance(stmt, ast.Expr)
+                and isinstance(stmt.value, ast.Constant)
+                and isinstance(stmt.value.value, str)
+            ):
+                continue  # docstring / string statement: no effect
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+                self._check_constant_assignment(stmt, user_callables)
+                continue
+            if isinstance(stmt, ast.ClassDef):
+                continue  # reported as class-creation
+            kind = type(stmt).__name__
+            self.add(
+                "top-level-statement",
+                f"a top-level '{kind}' statement runs at import time; module level may hold "
+                "only imports, defs and constant assignments — move it into a function",
+                stmt,
+            )
+
+    def _check_constant_assignment(
+        self, stmt: ast.Assign | ast.AnnAssign, user_callables: set[str]
+    ) -> None:
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        for target in targets:
+            for node in ast.walk(target):
+                if not isinstance(node, (ast.Name, ast.Tuple, ast.List, ast.Starred, ast.Store)):
+                    self.add(
+                        "top-level-statement",
+                        "top-level assignments may only bind plain names",
+                        stmt,
+                    )
+                    return
+        if stmt.value is None:
+            return
+        for node in ast.walk(stmt.value):
+            if isinstance(node, (ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr)):
+                self.add("top-level-statement", "top-level constants must be expressions", stmt)
+                return
+            if isinstance(node, ast.Call) and not self._pure_call(node, user_callables):
+                self.add(
+                    "top-level-statement",
+                    "a top-level constant calls a function defined in this code, which would "
+                    "run at import time; compute it inside the entry function instead",
+                    stmt,
+                )
+                return
+
+    def _pure_call(self, call: ast.Call, user_callables: set[str]) -> bool:
+        func = call.func
+        if isinstance(func, ast.Name):
+            return func.id not in user_callables and (
+                func.id in _CONSTRUCTORS or func.id in self.imported_names
+            )
+        if isinstance(func, ast.Attribute):
+            root: ast.expr = func
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            return not (
+                isinstance(root, ast.Name)
+                and root.id in user_callables
+                and root.id not in self.module_aliases
+            )
+        return False
+
+    # -- every node -------------------------------------------------------------------------
+
+    def _check_node(self, node: ast.AST) -> None:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            self._check_import(node)
+        elif isinstance(node, ast.Name):
+            self._check_identifier(node.id, node, "name")
+            if (
+                isinstance(node.ctx, ast.Load)
+                and node.id in FORBIDDEN_NAMES
+                and node.id not in self.bound
+            ):
+                self.add(
+                    "forbidden-name",
+                    f"'{node.id}' is not available in the sandbox",
+                    node,
+                )
+        elif isinstance(node, ast.Attribute):
+            self._check_attribute(node.attr, node)
+            if isinstance(node.ctx, (ast.Store, ast.Del)):
+                self.add(
+                    "attribute-assignment",
+                    f"assigning or deleting attribute '.{node.attr}' is not allowed; "
+                    "use dicts or return new values",
+                    node,
+                )
+            self._check_module_member(node)
+            if node.attr in {"format", "format_map"}:
+                self._check_format(node)
+        elif isinstance(node, ast.arg):
+            self._check_identifier(node.arg, node, "parameter")
+        elif isinstance(node, ast.keyword) and node.arg is not None:
+            self._check_identifier(node.arg, node, "keyword")
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            self._check_identifier(node.name, node, "function name")
+            if isinstance(node, ast.AsyncFunctionDef):
+                self.add("unsupported-syntax", "'async def' is not supported", node)
+        elif isinstance(node, ast.ClassDef):
+            self.add(
+                "class-creation",
+                f"class '{node.name}' cannot be defined in sandboxed code; use dicts, tuples "
+                "or collections.namedtuple",
+                node,
+            )
+        elif isinstance(node, (ast.Await, ast.AsyncFor, ast.AsyncWith)):
+            self.add("unsupported-syntax", "async constructs are not supported", node)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if _DUNDER.match(node.value):
+                self.add("dunder-access", f"string '{node.value}' names a dunder", node)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            for name in node.names:
+                self._check_identifier(name, node, "name")
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            self._check_identifier(node.name, node, "name")
+        elif isinstance(node, ast.MatchClass):
+            for attr in node.kwd_attrs:
+                self._check_attribute(attr, node)
+        elif isinstance(node, ast.Call):
+            self._check_call(node)
+
+    def _check_identifier(self, name: str, node: ast.AST, what: str) -> None:
+        if _DUNDER.match(name):
+            self.add("dunder-access", f"{what} '{name}' is a dunder and not allowed", node)
+
+    def _check_attribute(self, attr: str, node: ast.AST) -> None:
+        if _DUNDER.match(attr):
+            self.add("dunder-access", f"attribute '.{attr}' is a dunder and not allowed", node)
+        elif attr.startswith("_") and attr not in NAMEDTUPLE_ATTRIBUTES:
+            self.add("private-access", f"private attribute '.{attr}' is not allowed", node)
+        elif attr in FORBIDDEN_ATTRIBUTES:
+            self.add("forbidden-attribute", f"attribute '.{attr}' is not allowed", node)
+
+    def _check_module_member(self, node: ast.Attribute) -> None:
+        if not isinstance(node.value, ast.Name):
+            return
+        module = self.module_aliases.get(node.value.id)
+        if module is None:
+            return
+        if f"{module}.{node.attr}" in ALLOWED_SUBMODULES:
+            return
+        if module in ALLOWED_IMPORTS | ALLOWED_SUBMODULES and node.attr in self.members(module):
+            self.add(
+                "forbidden-attribute",
+                f"'{module}.{node.attr}' is a module outside the allow-list",
+                node,
+            )
+
+    def _check_import(self, node: ast.Import | ast.ImportFrom) -> None:
+        allowed = ", ".join(sorted(ALLOWED_IMPORTS | ALLOWED_SUBMODULES))
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                self._check_identifier(alias.asname or "", node, "name")
+                if alias.name not in ALLOWED_IMPORTS | ALLOWED_SUBMODULES:
+                    self.add(
+                        "import-not-allowed",
+                        f"import of '{alias.name}' is not allowed; allowed: {allowed}",
+                        node,
+                    )
+            return
+        if node.level:
+            self.add("import-not-allowed", "relative imports are not allowed", node)
+            return
+        module = node.module or ""
+        if module not in ALLOWED_IMPORTS | ALLOWED_SUBMODULES:
+            self.add(
+                "import-not-allowed",
+                f"import from '{module}' is not allowed; allowed: {allowed}",
+                node,
+            )
+            return
+        denied = DENIED_MODULE_MEMBERS.get(module, frozenset())
+        submodules = self.members(module)
+        for alias in node.names:
+            name = alias.name
+            self._check_identifier(alias.asname or "", node, "name")
+            if name == "*":
+                self.add(
+                    "import-not-allowed",
+                    f"'from {module} import *' is not allowed; import names explicitly",
+                    node,
+                )
+            elif _DUNDER.match(name):
+                self.add("dunder-access", f"importing '{name}' is not allowed", node)
+            elif name.startswith("_"):
+                self.add("private-access", f"importing private '{module}.{name}'", node)
+            elif name in denied:
+                self.add("forbidden-attribute", f"'{module}.{name}' is not allowed", node)
+            elif name in submodules and f"{module}.{name}" not in ALLOWED_SUBMODULES:
+                self.add(
+                    "import-not-allowed",
+                    f"'{module}.{name}' is a module outside the allow-list",
+                    node,
+                )
+
+    def _check_call(self, node: ast.Call) -> None:
+        func = node.func
+        if (
+            isinstance(func, ast.Name)
+            and func.id == "type"
+            and "type" not in self.bound
+            and (len(node.args) != 1 or node.keywords)
+        ):
+            self.add(
+                "class-creation",
+                "type() takes exactly one argument in the sandbox (three-argument type() "
+                "creates classes)",
+                node,
+            )
+
+    def _check_format(self, node: ast.Attribute) -> None:
+        base = node.value
+        if not (isinstance(base, ast.Constant) and isinstance(base.value, str)):
+            self.add(
+                "format-string",
+                f"'.{node.attr}' is only allowed on a string literal; use an f-string or "
+                "'literal'.format(...)",
+                node,
+            )
+            return
+        try:
+            fields = list(_format_fields(base.value))
+        except ValueError as exc:
+            self.add("format-string", f"invalid format string: {exc}", node)
+            return
+        for field in fields:
+            if "." in field or "[" in field:
+                self.add(
+                    "format-string",
+                    f"format field '{{{field}}}' accesses attributes or items; pass the "
+                    "value itself as an argument",
+                    node,
+                )

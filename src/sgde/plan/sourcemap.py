@@ -1,0 +1,140 @@
+"""Where each value of a plan file sits: YAML paths mapped to 1-based line numbers.
+
+A :class:`SourceMap` is built while a plan file is parsed (see :func:`sgde.plan.parse_plan`)
+and lets validation name ``file:line`` for every problem. Paths are tuples of mapping keys
+and sequence indices, e.g. ``("nodes", 0, "prompt")``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import yaml
+
+__all__ = ["DuplicateKey", "Location", "SourceMap", "YamlPath"]
+
+YamlPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Location:
+    """Position of one value in the file.
+
+    Attributes:
+        line: 1-based line of the mapping key (or of the sequence item).
+        text_line: 1-based line where the value's text starts; for a block scalar
+            (``|`` or ``>``) this is the line after the indicator.
+    """
+
+    line: int
+    text_line: int
+
+
+@dataclass(frozen=True)
+class DuplicateKey:
+    """A mapping key that occurs twice (YAML would silently keep the last value)."""
+
+    path: YamlPath
+    line: int
+    first_line: int
+
+
+class SourceMap(Mapping[YamlPath, Location]):
+    """Read-only map from YAML paths to :class:`Location`.
+
+    Args:
+        locations: Path → location, as collected from the composed YAML tree.
+        duplicates: Duplicate keys found while collecting.
+    """
+
+    def __init__(
+        self,
+        locations: Mapping[YamlPath, Location],
+        duplicates: tuple[DuplicateKey, ...] = (),
+    ) -> None:
+        self._locations = dict(locations)
+        self.duplicates = duplicates
+
+    def __getitem__(self, path: YamlPath) -> Location:
+        return self._locations[path]
+
+    def __iter__(self) -> Iterator[YamlPath]:
+        return iter(self._locations)
+
+    def __len__(self) -> int:
+        return len(self._locations)
+
+    def line(self, *path: str | int) -> int | None:
+        """Line of ``path``, or of its nearest ancestor present in the file."""
+        loc = self._find(path)
+        return loc.line if loc is not None else None
+
+    def text_line(self, path: YamlPath, offset: int = 1) -> int | None:
+        """File line of line ``offset`` (1-based) inside the text value at ``path``.
+
+        Exact for block scalars and single-line values; for folded or quoted multi-line
+        scalars it is the best estimate YAML allows.
+        """
+        loc = self._locations.get(path)
+        if loc is None:
+            return self.line(*path)
+        return loc.text_line + max(offset, 1) - 1
+
+    def _find(self, path: tuple[str | int, ...]) -> Location | None:
+        for end in range(len(path), -1, -1):
+            prefix = path[:end]
+            loc = self._locations.get(prefix)
+            if loc is None:
+                # Pydantic reports integer dict keys as ints; YAML keeps their text.
+                loc = self._locations.get(tuple(str(p) for p in prefix))
+            if loc is not None:
+                return loc
+        return None
+
+    @classmethod
+    def from_node(cls, root: yaml.Node) -> SourceMap:
+        """Collect locations (and duplicate keys) from a composed YAML tree."""
+        locations: dict[YamlPath, Location] = {(): _location(root, root)}
+        duplicates: list[DuplicateKey] = []
+        _collect(root, (), locations, duplicates, set())
+        return cls(locations, tuple(duplicates))
+
+
+def _location(key: yaml.Node, value: yaml.Node) -> Location:
+    block = isinstance(value, yaml.ScalarNode) and value.style in ("|", ">")
+    text_line = value.start_mark.line + (2 if block else 1)
+    return Location(line=key.start_mark.line + 1, text_line=text_line)
+
+
+def _collect(
+    node: yaml.Node,
+    path: YamlPath,
+    out: dict[YamlPath, Location],
+    duplicates: list[DuplicateKey],
+    active: set[int],
+) -> None:
+    if id(node) in active:  # a recursive alias: stop rather than loop
+        return
+    active.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = str(key_node.value)
+            child = (*path, key)
+            line = key_node.start_mark.line + 1
+            if key in seen and key != "<<":
+                duplicates.append(DuplicateKey(child, line, seen[key]))
+            else:
+                seen[key] = line
+            # The loader keeps the last of duplicate keys, so the map does too.
+            out[child] = _location(key_node, value_node)
+            _collect(value_node, child, out, duplicates, active)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            child = (*path, index)
+            out[child] = _location(item, item)
+            _collect(item, child, out, duplicates, active)
+    active.discard(id(node))
