@@ -1,7 +1,334 @@
-"""CLI commands (placeholder until implemented)."""
+"""``sgde run``: run a plan on one input or over a JSONL dataset, printing outputs as JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Annotated, Any
 
 import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from sgde.cli.common import err_console, parse_assignments, parse_input_value
+from sgde.errors import DataError, UsageError
+from sgde.models import ModelHub, ModelSettings
+from sgde.plan import CodeNode, Plan, load_plan
+from sgde.runtime.backend import Backend, Usage
+from sgde.runtime.calls import CodeRunner
+from sgde.runtime.executor import Executor, ExecutorSettings, RunResult, required_roles
+from sgde.runtime.inputs import coerce_inputs
+
+__all__ = ["read_dataset", "register", "run"]
+
+_EXAMPLE_MODEL = "local:smollm2-135m"
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    """Add ``sgde run`` to the app."""
+    app.command("run")(run)
+
+
+def read_dataset(path: Path, plan: Plan, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """Read a JSONL dataset and check every row against the plan's inputs.
+
+    Args:
+        path: JSONL file, one JSON object per line (blank lines skipped).
+        plan: The plan whose inputs each row must provide (extra keys are kept).
+        limit: Read at most this many rows.
+
+    Returns:
+        The rows, with plan inputs coerced to their declared types.
+
+    Raises:
+        DataError: naming ``file:line`` for unreadable files, invalid JSON, rows that are
+            not objects, or rows with missing/invalid inputs.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DataError(
+            f"cannot read dataset: {exc.strerror or exc}",
+            path=str(path),
+            hint="pass an existing JSONL file with --dataset",
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise DataError("dataset is not UTF-8 text", path=str(path)) from exc
+    rows: list[dict[str, Any]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if limit is not None and len(rows) >= limit:
+            break
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise DataError(f"invalid JSON: {exc}", path=str(path), line=number) from exc
+        if not isinstance(row, dict):
+            raise DataError(
+                f"a row must be a JSON object, got {type(row).__name__}",
+                path=str(path),
+                line=number,
+            )
+        try:
+            rows.append({**row, **coerce_inputs(plan, row)})
+        except UsageError as exc:
+            raise DataError(exc.message, path=str(path), line=number, hint=exc.hint) from exc
+    if not rows:
+        raise DataError("dataset has no rows", path=str(path))
+    return rows
+
+
+def _input_row(plan: Plan, items: list[str]) -> dict[str, Any]:
+    raw = parse_assignments(items, option="--input")
+    unknown = [name for name in raw if name not in plan.inputs]
+    if unknown:
+        declared = ", ".join(f"{n} ({t})" for n, t in plan.inputs.items()) or "none"
+        raise UsageError(
+            f"plan '{plan.name}' has no input {', '.join(repr(u) for u in unknown)}; "
+            f"its inputs are: {declared}",
+            hint="check the spelling of --input NAME=VALUE",
+        )
+    values = {
+        name: value if plan.inputs[name] == "string" else parse_input_value(value)
+        for name, value in raw.items()
+    }
+    return coerce_inputs(plan, values)
+
+
+def _model_targets(plan: Plan, items: list[str] | None) -> dict[str, str]:
+    given = parse_assignments(items, option="--model")
+    roles = required_roles(plan)
+    missing = sorted(roles - set(given))
+    if missing:
+        raise UsageError(
+            f"plan '{plan.name}' needs a model for role(s) {', '.join(missing)}",
+            hint=f"pass --model {missing[0]}=URI, e.g. --model {missing[0]}={_EXAMPLE_MODEL} "
+            "(see `sgde models list`)",
+        )
+    unused = sorted(set(given) - roles)
+    if unused:
+        err_console.print(
+            f"[yellow]warning:[/] plan '{escape(plan.name)}' does not use role(s) "
+            f"{escape(', '.join(unused))}; ignoring them",
+            highlight=False,
+        )
+    return {role: given[role] for role in sorted(roles)}
+
+
+def _open_hub(settings: ModelSettings) -> ModelHub:
+    """The model hub of one ``sgde run`` (a seam for tests)."""
+    return ModelHub(settings)
+
+
+def _open_sandbox() -> contextlib.AbstractAsyncContextManager[CodeRunner]:
+    """The sandbox pool of one ``sgde run`` (a seam for tests)."""
+    from sgde.runtime.sandbox import SandboxPool
+
+    return SandboxPool()
+
+
+def _line(index: int, row: Mapping[str, Any], result: RunResult) -> str:
+    record: dict[str, Any] = {"index": index}
+    if "id" in row:
+        record["id"] = row["id"]
+    record.update(ok=result.ok, outputs=result.outputs)
+    if result.error is not None:
+        record["error"] = result.error
+    return json.dumps(record, ensure_ascii=False, default=str)
+
+
+def _usage_text(usage: Mapping[str, Usage]) -> str:
+    parts = [f"{role}: {u.total_tokens:,} tokens in {u.calls:,} calls" for role, u in usage.items()]
+    return "; ".join(parts)
+
+
+class _OrderedSink:
+    """Writes results to stdout (and traces to a file) in row order as rows finish."""
+
+    def __init__(self, rows: list[dict[str, Any]], trace_file: IO[str] | None) -> None:
+        self._rows = rows
+        self._trace_file = trace_file
+        self._pending: dict[int, RunResult] = {}
+        self._next = 0
+        self.ok = 0
+        self.done = 0
+
+    def add(self, index: int, result: RunResult) -> None:
+        self._pending[index] = result
+        self.ok += int(result.ok)
+        self.done += 1
+        while self._next in self._pending:
+            done = self._pending.pop(self._next)
+            sys.stdout.write(_line(self._next, self._rows[self._next], done) + "\n")
+            sys.stdout.flush()
+            if self._trace_file is not None:
+                self._trace_file.write(done.trace.to_json() + "\n")
+                self._trace_file.flush()
+            self._next += 1
+
+
+async def _execute(
+    plan: Plan,
+    rows: list[dict[str, Any]],
+    *,
+    single: bool,
+    targets: dict[str, str],
+    base_url: str | None,
+    trace_path: Path | None,
+    seed: int,
+    concurrency: int,
+) -> int:
+    started = time.perf_counter()
+    async with contextlib.AsyncExitStack() as stack:
+        bindings: dict[str, Backend] = {}
+        hub: ModelHub | None = None
+        if targets:
+            hub = _open_hub(ModelSettings(base_url=base_url))
+            stack.push_async_callback(hub.aclose)
+            bindings = hub.bind(targets)
+        sandbox: CodeRunner | None = None
+        if any(isinstance(n, CodeNode) for n in plan.nodes):
+            sandbox = await stack.enter_async_context(_open_sandbox())
+        executor = Executor(
+            bindings, sandbox=sandbox, settings=ExecutorSettings(max_concurrency=concurrency)
+        )
+        trace_file = (
+            stack.enter_context(trace_path.open("w", encoding="utf-8")) if trace_path else None
+        )
+
+        if single:
+            result = await executor.run(plan, rows[0], seed=seed)
+            sys.stdout.write(json.dumps(result.outputs, ensure_ascii=False, default=str) + "\n")
+            if trace_file is not None:
+                trace_file.write(result.trace.to_json() + "\n")
+            if not result.ok:
+                err_console.print(
+                    f"[bold red]error:[/] {escape(result.error or '')}", highlight=False
+                )
+            return 0 if result.ok else 1
+
+        sink = _OrderedSink(rows, trace_file)
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[failed]} failed"),
+            console=err_console,
+            transient=True,
+            disable=not err_console.is_terminal,
+            redirect_stdout=sys.stdout.isatty(),
+            redirect_stderr=False,
+        )
+        with progress:
+            task = progress.add_task(plan.name, total=len(rows), failed=0)
+
+            def on_result(index: int, result: RunResult) -> None:
+                sink.add(index, result)
+                progress.update(task, advance=1, failed=sink.done - sink.ok)
+
+            await executor.run_batch(plan, rows, seed=seed, on_result=on_result)
+        elapsed = time.perf_counter() - started
+        summary = f"{sink.ok}/{len(rows)} rows ok in {elapsed:.1f} s"
+        if hub is not None and hub.usage:
+            summary += f" ({_usage_text(hub.usage)})"
+        err_console.print(summary, highlight=False)
+        return 0 if sink.ok == len(rows) else 1
+
+
+def run(
+    plan_path: Annotated[
+        Path, typer.Argument(metavar="PLAN", help="Plan file (YAML).", show_default=False)
+    ],
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input",
+            "-i",
+            metavar="NAME=VALUE",
+            help="A plan input (repeat for each). Values of non-string inputs are read as JSON.",
+            show_default=False,
+        ),
+    ] = None,
+    dataset: Annotated[
+        Path | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            metavar="FILE.jsonl",
+            help="Run over every row of a JSONL file (plan input names as keys).",
+            show_default=False,
+        ),
+    ] = None,
+    models: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="ROLE=URI",
+            help=f"Bind a model role, e.g. student={_EXAMPLE_MODEL} (repeat per role).",
+            show_default=False,
+        ),
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="Base URL of an OpenAI-compatible server (for openai-compatible: models).",
+            show_default=False,
+        ),
+    ] = None,
+    trace: Annotated[
+        Path | None,
+        typer.Option(
+            "--trace", metavar="FILE", help="Write run traces as JSONL.", show_default=False
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Run seed.")] = 0,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="Model/code calls in flight at once.")
+    ] = 4,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit", min=1, help="Use only the first N dataset rows.", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Run a plan and print its outputs as JSON (one line per row for --dataset)."""
+    if bool(inputs) == (dataset is not None):
+        raise UsageError(
+            "pass either --input NAME=VALUE (one run) or --dataset FILE.jsonl (many runs)",
+            hint="e.g. sgde run examples/arithmetic.yaml --input a=2 --input b=3",
+        )
+    plan = load_plan(plan_path)
+    if dataset is not None:
+        rows = read_dataset(dataset, plan, limit=limit)
+    else:
+        rows = [_input_row(plan, inputs or [])]
+    targets = _model_targets(plan, models)
+    if trace is not None and not trace.parent.is_dir():
+        raise UsageError(
+            f"cannot write the trace: directory {str(trace.parent)!r} does not exist",
+            hint="create the directory or pick another --trace path",
+        )
+    code = asyncio.run(
+        _execute(
+            plan,
+            rows,
+            single=dataset is None,
+            targets=targets,
+            base_url=base_url,
+            trace_path=trace,
+            seed=seed,
+            concurrency=concurrency,
+        )
+    )
+    if code:
+        raise typer.Exit(code)

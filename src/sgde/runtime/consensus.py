@@ -1,0 +1,132 @@
+"""Deterministic fan-in for consensus nodes: per-field majority vote.
+
+Rules (stable, documented, never an LLM judge):
+
+* A sample is either a parsed object (a valid vote) or ``None`` (it failed to parse or
+  errored: an invalid vote that counts for nothing).
+* Each field is voted separately over the valid samples that contain it. Values are grouped
+  by :func:`sgde.runtime.numbers.vote_key`: numbers (and numeric strings) rounded to 6
+  decimals with integral values as integers; other strings stripped, whitespace-collapsed
+  and case-folded; lists/objects element-wise.
+* The class with the most votes wins. **Tie-break:** among tied classes, the one whose
+  first vote came from the lowest sample index wins (so the result never depends on dict
+  or hash order).
+* The winning value is the *original* value of the first sample in the winning class.
+* Fields appear in the result in order of first appearance across samples.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sgde.runtime.numbers import vote_key
+
+__all__ = ["VoteResult", "vote"]
+
+
+@dataclass(frozen=True)
+class VoteResult:
+    """Outcome of a vote.
+
+    Attributes:
+        value: The winning value per field (empty when no sample was valid).
+        tally: Per field, ``(value as JSON text, votes)`` for every class, most votes first
+            (ties in order of first occurrence).
+        valid: Number of valid (non-None) samples.
+        n: Number of samples, valid or not.
+        winners: Per field, the index of the sample whose value was taken.
+    """
+
+    value: dict[str, Any]
+    tally: dict[str, list[tuple[str, int]]]
+    valid: int
+    n: int = 0
+    winners: dict[str, int] = field(default_factory=dict)
+
+    def agreement(self) -> dict[str, float]:
+        """Per field, the winning class's share of the valid samples (0..1)."""
+        if self.valid == 0:
+            return {}
+        return {
+            name: (counts[0][1] / self.valid if counts else 0.0)
+            for name, counts in self.tally.items()
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (for traces)."""
+        return {
+            "value": self.value,
+            "tally": {k: [[text, count] for text, count in v] for k, v in self.tally.items()},
+            "valid": self.valid,
+            "n": self.n,
+            "winners": dict(self.winners),
+            "agreement": {k: round(v, 6) for k, v in self.agreement().items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VoteResult:
+        """Inverse of :meth:`to_dict`."""
+        tally = {
+            str(k): [(str(text), int(count)) for text, count in v]
+            for k, v in dict(data.get("tally", {})).items()
+        }
+        return cls(
+            value=dict(data.get("value", {})),
+            tally=tally,
+            valid=int(data.get("valid", 0)),
+            n=int(data.get("n", 0)),
+            winners={str(k): int(v) for k, v in dict(data.get("winners", {})).items()},
+        )
+
+
+def _display(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+@dataclass
+class _Class:
+    first_index: int
+    value: Any
+    count: int = 0
+
+
+def vote(samples: Sequence[Mapping[str, Any] | None]) -> VoteResult:
+    """Per-field majority vote over samples.
+
+    Args:
+        samples: One entry per sample, in sample-index order; ``None`` for an invalid one.
+
+    Returns:
+        The vote. With no valid sample, ``value`` and ``tally`` are empty and ``valid`` is 0;
+        callers decide whether that is an error.
+    """
+    fields: dict[str, dict[Hashable, _Class]] = {}
+    valid = 0
+    for index, sample in enumerate(samples):
+        if sample is None:
+            continue
+        valid += 1
+        for name, item in sample.items():
+            classes = fields.setdefault(name, {})
+            key = vote_key(item)
+            cls = classes.get(key)
+            if cls is None:
+                cls = classes[key] = _Class(first_index=index, value=item)
+            cls.count += 1
+
+    value: dict[str, Any] = {}
+    tally: dict[str, list[tuple[str, int]]] = {}
+    winners: dict[str, int] = {}
+    for name, classes in fields.items():
+        ranked = sorted(classes.values(), key=lambda c: (-c.count, c.first_index))
+        best = ranked[0]
+        value[name] = best.value
+        winners[name] = best.first_index
+        tally[name] = [(_display(c.value), c.count) for c in ranked]
+    return VoteResult(value=value, tally=tally, valid=valid, n=len(samples), winners=winners)
