@@ -142,7 +142,7 @@ def test_show_invalid_plan_lists_problems(sgde: Runner) -> None:
     _write("bad.yaml", DUCK_YAML.replace("of: extract", "of: nothing"))
     code, out, err = sgde("show", "bad.yaml")
     assert code == 1 and out == ""
-    assert "bad.yaml:18 node 'extract_vote' field 'of'" in err
+    assert "bad.yaml:18: node 'extract_vote' field 'of'" in err
 
 
 def test_diff_exit_codes_and_output(sgde: Runner) -> None:

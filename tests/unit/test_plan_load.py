@@ -175,7 +175,7 @@ def test_problems_are_sorted_by_line_and_str_lists_them() -> None:
         loads_plan(BAD_MODEL, source="p.yaml")
     lines = [p.line for p in info.value.problems]
     assert lines == sorted(lines)
-    assert "p.yaml:6 node 'a-b' field 'promt'" in str(info.value)
+    assert "p.yaml:6: node 'a-b' field 'promt'" in str(info.value)
 
 
 # -- round-trip ------------------------------------------------------------------------------
