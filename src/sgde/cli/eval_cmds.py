@@ -1,7 +1,492 @@
-"""CLI commands (placeholder until implemented)."""
+"""``sgde eval``, ``sgde bench`` and ``sgde demo``: evaluation from the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from sgde.cli.common import err_console, out_console, parse_assignments
+from sgde.cli.run_cmd import read_dataset
+from sgde.errors import UsageError
+from sgde.evaluation.bench import (
+    DEFAULT_STUDENT,
+    DEFAULT_TEACHER,
+    BenchOutcome,
+    Cell,
+    load_bench_config,
+    run_bench_async,
+)
+from sgde.evaluation.demo import DEFAULT_TEMPLATE, DemoOptions, comparison_rows, run_demo_async
+from sgde.evaluation.engines import (
+    Engine,
+    InProcessEngine,
+    RayEngine,
+    WorkerSpec,
+    evaluate_with_engine,
+)
+from sgde.evaluation.evaluate import EvalResult, ItemResult
+from sgde.models import ModelHub, ModelSettings
+from sgde.optimize.events import CompileEvent
+from sgde.plan import CodeNode, load_plan
+from sgde.runtime.executor import required_roles
+from sgde.runtime.sandbox import SandboxPool
+from sgde.runtime.trace import RunTrace, write_traces
+
+__all__ = ["RichBenchObserver", "bench", "demo", "eval_plan", "register"]
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    """Add ``sgde eval``, ``sgde bench`` and ``sgde demo`` to the app."""
+    app.command("eval")(eval_plan)
+    app.command("bench")(bench)
+    app.command("demo")(demo)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+# -- progress -------------------------------------------------------------------------------
+class RichBenchObserver:
+    """Draws bench/demo progress: a bar over cells, a bar over the current cell's items,
+    and one line per finished cell and per compile milestone."""
+
+    _COMPILE_KINDS = frozenset(
+        {"start", "coldstart", "supervision", "forward", "accepted", "rejected", "no_edit", "stop"}
+    )
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self._cells: TaskID | None = None
+        self._items: TaskID | None = None
+
+    def __enter__(self) -> RichBenchObserver:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def _cells_task(self, total: int) -> TaskID:
+        if self._cells is None:
+            self._cells = self.progress.add_task("cells", total=total)
+        return self._cells
+
+    def phase(self, message: str) -> None:
+        """Print a status line."""
+        self.progress.console.print(f"[dim]·[/] {escape(message)}", highlight=False)
+
+    def cell_started(self, cell: Cell, index: int, total: int) -> None:
+        """Announce a cell."""
+        task = self._cells_task(total)
+        self.progress.update(task, completed=index)
+        what = "compiling with the teacher" if cell.method == "sgde" else "preparing"
+        self.progress.console.print(
+            f"[bold]{escape(cell.method)}[/] (template {escape(cell.template)}, m={cell.m}, "
+            f"seed {cell.seed}): {what}",
+            highlight=False,
+        )
+
+    def cell_skipped(self, cell: Cell, result: Mapping[str, Any], reason: str) -> None:
+        """Report a skipped cell."""
+        if self._cells is not None:
+            self.progress.advance(self._cells)
+        self.progress.console.print(
+            f"[dim]{escape(cell.id)}: skipped ({escape(reason)})[/]", highlight=False
+        )
+
+    def evaluation_started(self, cell: Cell, n_items: int) -> None:
+        """Start the items bar."""
+        if self._items is not None:
+            self.progress.remove_task(self._items)
+        self._items = self.progress.add_task(f"  {cell.method} test items", total=n_items)
+
+    def item_done(self, cell: Cell, item: ItemResult) -> None:
+        """Advance the items bar."""
+        if self._items is not None:
+            self.progress.advance(self._items)
+
+    def compile_event(self, cell: Cell, event: CompileEvent) -> None:
+        """Print compile milestones."""
+        if event.kind not in self._COMPILE_KINDS:
+            return
+        loss = f" loss {event.loss:.2f}" if event.loss is not None else ""
+        self.progress.console.print(
+            f"  [cyan]sgde[/] it {event.iteration} {event.kind}{loss}: {escape(event.message)} "
+            f"[dim](teacher {event.teacher_tokens:,} tok)[/]",
+            highlight=False,
+        )
+
+    def cell_finished(self, cell: Cell, result: Mapping[str, Any]) -> None:
+        """Print the cell's accuracy."""
+        if self._items is not None:
+            self.progress.remove_task(self._items)
+            self._items = None
+        if self._cells is not None:
+            self.progress.advance(self._cells)
+        if result.get("status") == "ok":
+            ev = result["eval"]
+            self.progress.console.print(
+                f"  → {escape(cell.method)}: {ev['n_correct']}/{ev['n']} correct "
+                f"({_pct(ev['accuracy'])})",
+                highlight=False,
+            )
+        else:
+            self.progress.console.print(
+                f"  → {escape(cell.method)}: [red]{escape(str(result.get('status')))}[/] "
+                f"{escape(str(result.get('error') or ''))}",
+                highlight=False,
+            )
+
+
+# -- sgde eval ------------------------------------------------------------------------------
+def _eval_table(result: EvalResult) -> Table:
+    table = Table(title=f"{result.name} — {result.n} items", title_justify="left")
+    for col in (
+        "accuracy",
+        "95 % interval",
+        "correct",
+        "student tokens / item",
+        "latency median",
+        "latency p95",
+    ):
+        table.add_column(col, justify="right")
+    table.add_row(
+        _pct(result.accuracy),
+        f"{_pct(result.ci_low)} – {_pct(result.ci_high)}",
+        f"{result.n_correct}/{result.n}",
+        _num(result.tokens_mean),
+        f"{result.latency_median_s:.2f} s",
+        f"{result.latency_p95_s:.2f} s",
+    )
+    return table
+
+
+def _print_failures(result: EvalResult, trace_path: Path | None, *, limit: int = 20) -> None:
+    failures = result.failures
+    if not failures:
+        return
+    line_of = {item.id: i + 1 for i, item in enumerate(result.items)}
+    out_console.print(f"\n[bold]Failures[/] ({len(failures)}):", highlight=False)
+    for item in failures[:limit]:
+        what = (
+            escape(item.error)
+            if item.error
+            else (f"predicted {escape(repr(item.prediction))}, expected {escape(repr(item.gold))}")
+        )
+        where = (
+            f"  [dim](trace: {escape(str(trace_path))} line {line_of[item.id]})[/]"
+            if (trace_path is not None)
+            else ""
+        )
+        out_console.print(f"  {escape(item.id)}: {what}{where}", highlight=False)
+    if len(failures) > limit:
+        out_console.print(f"  … and {len(failures) - limit} more", highlight=False)
+    if trace_path is None:
+        out_console.print("  [dim]pass --trace FILE to keep every run's trace[/]", highlight=False)
+
+
+async def _run_eval(
+    plan_path: Path,
+    dataset: Path,
+    targets: dict[str, str],
+    *,
+    trace_path: Path | None,
+    seed: int,
+    concurrency: int,
+    engine_name: str,
+    ray_address: str | None,
+    base_url: str | None,
+    limit: int | None,
+    quiet: bool,
+) -> EvalResult:
+    plan = load_plan(plan_path)
+    rows = read_dataset(dataset, plan, limit=limit)
+    roles = required_roles(plan)
+    missing = sorted(roles - set(targets))
+    if missing:
+        raise UsageError(
+            f"plan '{plan.name}' needs a model for role(s) {', '.join(missing)}",
+            hint=f"pass --model {missing[0]}=URI, e.g. --model {missing[0]}={DEFAULT_STUDENT}",
+        )
+    targets = {role: targets[role] for role in sorted(roles)}
+    settings = ModelSettings(base_url=base_url)
+    keep = "all" if trace_path is not None else "failures"
+    async with AsyncExitStack() as stack:
+        engine: Engine
+        if engine_name == "ray":
+            spec = WorkerSpec(
+                models=targets,
+                model_settings=settings.model_dump(mode="json"),
+                concurrency=concurrency,
+            )
+            engine = RayEngine(spec, address=ray_address)
+        elif engine_name == "inprocess":
+            hub = await stack.enter_async_context(ModelHub(settings))
+            sandbox = None
+            if any(isinstance(n, CodeNode) for n in plan.nodes):
+                sandbox = await stack.enter_async_context(SandboxPool())
+            engine = InProcessEngine(hub.bind(targets), sandbox=sandbox, concurrency=concurrency)
+        else:
+            raise UsageError(
+                f"unknown engine {engine_name!r}", hint="use --engine inprocess or --engine ray"
+            )
+        progress = Progress(
+            TextColumn("evaluating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            disable=quiet,
+            transient=True,
+        )
+        with progress:
+            task = progress.add_task("items", total=len(rows))
+            result = await evaluate_with_engine(
+                plan,
+                rows,
+                engine,
+                seed=seed,
+                keep_trace=keep,
+                on_item=lambda _item: progress.advance(task),
+            )
+    if trace_path is not None:
+        write_traces(
+            trace_path, [RunTrace.from_dict(i.trace) for i in result.items if i.trace is not None]
+        )
+    return result
+
+
+def eval_plan(
+    plan: Annotated[Path, typer.Argument(help="Plan YAML file.", show_default=False)],
+    dataset: Annotated[
+        Path, typer.Option("--dataset", "-d", help="JSONL rows: plan inputs + gold outputs.")
+    ],
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="ROLE=URI, e.g. student=local:smollm2-135m."),
+    ] = None,
+    trace: Annotated[
+        Path | None, typer.Option("--trace", help="Write every run's trace here (JSONL).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
+    concurrency: Annotated[int, typer.Option(help="Items in flight at once.", min=1)] = 1,
+    engine: Annotated[str, typer.Option(help="inprocess or ray.")] = "inprocess",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (default: local Ray).")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="Base URL of an OpenAI-compatible endpoint.")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Evaluate only the first N rows.", min=1)
+    ] = None,
+) -> None:
+    """Evaluate a plan on a labelled dataset: accuracy (Wilson 95 %), tokens, latency, failures."""
+    targets = parse_assignments(model, option="--model")
+    result = asyncio.run(
+        _run_eval(
+            plan,
+            dataset,
+            targets,
+            trace_path=trace,
+            seed=seed,
+            concurrency=concurrency,
+            engine_name=engine,
+            ray_address=ray_address,
+            base_url=base_url,
+            limit=limit,
+            quiet=as_json,
+        )
+    )
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(traces="none"), indent=1, default=str))
+        return
+    out_console.print(_eval_table(result))
+    _print_failures(result, trace)
+
+
+# -- sgde bench / demo ----------------------------------------------------------------------
+def _summary_table(rows: Sequence[Mapping[str, Any]], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("method", justify="left")
+    for col in (
+        "m",
+        "accuracy",
+        "95 % interval",
+        "items",
+        "student tok/query",
+        "latency median",
+        "teacher tokens",
+        "iterations",
+    ):
+        table.add_column(col, justify="right")
+    for r in rows:
+        style = "bold" if r["method"] == "sgde" else None
+        table.add_row(
+            r["method"],
+            str(r["m"]),
+            _pct(r["accuracy"]),
+            f"{_pct(r['ci_low'])} – {_pct(r['ci_high'])}" if r["accuracy"] is not None else "–",
+            str(r["n_items"]),
+            _num(r["tokens_per_query"]),
+            f"{r['latency_median_s']:.2f} s" if r["latency_median_s"] is not None else "–",
+            _num(r["teacher_tokens_mean"], 0),
+            _num(r["iterations_mean"]),
+            style=style,
+        )
+    return table
+
+
+def _print_outcome(outcome: BenchOutcome, title: str) -> None:
+    results = outcome.results
+    out_console.print(_summary_table(results["summary"], title))
+    for c in results["comparisons"]:
+        out_console.print(
+            f"  sgde vs {escape(c['baseline'])} (m={c['m']}, {c['n_pairs']} paired items): "
+            f"Δ {100 * c['delta']:+.1f} points, McNemar p = {c['p_value']:.3g}",
+            highlight=False,
+        )
+    for cell in results["cells"]:
+        if cell.get("status") != "ok":
+            out_console.print(
+                f"  [yellow]{escape(cell['cell']['id'])}[/]: {escape(str(cell.get('status')))} "
+                f"{escape(str(cell.get('error') or ''))}",
+                highlight=False,
+            )
+    out_console.print(f"\nresults: {outcome.results_path}", highlight=False)
+    out_console.print(f"report:  [bold]{outcome.report.html}[/]", highlight=False)
+
+
+def bench(
+    config: Annotated[Path, typer.Argument(help="Bench configuration (YAML).", show_default=False)],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output directory (default: bench-<name>).")
+    ] = None,
+    engine: Annotated[str, typer.Option(help="inprocess or ray.")] = "inprocess",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (default: local Ray).")
+    ] = None,
+    retry_errors: Annotated[
+        bool, typer.Option("--retry-errors", help="Rerun cells that ended with an error.")
+    ] = False,
+) -> None:
+    """Run a grid of templates × m × methods × seeds; write results.json and an HTML report.
+
+    Finished cells are checkpointed: rerunning the same command resumes.
+    """
+    if engine not in {"inprocess", "ray"}:
+        raise UsageError(f"unknown engine {engine!r}", hint="use --engine inprocess or ray")
+    cfg = load_bench_config(config)
+    out_dir = out or Path(f"bench-{config.stem}")
+    with RichBenchObserver(err_console) as observer:
+        outcome = asyncio.run(
+            run_bench_async(
+                cfg,
+                out_dir,
+                engine="ray" if engine == "ray" else "inprocess",
+                ray_address=ray_address,
+                observer=observer,
+                retry_errors=retry_errors,
+            )
+        )
+    _print_outcome(outcome, f"{cfg.name}: {outcome.ran} cell(s) run, {outcome.skipped} resumed")
+
+
+def demo(
+    quick: Annotated[bool, typer.Option("--quick", help="The ~10-minute version.")] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Output directory (default: sgde-demo[-quick])."),
+    ] = None,
+    template: Annotated[str, typer.Option(help="GSM-Hard template id.")] = DEFAULT_TEMPLATE,
+    student: Annotated[str, typer.Option(help="Student model URI.")] = DEFAULT_STUDENT,
+    teacher: Annotated[str, typer.Option(help="Teacher model URI.")] = DEFAULT_TEACHER,
+    n_test: Annotated[int | None, typer.Option("--n-test", hidden=True, min=1)] = None,
+    max_iters: Annotated[int | None, typer.Option("--max-iters", hidden=True, min=0)] = None,
+    methods: Annotated[
+        str | None, typer.Option("--methods", hidden=True, help="Comma-separated methods.")
+    ] = None,
+) -> None:
+    """Offline end-to-end demo: baselines vs an SGDe-compiled plan on adversarial GSM-Hard items.
+
+    Resumes an interrupted run from the checkpoints in --out.
+    """
+    options = DemoOptions(
+        quick=quick,
+        out_dir=out or Path("sgde-demo-quick" if quick else "sgde-demo"),
+        template=template,
+        student=student,
+        teacher=teacher,
+        n_test=n_test,
+        max_iters=max_iters,
+        methods=tuple(m.strip() for m in methods.split(",") if m.strip()) if methods else None,
+    )
+    err_console.print(
+        f"[bold]sgde demo[/]{' --quick' if quick else ''}: student {escape(student)}, "
+        f"teacher {escape(teacher)}, template {escape(template)} → {escape(str(options.out_dir))}",
+        highlight=False,
+    )
+    with RichBenchObserver(err_console) as observer:
+        outcome = asyncio.run(run_demo_async(options, observer=observer))
+    rows = comparison_rows(outcome.results)
+    table = Table(title="Same student, same test items", title_justify="left")
+    for col in (
+        "method",
+        "accuracy",
+        "95 % interval",
+        "items",
+        "student tok/query",
+        "latency median",
+        "teacher tokens",
+    ):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for r in rows:
+        table.add_row(
+            r["method"],
+            _pct(r["accuracy"]),
+            f"{_pct(r['ci_low'])} – {_pct(r['ci_high'])}" if r["accuracy"] is not None else "–",
+            str(r["n_items"]),
+            _num(r["tokens_per_query"]),
+            f"{r['latency_median_s']:.2f} s" if r["latency_median_s"] is not None else "–",
+            _num(r["teacher_tokens"], 0),
+            style="bold" if r["method"] == "sgde" else None,
+        )
+    out_console.print(table)
+    for c in outcome.results["comparisons"]:
+        out_console.print(
+            f"  sgde vs {escape(c['baseline'])}: Δ {100 * c['delta']:+.1f} points on "
+            f"{c['n_pairs']} paired items (McNemar p = {c['p_value']:.3g})",
+            highlight=False,
+        )
+    out_console.print(f"\nreport: [bold]{outcome.report.html}[/]", highlight=False)

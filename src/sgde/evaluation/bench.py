@@ -1,0 +1,755 @@
+"""``sgde bench``: a grid of templates × m × methods × seeds, checkpointed per cell.
+
+For every (template, seed) the bench synthesises a training pool (the first m rows train a
+cell) and a held-out test set from disjoint seeds (GSM-Hard templates, adversarial values);
+every method of every m is evaluated on the *same* test items, so methods can be compared
+pairwise (McNemar). A cell = (template, m, seed, method):
+
+1. prepare the method on the m training rows — SGDe compiles a plan with the teacher,
+   prompt optimisers spend teacher calls, plain baselines only build their prompt — with its
+   own metered model view (the per-cell token ``budget`` covers teacher and student);
+2. evaluate it on the test rows (in process, or over Ray with ``--engine ray``);
+3. write ``cells/<cell>.json`` atomically. A rerun skips cells whose file exists with the
+   same configuration fingerprint.
+
+At the end ``results.json``, ``report.md`` and a self-contained ``report.html`` are written.
+Methods that do not use the training rows (direct, CoT, self-consistency, PAL, PoT) are run
+once per (template, seed) and their result is shared by every m.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sgde import __version__
+from sgde.errors import SgdeError, UsageError
+from sgde.evaluation.baselines import method_names
+from sgde.evaluation.baselines.base import Method
+from sgde.evaluation.datasets import read_jsonl, write_jsonl
+from sgde.evaluation.engines import Engine, InProcessEngine, RayEngine, WorkerSpec
+from sgde.evaluation.evaluate import STUDENT_ROLE, ItemResult, summarise
+from sgde.evaluation.report import compare_paired, render_report, summarise_cells
+from sgde.evaluation.report.render import ReportPaths, write_text_atomic
+from sgde.evaluation.sgde_method import (
+    DEFAULT_TASK,
+    SGDE_METHOD,
+    CompileFn,
+    SgdeMethod,
+    compile_summary,
+    resolve_method,
+)
+from sgde.evaluation.synth import synthesise_async
+from sgde.evaluation.templates import Template, get_template
+from sgde.models import ModelHub, ModelSettings
+from sgde.optimize import compile_async
+from sgde.optimize.events import CompileEvent
+from sgde.optimize.settings import CompileSettings
+from sgde.plan import dump_plan, plan_hash, to_mermaid
+from sgde.runtime.sandbox import SandboxPool
+
+__all__ = [
+    "DEFAULT_STUDENT",
+    "DEFAULT_TEACHER",
+    "TRAIN_FREE_METHODS",
+    "BenchConfig",
+    "BenchDeps",
+    "BenchObserver",
+    "BenchOutcome",
+    "Cell",
+    "derive_seed",
+    "grid",
+    "load_bench_config",
+    "run_bench",
+    "run_bench_async",
+]
+
+DEFAULT_STUDENT = "local:smollm2-135m"
+DEFAULT_TEACHER = "local:qwen2.5-coder-1.5b"
+CELL_SCHEMA_VERSION = 1
+RESULTS_SCHEMA_VERSION = 1
+TRAIN_FREE_METHODS = frozenset({"direct", "cot", "self-consistency", "pal", "pot"})
+"""Methods whose prediction does not depend on the training rows (used when a method does
+not say so itself through a ``uses_trainset`` attribute)."""
+
+EngineName = Literal["inprocess", "ray"]
+
+
+class BenchConfig(BaseModel):
+    """A bench configuration (YAML). Unknown fields are rejected.
+
+    Attributes:
+        name: Name of the run (report title).
+        description: Free text.
+        student: Student model URI.
+        teacher: Teacher model URI (SGDe and prompt optimisers).
+        templates: GSM-Hard template ids (``sgde synth --list``).
+        m: Training-set sizes.
+        methods: ``"sgde"`` and registry names (``direct``, ``cot``, ``pal``, ``ape``, ...).
+        seeds: Seeds; each gives its own training and test data.
+        n_test: Test items per (template, seed).
+        budget: Token budget (teacher + student) of preparing one cell; None = unlimited.
+        task: Task description given to the compiler's cold start.
+        compile: Compiler settings (``max_iters``, ``repeats``, ...).
+        method_options: Keyword options per method name (e.g. ``{"self-consistency": {"k": 5}}``).
+        model_settings: Model settings (threads, cache, endpoint, prices).
+        concurrency: Test items in flight at once.
+        keep_traces: Which item traces the cell files keep.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal[1] = 1
+    name: str = Field(min_length=1)
+    description: str | None = None
+    student: str = DEFAULT_STUDENT
+    teacher: str = DEFAULT_TEACHER
+    templates: list[str] = Field(min_length=1)
+    m: list[int] = Field(default_factory=lambda: [3, 5], min_length=1)
+    methods: list[str] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    n_test: int = Field(default=20, ge=1, le=100_000)
+    budget: int | None = Field(default=None, ge=1)
+    task: str = DEFAULT_TASK
+    compile: CompileSettings = Field(default_factory=CompileSettings)
+    method_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    model_settings: ModelSettings = Field(default_factory=ModelSettings)
+    concurrency: int = Field(default=1, ge=1, le=256)
+    keep_traces: Literal["all", "failures", "none"] = "failures"
+
+    @field_validator("m")
+    @classmethod
+    def _check_m(cls, value: list[int]) -> list[int]:
+        if any(m < 1 for m in value):
+            raise ValueError("every m must be >= 1")
+        if len(set(value)) != len(value):
+            raise ValueError("m values must be distinct")
+        return value
+
+    @field_validator("templates", "methods")
+    @classmethod
+    def _distinct_names(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("entries must be distinct")
+        if any(not v.strip() for v in value):
+            raise ValueError("entries must be non-empty")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError("seeds must be distinct")
+        return value
+
+    def public_dict(self) -> dict[str, Any]:
+        """The configuration as JSON, without secrets (for ``results.json``)."""
+        data = self.model_dump(mode="json")
+        data["model_settings"].pop("api_key", None)
+        return data
+
+
+def _format_validation(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"{loc}: {err['msg']}")
+    return lines
+
+
+def load_bench_config(
+    path: str | Path, *, known_methods: Sequence[str] | None = None
+) -> BenchConfig:
+    """Read and validate a bench configuration file.
+
+    Args:
+        path: The YAML file.
+        known_methods: Method names to accept besides ``"sgde"`` (default: the registry).
+
+    Raises:
+        UsageError: the file is missing, not YAML, or invalid — one line per bad field,
+            named by its path (e.g. ``compile.max_iters``).
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read bench config {p}: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"bench config {p} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"bench config {p} must be a mapping of fields at the top level")
+    try:
+        config = BenchConfig.model_validate(data)
+    except ValidationError as exc:
+        raise UsageError(
+            f"bench config {p} is invalid:\n  " + "\n  ".join(_format_validation(exc)),
+            hint="see docs/evaluation.md for the fields",
+        ) from None
+    check_methods(config, known_methods=known_methods, source=str(p))
+    return config
+
+
+def check_methods(
+    config: BenchConfig, *, known_methods: Sequence[str] | None = None, source: str = ""
+) -> None:
+    """Check every method name (and every ``method_options`` key) is known.
+
+    Raises:
+        UsageError: naming the field (``methods.<i>`` or ``method_options.<name>``).
+    """
+    known = {SGDE_METHOD, *(known_methods if known_methods is not None else method_names())}
+    where = f"bench config {source}" if source else "bench config"
+    problems = [
+        f"methods.{i}: unknown method {name!r}"
+        for i, name in enumerate(config.methods)
+        if name not in known
+    ]
+    problems += [
+        f"method_options.{name}: not one of the configured methods"
+        for name in config.method_options
+        if name not in config.methods
+    ]
+    if problems:
+        raise UsageError(
+            f"{where} is invalid:\n  " + "\n  ".join(problems),
+            hint="known methods: " + ", ".join(sorted(known)),
+        )
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid cell."""
+
+    template: str
+    m: int
+    seed: int
+    method: str
+
+    @property
+    def id(self) -> str:
+        """File-name-safe id, e.g. ``gsmhard-0001__m3__s0__cot``."""
+        raw = f"{self.template}__m{self.m}__s{self.seed}__{self.method}"
+        return "".join(c if c.isalnum() or c in "-_." else "_" for c in raw)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (with the id)."""
+        return {
+            "id": self.id,
+            "template": self.template,
+            "m": self.m,
+            "seed": self.seed,
+            "method": self.method,
+        }
+
+
+def grid(config: BenchConfig) -> list[Cell]:
+    """Every cell, ordered template → seed → m → method (as configured)."""
+    return [
+        Cell(template, m, seed, method)
+        for template in config.templates
+        for seed in config.seeds
+        for m in config.m
+        for method in config.methods
+    ]
+
+
+def derive_seed(seed: int, purpose: str, template: str) -> int:
+    """A data seed derived from the run seed, the purpose (``train``/``test``) and template."""
+    digest = hashlib.sha256(f"{seed}:{purpose}:{template}".encode()).hexdigest()
+    return int(digest[:8], 16)
+
+
+class BenchObserver(Protocol):
+    """Receives progress (the CLI draws it with rich)."""
+
+    def phase(self, message: str) -> None:
+        """A free-text status line."""
+
+    def cell_started(self, cell: Cell, index: int, total: int) -> None:
+        """A cell starts (``index`` is 0-based)."""
+
+    def cell_skipped(self, cell: Cell, result: Mapping[str, Any], reason: str) -> None:
+        """A cell was not run (checkpoint, shared result or unavailable method)."""
+
+    def evaluation_started(self, cell: Cell, n_items: int) -> None:
+        """Test items of a cell start."""
+
+    def item_done(self, cell: Cell, item: ItemResult) -> None:
+        """One test item finished."""
+
+    def compile_event(self, cell: Cell, event: CompileEvent) -> None:
+        """A compiler progress event of an SGDe cell."""
+
+    def cell_finished(self, cell: Cell, result: Mapping[str, Any]) -> None:
+        """A cell finished (result as written)."""
+
+
+class NullObserver:
+    """An observer that ignores everything."""
+
+    def phase(self, message: str) -> None:
+        """Ignore."""
+
+    def cell_started(self, cell: Cell, index: int, total: int) -> None:
+        """Ignore."""
+
+    def cell_skipped(self, cell: Cell, result: Mapping[str, Any], reason: str) -> None:
+        """Ignore."""
+
+    def evaluation_started(self, cell: Cell, n_items: int) -> None:
+        """Ignore."""
+
+    def item_done(self, cell: Cell, item: ItemResult) -> None:
+        """Ignore."""
+
+    def compile_event(self, cell: Cell, event: CompileEvent) -> None:
+        """Ignore."""
+
+    def cell_finished(self, cell: Cell, result: Mapping[str, Any]) -> None:
+        """Ignore."""
+
+
+SynthesiseFn = Callable[..., "list[dict[str, Any]] | Awaitable[list[dict[str, Any]]]"]
+
+
+def _default_hub(settings: ModelSettings) -> ModelHub:
+    return ModelHub(settings)
+
+
+def _default_sandbox() -> AbstractAsyncContextManager[SandboxPool]:
+    return SandboxPool(workers=1)
+
+
+@dataclass
+class BenchDeps:
+    """What the bench needs from the rest of sgde; tests inject fakes.
+
+    Attributes:
+        get_template: Template id -> template.
+        synthesise: ``synthesise(template, n=, seed=, sandbox=, split=, exclude=)``
+            (sync or async; default :func:`sgde.evaluation.synth.synthesise_async`).
+        make_hub: Settings -> a fresh :class:`~sgde.models.ModelHub` (tests pass a resolver).
+        make_sandbox: A fresh sandbox pool (async context manager).
+        compile_fn: The compiler (:func:`sgde.optimize.compile_async`).
+        resolve: ``(name, options, sgde_factory) -> Method``.
+    """
+
+    get_template: Callable[[str], Template] = get_template
+    synthesise: SynthesiseFn = synthesise_async
+    make_hub: Callable[[ModelSettings], ModelHub] = _default_hub
+    make_sandbox: Callable[[], AbstractAsyncContextManager[SandboxPool]] = _default_sandbox
+    compile_fn: CompileFn = compile_async
+    resolve: Callable[..., Method] = field(default=resolve_method)
+
+
+@dataclass
+class BenchOutcome:
+    """What a bench run produced."""
+
+    results: dict[str, Any]
+    results_path: Path
+    report: ReportPaths
+    ran: int
+    skipped: int
+
+
+def _fingerprint(config: BenchConfig, cell: Cell) -> str:
+    relevant: dict[str, Any] = {
+        "student": config.student,
+        "n_test": config.n_test,
+        "method_options": config.method_options.get(cell.method, {}),
+        "data": [
+            derive_seed(cell.seed, "train", cell.template),
+            derive_seed(cell.seed, "test", cell.template),
+        ],
+    }
+    if cell.method == SGDE_METHOD or cell.method not in TRAIN_FREE_METHODS:
+        relevant.update(
+            teacher=config.teacher,
+            budget=config.budget,
+            task=config.task,
+            compile=config.compile.model_dump(mode="json"),
+        )
+    text = json.dumps(relevant, sort_keys=True, default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _uses_trainset(method: Method) -> bool:
+    flag = getattr(method, "uses_trainset", None)
+    if isinstance(flag, bool):
+        return flag
+    return method.name not in TRAIN_FREE_METHODS
+
+
+TASK_FIELDS = ("id", "question", "answer")
+"""What methods see of a synthesised row; provenance (values, seed, template) stays in the
+data files, so no method (or compiler cold start) mistakes it for an input."""
+
+
+def _task_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in TASK_FIELDS if k in row}
+
+
+def _strip_traces(cell: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(cell)
+    if out.get("eval"):
+        ev = dict(out["eval"])
+        ev["items"] = [{k: v for k, v in i.items() if k != "trace"} for i in ev["items"]]
+        out["eval"] = ev
+    return out
+
+
+class _BenchRun:
+    """State of one bench run (one hub, one sandbox, one engine)."""
+
+    def __init__(
+        self,
+        config: BenchConfig,
+        out_dir: Path,
+        *,
+        deps: BenchDeps,
+        observer: BenchObserver,
+        hub: ModelHub,
+        sandbox: SandboxPool,
+        engine: EngineName,
+        ray_address: str | None,
+        retry_errors: bool,
+    ) -> None:
+        self.config = config
+        self.out = out_dir
+        self.deps = deps
+        self.observer = observer
+        self.hub = hub
+        self.sandbox = sandbox
+        self.retry_errors = retry_errors
+        self.data: dict[tuple[str, int], tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
+        self.shared: dict[tuple[str, int, str], dict[str, Any]] = {}
+        self.eval_bindings = hub.bind({STUDENT_ROLE: config.student})
+        self.inprocess = InProcessEngine(
+            self.eval_bindings, sandbox=sandbox, concurrency=config.concurrency
+        )
+        self.engine: Engine = self.inprocess
+        if engine == "ray":
+            spec = WorkerSpec(
+                models={STUDENT_ROLE: config.student},
+                model_settings=config.model_settings.model_dump(mode="json"),
+                concurrency=config.concurrency,
+            )
+            self.engine = RayEngine(spec, address=ray_address)
+        elif engine != "inprocess":
+            raise UsageError(f"unknown engine {engine!r}", hint="use inprocess or ray")
+
+    # -- data -------------------------------------------------------------------------------
+    async def _synth(
+        self, template: Template, n: int, seed: int, split: str, exclude: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        rows = self.deps.synthesise(
+            template, n=n, seed=seed, sandbox=self.sandbox, split=split, exclude=exclude
+        )
+        if inspect.isawaitable(rows):
+            rows = await rows
+        return [dict(r) for r in rows]
+
+    async def data_for(
+        self, template_id: str, seed: int
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The (training pool, test set) of a template and seed, synthesised once and cached
+        in ``data/``, reduced to :data:`TASK_FIELDS`. Test questions never appear in the
+        training pool."""
+        key = (template_id, seed)
+        if key in self.data:
+            return self.data[key]
+        stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{template_id}__s{seed}")
+        train_path = self.out / "data" / f"{stem}__train.jsonl"
+        test_path = self.out / "data" / f"{stem}__test.jsonl"
+        if train_path.exists() and test_path.exists():
+            train, test = read_jsonl(train_path), read_jsonl(test_path)
+        else:
+            self.observer.phase(f"synthesising data for {template_id} (seed {seed})")
+            template = self.deps.get_template(template_id)
+            test = await self._synth(
+                template, self.config.n_test, derive_seed(seed, "test", template_id), "test", ()
+            )
+            train = await self._synth(
+                template,
+                max(self.config.m),
+                derive_seed(seed, "train", template_id),
+                "train",
+                [str(r["question"]) for r in test],
+            )
+            for prefix, rows in (("train", train), ("test", test)):
+                for i, row in enumerate(rows):
+                    row.setdefault("id", f"{template_id}-s{seed}-{prefix}-{i}")
+            write_jsonl(test_path, test)
+            write_jsonl(train_path, train)
+        task_rows = ([_task_row(r) for r in train], [_task_row(r) for r in test])
+        self.data[key] = task_rows
+        return task_rows
+
+    # -- cells ------------------------------------------------------------------------------
+    def cell_path(self, cell: Cell) -> Path:
+        return self.out / "cells" / f"{cell.id}.json"
+
+    def _finished(self, cell: Cell) -> dict[str, Any] | None:
+        existing = _read_json(self.cell_path(cell))
+        if existing is None or existing.get("fingerprint") != _fingerprint(self.config, cell):
+            return None
+        if existing.get("status") != "ok" and self.retry_errors:
+            return None
+        return existing
+
+    def _save(self, cell: Cell, result: dict[str, Any]) -> None:
+        write_text_atomic(self.cell_path(cell), json.dumps(result, indent=1, default=str) + "\n")
+
+    def _method(self, cell: Cell) -> Method:
+        def sgde_factory() -> SgdeMethod:
+            return SgdeMethod(
+                task=self.config.task,
+                settings=self.config.compile,
+                checkpoint_dir=self.out / "compile" / cell.id,
+                events=lambda event: self.observer.compile_event(cell, event),
+                compile_fn=self.deps.compile_fn,
+            )
+
+        return self.deps.resolve(
+            cell.method, self.config.method_options.get(cell.method), sgde=sgde_factory
+        )
+
+    async def run_cell(self, cell: Cell) -> dict[str, Any]:
+        base: dict[str, Any] = {
+            "schema_version": CELL_SCHEMA_VERSION,
+            "cell": cell.to_dict(),
+            "fingerprint": _fingerprint(self.config, cell),
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        try:
+            method = self._method(cell)
+            reason = method.unavailable_reason()
+            if reason:
+                return {**base, "status": "unavailable", "error": reason}
+            train, test = await self.data_for(cell.template, cell.seed)
+            prepare = await self._prepare(cell, method, train[: cell.m])
+            prepared = prepare.pop("_prepared")
+            self.observer.evaluation_started(cell, len(test))
+            started = time.perf_counter()
+            engine = self.engine if prepared.state is None else self.inprocess
+            items = await engine.run_method(
+                method,
+                prepared,
+                test,
+                method_options=self.config.method_options.get(cell.method),
+                seed=cell.seed,
+                keep_trace=self.config.keep_traces,
+                on_item=lambda item: self.observer.item_done(cell, item),
+            )
+            evaluation = summarise(items, name=cell.method, extra={"engine": engine.name})
+            return {
+                **base,
+                "status": "ok",
+                "error": None,
+                "prepare": prepare,
+                "eval": evaluation.to_dict(traces=self.config.keep_traces),
+                "eval_seconds": round(time.perf_counter() - started, 3),
+            }
+        except SgdeError as exc:
+            return {**base, "status": "error", "error": f"{type(exc).__name__}: {exc}"}
+
+    async def _prepare(
+        self, cell: Cell, method: Method, train: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        settings = self.config.model_settings.model_copy(
+            update={"budget_tokens": self.config.budget}
+        )
+        cell_hub = ModelHub(settings, cache=self.hub.cache)
+        roles: dict[str, Any] = {STUDENT_ROLE: self.hub.get(self.config.student)}
+        if method.uses_teacher:
+            roles["teacher"] = self.hub.get(self.config.teacher)
+        bound = cell_hub.bind(roles)
+        started = time.perf_counter()
+        prepared = await method.prepare(
+            train,
+            teacher=bound.get("teacher"),
+            student=bound[STUDENT_ROLE],
+            sandbox=self.sandbox,
+            budget=self.config.budget,
+            seed=cell.seed,
+        )
+        usage = cell_hub.usage
+        info: dict[str, Any] = {
+            "seconds": round(time.perf_counter() - started, 3),
+            "teacher_usage": usage["teacher"].to_dict() if "teacher" in usage else None,
+            "student_usage": usage[STUDENT_ROLE].to_dict() if STUDENT_ROLE in usage else None,
+            "report": prepared.report,
+            "plan": dump_plan(prepared.plan) if prepared.plan is not None else None,
+            "plan_hash": plan_hash(prepared.plan) if prepared.plan is not None else None,
+            "mermaid": to_mermaid(prepared.plan) if prepared.plan is not None else None,
+            "iterations": None,
+            "converged": None,
+            "loss_history": [],
+            "notes": [],
+            "_prepared": prepared,
+        }
+        if cell.method == SGDE_METHOD:
+            info.update(compile_summary(prepared.report))
+        return info
+
+    async def cell_result(self, cell: Cell, index: int, total: int) -> tuple[dict[str, Any], bool]:
+        """The cell's result and whether it was computed now."""
+        done = self._finished(cell)
+        if done is not None:
+            self.observer.cell_skipped(cell, done, "finished in an earlier run")
+            return done, False
+        method_probe = self.config.method_options.get(cell.method)
+        share_key = (cell.template, cell.seed, cell.method)
+        if cell.method != SGDE_METHOD and share_key in self.shared:
+            source = self.shared[share_key]
+            result = {**source, "cell": cell.to_dict(), "shared_from": source["cell"]["id"]}
+            result["fingerprint"] = _fingerprint(self.config, cell)
+            self._save(cell, result)
+            self.observer.cell_skipped(cell, result, f"same as {source['cell']['id']}")
+            return result, False
+        self.observer.cell_started(cell, index, total)
+        result = await self.run_cell(cell)
+        self._save(cell, result)
+        self.observer.cell_finished(cell, result)
+        if result.get("status") == "ok" and cell.method != SGDE_METHOD:
+            method = self.deps.resolve(cell.method, method_probe)
+            if not _uses_trainset(method):
+                self.shared[share_key] = result
+        return result, True
+
+    def remember(self, cell: Cell, result: dict[str, Any]) -> None:
+        """Let a checkpointed train-free result serve the other m values."""
+        if result.get("status") == "ok" and cell.method != SGDE_METHOD:
+            method = self.deps.resolve(cell.method, self.config.method_options.get(cell.method))
+            if not _uses_trainset(method):
+                self.shared.setdefault((cell.template, cell.seed, cell.method), result)
+
+
+def build_results(config: BenchConfig, cells: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The ``results.json`` document from the cell results (traces stripped)."""
+    stripped = [_strip_traces(c) for c in cells]
+    return {
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "name": config.name,
+        "description": config.description,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "sgde_version": __version__,
+        "models": {"student": config.student, "teacher": config.teacher},
+        "config": config.public_dict(),
+        "cells": stripped,
+        "summary": summarise_cells(stripped),
+        "comparisons": compare_paired(stripped),
+    }
+
+
+async def run_bench_async(
+    config: BenchConfig,
+    out_dir: str | Path,
+    *,
+    deps: BenchDeps | None = None,
+    engine: EngineName = "inprocess",
+    ray_address: str | None = None,
+    observer: BenchObserver | None = None,
+    retry_errors: bool = False,
+) -> BenchOutcome:
+    """Run (or resume) a bench grid and write results and reports into ``out_dir``.
+
+    Args:
+        config: The validated configuration.
+        out_dir: Output directory (``cells/``, ``data/``, ``compile/``, ``results.json``,
+            ``report.md``, ``report.html``, ``figures/``).
+        deps: Injected dependencies (defaults: the real ones).
+        engine: ``"inprocess"`` or ``"ray"`` (test items spread over a Ray cluster).
+        ray_address: Ray cluster address (``None``: ``$RAY_ADDRESS`` or a local Ray).
+        observer: Progress listener.
+        retry_errors: Rerun cells that ended with an error instead of keeping them.
+
+    Returns:
+        The results and the paths written.
+    """
+    deps = deps or BenchDeps()
+    observer = observer or NullObserver()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cells = grid(config)
+    results: list[dict[str, Any]] = []
+    ran = 0
+    hub = deps.make_hub(config.model_settings)
+    async with hub, deps.make_sandbox() as sandbox:
+        run = _BenchRun(
+            config,
+            out,
+            deps=deps,
+            observer=observer,
+            hub=hub,
+            sandbox=sandbox,
+            engine=engine,
+            ray_address=ray_address,
+            retry_errors=retry_errors,
+        )
+        for index, cell in enumerate(cells):
+            result, computed = await run.cell_result(cell, index, len(cells))
+            if not computed:
+                run.remember(cell, result)
+            ran += int(computed)
+            results.append(result)
+    observer.phase("writing results.json and the report")
+    document = build_results(config, results)
+    results_path = out / "results.json"
+    write_text_atomic(results_path, json.dumps(document, indent=1, default=str) + "\n")
+    report = render_report(document, out)
+    return BenchOutcome(
+        results=document,
+        results_path=results_path,
+        report=report,
+        ran=ran,
+        skipped=len(cells) - ran,
+    )
+
+
+def run_bench(
+    config: BenchConfig,
+    out_dir: str | Path,
+    *,
+    deps: BenchDeps | None = None,
+    engine: EngineName = "inprocess",
+    ray_address: str | None = None,
+    observer: BenchObserver | None = None,
+    retry_errors: bool = False,
+) -> BenchOutcome:
+    """Synchronous :func:`run_bench_async`."""
+    return asyncio.run(
+        run_bench_async(
+            config,
+            out_dir,
+            deps=deps,
+            engine=engine,
+            ray_address=ray_address,
+            observer=observer,
+            retry_errors=retry_errors,
+        )
+    )

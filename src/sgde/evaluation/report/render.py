@@ -1,0 +1,183 @@
+"""Render bench results as ``report.md`` and a self-contained ``report.html``.
+
+The HTML embeds every figure as a base64 PNG and the compiled plans' Mermaid text, so the
+single file can be mailed or archived. The Markdown links the same figures as PNG files
+written next to it (``figures/``) and carries Mermaid blocks that GitHub renders.
+Templates are package data (``templates/*.j2``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from matplotlib.figure import Figure
+
+from sgde.evaluation.report.aggregate import SGDE_METHOD
+from sgde.evaluation.report.figures import (
+    accuracy_figure,
+    dag_figure,
+    figure_to_base64,
+    loss_figure,
+    plan_from_yaml,
+    tokens_figure,
+)
+
+__all__ = ["ReportPaths", "render_report", "write_text_atomic"]
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where a report was written."""
+
+    markdown: Path
+    html: Path
+    figures: list[Path]
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; reports are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("sgde.evaluation.report", "templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["pct"] = _pct
+    env.filters["num"] = _num
+    env.filters["md"] = lambda v: str(v).replace("|", "\\|").replace("\n", " ")
+    return env
+
+
+def _pct(value: Any) -> str:
+    return "–" if value is None else f"{100 * float(value):.1f} %"
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    number = float(value)
+    if number.is_integer() and digits == 0:
+        return f"{int(number):,}"
+    return f"{number:,.{digits}f}"
+
+
+def _plans(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The compiled plan of each (template, seed) at its largest m."""
+    chosen: dict[tuple[str, int], Mapping[str, Any]] = {}
+    for cell in cells:
+        meta = cell["cell"]
+        prep = cell.get("prepare") or {}
+        if meta["method"] != SGDE_METHOD or cell.get("status") != "ok" or not prep.get("plan"):
+            continue
+        key = (str(meta["template"]), int(meta["seed"]))
+        if key not in chosen or int(meta["m"]) > int(chosen[key]["cell"]["m"]):
+            chosen[key] = cell
+    plans = []
+    for (template, seed), cell in sorted(chosen.items()):
+        prep = cell["prepare"]
+        plans.append(
+            {
+                "key": f"{template}-m{cell['cell']['m']}-s{seed}",
+                "title": f"{template}, m = {cell['cell']['m']}, seed {seed}",
+                "plan": plan_from_yaml(prep["plan"]),
+                "yaml": prep["plan"],
+                "mermaid": prep.get("mermaid") or "",
+                "accuracy": cell["eval"]["accuracy"],
+            }
+        )
+    return plans
+
+
+def _cell_rows(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for cell in cells:
+        meta = cell["cell"]
+        ev = cell.get("eval") or {}
+        prep = cell.get("prepare") or {}
+        rows.append(
+            {
+                "template": meta["template"],
+                "m": meta["m"],
+                "seed": meta["seed"],
+                "method": meta["method"],
+                "status": cell.get("status"),
+                "accuracy": ev.get("accuracy"),
+                "n": ev.get("n"),
+                "teacher_tokens": (prep.get("teacher_usage") or {}).get("total_tokens"),
+                "iterations": prep.get("iterations"),
+                "seconds": float(prep.get("seconds") or 0) + float(cell.get("eval_seconds") or 0),
+                "error": cell.get("error") or "",
+                "notes": "; ".join(prep.get("notes") or []),
+            }
+        )
+    return rows
+
+
+def render_report(results: Mapping[str, Any], out_dir: Path) -> ReportPaths:
+    """Write ``report.md``, ``report.html`` and ``figures/*.png`` for bench ``results``.
+
+    Args:
+        results: The dict written to ``results.json`` (see :mod:`sgde.evaluation.bench`).
+        out_dir: Output directory.
+
+    Returns:
+        The paths written.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig_dir = out_dir / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    cells: Sequence[Mapping[str, Any]] = results.get("cells", [])
+    summary: Sequence[Mapping[str, Any]] = results.get("summary", [])
+    plans = _plans(cells)
+    figures: list[tuple[str, str, Figure]] = [
+        ("accuracy", "Accuracy per method with Wilson 95 % intervals", accuracy_figure(summary)),
+        ("loss", "Training loss per compile iteration", loss_figure(cells)),
+        ("tokens", "Accuracy against student tokens per query", tokens_figure(summary)),
+    ]
+    figures += [
+        (f"dag-{p['key']}", f"Compiled plan: {p['title']}", dag_figure(p["plan"])) for p in plans
+    ]
+    embedded: dict[str, dict[str, str]] = {}
+    written: list[Path] = []
+    for key, caption, fig in figures:
+        data = figure_to_base64(fig)
+        path = fig_dir / f"{key}.png"
+        fig.savefig(path, format="png", dpi=110, bbox_inches="tight")
+        written.append(path)
+        embedded[key] = {"caption": caption, "b64": data, "file": f"figures/{key}.png"}
+    context = {
+        "results": results,
+        "summary": summary,
+        "comparisons": results.get("comparisons", []),
+        "cells": _cell_rows(cells),
+        "plans": plans,
+        "figures": embedded,
+        "sgde": SGDE_METHOD,
+    }
+    env = _environment()
+    md_path = out_dir / "report.md"
+    html_path = out_dir / "report.html"
+    write_text_atomic(md_path, env.get_template("report.md.j2").render(**context))
+    write_text_atomic(html_path, env.get_template("report.html.j2").render(**context))
+    return ReportPaths(markdown=md_path, html=html_path, figures=written)

@@ -1,0 +1,203 @@
+"""SGDe as a bench method: ``prepare`` compiles a plan with the teacher, ``predict`` runs it.
+
+Also :func:`resolve_method`, which maps a method name to an instance: ``"sgde"`` to
+:class:`SgdeMethod`, every other name through the baselines registry.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sgde.errors import UsageError
+from sgde.evaluation.baselines import get_method
+from sgde.evaluation.baselines.base import Method, Prediction, Prepared, Row, predict_with_plan
+from sgde.optimize import compile_async
+from sgde.optimize.events import EventSink
+from sgde.optimize.report import CompileReport
+from sgde.optimize.settings import CompileSettings
+from sgde.runtime.backend import Backend, Usage
+from sgde.runtime.sandbox import SandboxPool
+
+__all__ = [
+    "DEFAULT_TASK",
+    "SGDE_METHOD",
+    "CompileFn",
+    "SgdeMethod",
+    "compile_summary",
+    "resolve_method",
+]
+
+SGDE_METHOD = "sgde"
+DEFAULT_TASK = (
+    "Solve the math word problem given in `question` and return the final numeric `answer`."
+)
+
+CompileFn = Callable[..., Awaitable[Any]]
+"""Signature of :func:`sgde.optimize.compile_async` (injectable for tests)."""
+
+
+def compile_summary(report: CompileReport | Mapping[str, Any]) -> dict[str, Any]:
+    """Loss history, iterations to converge and convergence from a compile report.
+
+    The loss history starts with the initial plan's training loss and has one entry per
+    iteration: the loss of the plan kept after it (an accepted edit's loss, else unchanged).
+    ``iterations`` counts iterations up to the first zero loss (all iterations when the loss
+    never reached zero); ``converged`` says whether the final loss is zero.
+    """
+    data = report.to_dict() if isinstance(report, CompileReport) else dict(report)
+    losses: list[float] = []
+    current = data.get("initial_loss")
+    if current is not None:
+        losses.append(float(current))
+    for record in data.get("iterations") or []:
+        if record.get("accepted") and record.get("candidate_loss") is not None:
+            current = record["candidate_loss"]
+        elif current is None:
+            current = record.get("loss_before")
+        if current is not None:
+            losses.append(float(current))
+    n_iters = len(data.get("iterations") or [])
+    zero = next((i for i, loss in enumerate(losses) if loss == 0.0), None)
+    final = data.get("final_loss")
+    return {
+        "loss_history": losses,
+        "iterations": zero if zero is not None else n_iters,
+        "converged": final is not None and float(final) == 0.0,
+        "stop_reason": data.get("stop_reason", ""),
+        "notes": list(data.get("notes") or []),
+    }
+
+
+class SgdeMethod:
+    """SGDe: compile a plan from the training rows with the teacher, then run it per row.
+
+    Args:
+        task: The task description given to the compiler's cold start.
+        settings: Compiler settings; the seed is replaced by ``prepare``'s seed.
+        checkpoint_dir: Where the compiler checkpoints (a rerun resumes from it).
+        events: Listener of compile progress events.
+        compile_fn: The compile function (default :func:`sgde.optimize.compile_async`).
+    """
+
+    uses_teacher = True
+
+    def __init__(
+        self,
+        *,
+        task: str = DEFAULT_TASK,
+        settings: CompileSettings | None = None,
+        checkpoint_dir: Path | None = None,
+        events: EventSink | None = None,
+        compile_fn: CompileFn | None = None,
+    ) -> None:
+        self.task = task
+        self.settings = settings or CompileSettings()
+        self.checkpoint_dir = checkpoint_dir
+        self.events = events
+        self._compile = compile_fn or compile_async
+
+    @property
+    def name(self) -> str:
+        """``"sgde"``."""
+        return SGDE_METHOD
+
+    def unavailable_reason(self) -> str | None:
+        """SGDe always runs (it needs a teacher, which the bench always binds)."""
+        return None
+
+    async def prepare(
+        self,
+        trainset: Sequence[Row],
+        *,
+        teacher: Backend | None,
+        student: Backend,
+        sandbox: SandboxPool | None,
+        budget: int | None,
+        seed: int,
+    ) -> Prepared:
+        """Compile a plan on ``trainset``; the report goes into ``Prepared.report``.
+
+        ``budget`` is enforced by the bench's model settings (the compiler stops with the
+        best plan found when the hub raises :class:`~sgde.errors.BudgetExceeded`).
+        """
+        if teacher is None:
+            raise UsageError("SGDe needs a teacher model", hint="bind the 'teacher' role")
+        if sandbox is None:
+            raise UsageError(
+                "SGDe needs a sandbox: the teacher's code is verified in it",
+                hint="pass a SandboxPool",
+            )
+        started = time.perf_counter()
+        settings = self.settings.model_copy(update={"seed": seed})
+        result = await self._compile(
+            self.task,
+            trainset=list(trainset),
+            teacher=teacher,
+            student=student,
+            sandbox=sandbox,
+            settings=settings,
+            checkpoint_dir=self.checkpoint_dir,
+            resume=self.checkpoint_dir is not None,
+            events=self.events,
+        )
+        report: Any = result.report
+        report_dict: dict[str, Any] = (
+            report.to_dict() if isinstance(report, CompileReport) else dict(report)
+        )
+        usage = {
+            role: Usage(
+                int(u.get("prompt_tokens", 0)),
+                int(u.get("completion_tokens", 0)),
+                int(u.get("calls", 0)),
+                float(u.get("usd", 0.0)),
+            )
+            for role, u in (report_dict.get("usage") or {}).items()
+        }
+        return Prepared(
+            method=SGDE_METHOD,
+            plan=result.plan,
+            usage=usage,
+            latency_s=time.perf_counter() - started,
+            report=report_dict,
+        )
+
+    async def predict(
+        self,
+        prepared: Prepared,
+        row: Row,
+        *,
+        student: Backend,
+        sandbox: SandboxPool | None,
+        seed: int,
+    ) -> Prediction:
+        """Run the compiled plan on one row."""
+        if prepared.plan is None:
+            raise UsageError("SGDe's prepared state has no plan; call prepare() first")
+        return await predict_with_plan(
+            prepared.plan, row, student=student, sandbox=sandbox, seed=seed
+        )
+
+
+def resolve_method(
+    name: str,
+    options: Mapping[str, Any] | None = None,
+    *,
+    sgde: Callable[[], SgdeMethod] | None = None,
+) -> Method:
+    """The method called ``name``: SGDe, or a baseline/optimiser from the registry.
+
+    Args:
+        name: ``"sgde"`` or a registry name (``"direct"``, ``"cot"``, ``"pal"``, ...).
+        options: Constructor options of a registry method.
+        sgde: Factory of the :class:`SgdeMethod` (its settings, checkpoints and events).
+
+    Raises:
+        UsageError: the name is unknown (the registry's message lists the known names).
+    """
+    if name == SGDE_METHOD:
+        return sgde() if sgde is not None else SgdeMethod()
+    method: Method = get_method(name, **dict(options or {}))
+    return method
