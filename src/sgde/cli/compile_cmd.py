@@ -1,7 +1,317 @@
-"""CLI commands (placeholder until implemented)."""
+"""``sgde compile`` (SGDe with a live view) and ``sgde bound`` (PAC calculator)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+
+from sgde.cli.common import err_console, out_console
+from sgde.errors import DataError, UsageError
+from sgde.evaluation.datasets import read_jsonl
+from sgde.models import ModelHub, ModelSettings
+from sgde.optimize import CompileEvent, CompileResult, CompileSettings, compile_async
+from sgde.optimize import pac as pac_mod
+from sgde.plan import Plan, load_plan, save_plan
+from sgde.runtime.calls import CodeRunner
+
+__all__ = ["bound", "compile_plan", "register"]
+
+DEFAULT_TEACHER = "local:qwen2.5-coder-1.5b"
+DEFAULT_STUDENT = "local:smollm2-135m"
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    """Add ``sgde compile`` and ``sgde bound`` to the app."""
+    app.command("compile")(compile_plan)
+    app.command("bound")(bound)
+
+
+def _open_hub(settings: ModelSettings) -> ModelHub:
+    """The model hub of one compile (a seam for tests)."""
+    return ModelHub(settings)
+
+
+def _open_sandbox() -> contextlib.AbstractAsyncContextManager[CodeRunner]:
+    """The sandbox pool of one compile (a seam for tests)."""
+    from sgde.runtime.sandbox import SandboxPool
+
+    return SandboxPool()
+
+
+def _rows(path: Path, m: int, plan: Plan | None, outputs: list[str]) -> list[dict[str, Any]]:
+    rows = read_jsonl(path)
+    if len(rows) < m:
+        raise DataError(
+            f"the training file has {len(rows)} row(s), -m asks for {m}",
+            path=str(path),
+            hint=f"add rows or pass -m {len(rows)}",
+        )
+    rows = rows[:m]
+    needed = list(plan.inputs) if plan is not None else []
+    for number, row in enumerate(rows, start=1):
+        missing = [k for k in [*needed, *outputs] if k not in row]
+        if missing:
+            raise DataError(
+                f"row lacks {', '.join(repr(k) for k in missing)}",
+                path=str(path),
+                line=number,
+                hint="training rows hold the plan's inputs and the gold value of each output",
+            )
+    return rows
+
+
+class _LiveView:
+    """Renders compile events: a live table on a terminal, plain lines otherwise."""
+
+    def __init__(self, live: Live | None) -> None:
+        self.live = live
+        self.started = time.monotonic()
+        self.state: dict[str, str] = {
+            "iteration": "0",
+            "loss": "—",
+            "critique": "—",
+            "edit": "—",
+            "tokens": "0 teacher / 0 student",
+        }
+
+    def table(self) -> Table:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold cyan", no_wrap=True)
+        table.add_column(overflow="ellipsis", no_wrap=True)
+        elapsed = time.monotonic() - self.started
+        for key in ("iteration", "loss", "critique", "edit", "tokens"):
+            table.add_row(key, escape(self.state[key]))
+        table.add_row("elapsed", f"{elapsed:.0f} s")
+        return table
+
+    def __call__(self, event: CompileEvent) -> None:
+        self.state["iteration"] = str(event.iteration)
+        if event.loss is not None:
+            self.state["loss"] = f"{event.loss:.3f}"
+        cost = f", ${event.usd:.4f}" if event.usd else ""
+        self.state["tokens"] = (
+            f"{event.teacher_tokens:,} teacher / {event.student_tokens:,} student{cost}"
+        )
+        if event.kind == "critique":
+            self.state["critique"] = event.message
+        elif event.kind in ("edit", "no_edit"):
+            self.state["edit"] = event.message
+        elif event.kind in ("accepted", "rejected"):
+            self.state["edit"] = f"{event.kind}: {event.message}"
+        if event.kind in ("checkpoint", "teacher_retry") and self.live is not None:
+            self.live.update(self.table())
+            return
+        line = f"[{event.iteration}] {event.kind}: {event.message}"
+        if self.live is not None:
+            self.live.console.print(escape(line), highlight=False)
+            self.live.update(self.table())
+        else:
+            err_console.print(escape(line), highlight=False)
+
+
+def _resume_command(argv: list[str]) -> str:
+    args = [a for a in argv if a != "--resume"]
+    return "sgde " + " ".join(shlex.quote(a) for a in args) + " --resume"
+
+
+async def _run(
+    start: Plan | str,
+    rows: list[dict[str, Any]],
+    *,
+    teacher: str,
+    student: str,
+    model_settings: ModelSettings,
+    settings: CompileSettings,
+    checkpoint_dir: Path,
+    resume: bool,
+    view: _LiveView,
+) -> tuple[CompileResult, dict[str, Any]]:
+    async with contextlib.AsyncExitStack() as stack:
+        hub = _open_hub(model_settings)
+        stack.push_async_callback(hub.aclose)
+        bindings = hub.bind({"teacher": teacher, "student": student})
+        sandbox = await stack.enter_async_context(_open_sandbox())
+        result = await compile_async(
+            start,
+            trainset=rows,
+            teacher=bindings["teacher"],
+            student=bindings["student"],
+            sandbox=sandbox,
+            settings=settings,
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+            events=view,
+        )
+        return result, hub.usage_report()
+
+
+def compile_plan(
+    train: Annotated[Path, typer.Option("--train", help="Training rows (JSONL).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the plan.")],
+    plan: Annotated[
+        Path | None, typer.Argument(help="Starting plan (YAML). Omit and pass --task instead.")
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", help="Task text: the teacher drafts the plan.")
+    ] = None,
+    m: Annotated[int, typer.Option("-m", min=1, help="Use the first M training rows.")] = 3,
+    teacher: Annotated[str, typer.Option(help="Teacher model URI.")] = DEFAULT_TEACHER,
+    student: Annotated[str, typer.Option(help="Student model URI.")] = DEFAULT_STUDENT,
+    max_iters: Annotated[int, typer.Option("--max-iters", min=0)] = 5,
+    repeats: Annotated[int, typer.Option("--repeats", "-k", min=1, help="Runs per row.")] = 2,
+    patience: Annotated[int, typer.Option(min=1, help="Stop after P failed tries.")] = 3,
+    budget_tokens: Annotated[
+        int | None, typer.Option("--budget-tokens", min=1, help="Token cap (all roles).")
+    ] = None,
+    budget_usd: Annotated[
+        float | None, typer.Option("--budget-usd", min=0.0, help="USD cap (all roles).")
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Report + checkpoint directory [default: OUT.report/]"),
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint.")] = (
+        False
+    ),
+    seed: Annotated[int, typer.Option(help="Base seed.")] = 0,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="Endpoint of openai-compatible models.")
+    ] = None,
+) -> None:
+    """Compile a plan (or a task) with SGDe: the teacher edits, the student runs.
+
+    Writes the plan to --out; report.json, report.md and the checkpoint to --report.
+    """
+    if (plan is None) == (task is None):
+        raise UsageError(
+            "give either a PLAN file or --task TEXT (exactly one)",
+            hint='e.g. sgde compile --task "Answer the word problem." --train rows.jsonl',
+        )
+    if budget_tokens is not None and budget_usd is not None:
+        raise UsageError("give --budget-tokens or --budget-usd, not both")
+    start: Plan | str = load_plan(plan) if plan is not None else str(task)
+    outputs = list(start.outputs) if isinstance(start, Plan) else ["answer"]
+    rows = _rows(train, m, start if isinstance(start, Plan) else None, outputs)
+    report_dir = report or out.with_name(out.stem + ".report")
+    checkpoint_dir = report_dir / "checkpoint"
+    if resume and not (checkpoint_dir / "state.json").is_file():
+        raise UsageError(
+            f"nothing to resume: no checkpoint in {checkpoint_dir}",
+            hint="run the same command without --resume",
+        )
+    settings = CompileSettings(max_iters=max_iters, repeats=repeats, patience=patience, seed=seed)
+    model_settings = ModelSettings(
+        base_url=base_url,
+        budget_tokens=budget_tokens,
+        budget_usd=budget_usd,
+        use_cache={"teacher": True, "student": True},
+    )
+    live: Live | None = None
+    if err_console.is_terminal:
+        live = Live(console=err_console, refresh_per_second=4, transient=False)
+    view = _LiveView(live)
+    try:
+        with live if live is not None else contextlib.nullcontext():
+            result, usage = asyncio.run(
+                _run(
+                    start,
+                    rows,
+                    teacher=teacher,
+                    student=student,
+                    model_settings=model_settings,
+                    settings=settings,
+                    checkpoint_dir=checkpoint_dir,
+                    resume=resume,
+                    view=view,
+                )
+            )
+    except KeyboardInterrupt:
+        err_console.print(
+            f"[yellow]interrupted.[/] The checkpoint in {escape(str(checkpoint_dir))} keeps every "
+            "completed iteration; continue with:\n  "
+            + escape(_resume_command(sys.argv[1:] or ["compile"])),
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
+    save_plan(result.plan, out)
+    rep = result.report
+    rep.billed = {
+        role: {k: v for k, v in entry.items() if k in ("total_tokens", "usd", "cached_calls")}
+        for role, entry in usage.get("roles", {}).items()
+    }
+    json_path, md_path = rep.write(report_dir)
+    accepted = rep.accepted_edits()
+    out_console.print(
+        f"compiled [bold]{escape(rep.plan_name)}[/]: training loss "
+        f"{rep.initial_loss:.3f} → {rep.final_loss:.3f} in {len(rep.iterations)} iteration(s) "
+        f"({escape(rep.stop_reason)})",
+        highlight=False,
+    )
+    for edit in accepted:
+        out_console.print(f"  accepted: {escape(edit)}", highlight=False)
+    teacher_tokens = rep.usage.get("teacher", {}).get("total_tokens", 0)
+    student_tokens = rep.usage.get("student", {}).get("total_tokens", 0)
+    out_console.print(
+        f"  tokens: {teacher_tokens:,} teacher, {student_tokens:,} student; "
+        f"wall {rep.wall_s:.0f} s",
+        highlight=False,
+    )
+    out_console.print(f"  {escape(str(rep.pac.get('text', '')))}", highlight=False)
+    out_console.print(
+        f"plan → {escape(str(out))}; report → {escape(str(json_path))}, {escape(str(md_path))}",
+        highlight=False,
+    )
+
+
+def bound(
+    delta: Annotated[float, typer.Option("--delta", help="Failure probability δ.")] = 0.05,
+    hypotheses: Annotated[
+        int, typer.Option("--hypotheses", "-H", min=1, help="|H|: candidate plans evaluated.")
+    ] = 10,
+    epsilon: Annotated[
+        float | None, typer.Option("--epsilon", help="Target true error ε (solve for m).")
+    ] = None,
+    m: Annotated[
+        int | None, typer.Option("--m", "-m", min=1, help="Training rows (solve for ε).")
+    ] = None,
+    ln_prior: Annotated[
+        float | None,
+        typer.Option("--ln-prior", min=0.0, help="ln(1/P(h)) for the Occam/prior form."),
+    ] = None,
+) -> None:
+    """PAC sample complexity (realisable): m ≥ (ln|H| + ln(1/δ)) / ε, and the Occam form.
+
+    Give --epsilon to get the m needed, or --m to get the ε guaranteed. Assumes i.i.d. rows,
+    a plan consistent with every training row, and H = the candidate plans evaluated.
+    """
+    if epsilon is None and m is None:
+        raise UsageError("give --epsilon (to solve for m) or --m (to solve for ε)")
+    if epsilon is not None:
+        need = pac_mod.sample_size(epsilon, delta, hypotheses)
+        out_console.print(
+            f"finite class: m ≥ (ln {hypotheses} + ln(1/{delta:g})) / {epsilon:g} → m = {need}"
+        )
+        if ln_prior is not None:
+            need_occam = pac_mod.sample_size_occam(epsilon, delta, ln_prior)
+            out_console.print(
+                f"Occam form: m ≥ ({ln_prior:g} + ln(1/{delta:g})) / {epsilon:g} → m = {need_occam}"
+            )
+    if m is not None:
+        eps = pac_mod.epsilon_for(m, delta, hypotheses)
+        note = " (vacuous: ε ≥ 1)" if eps >= 1 else ""
+        out_console.print(
+            f"finite class: with m = {m}, |H| = {hypotheses}, δ = {delta:g}: ε = {eps:.4f}{note}"
+        )
+        if ln_prior is not None:
+            eps_o = pac_mod.epsilon_occam(m, delta, ln_prior)
+            out_console.print(f"Occam form: ε = {eps_o:.4f}")

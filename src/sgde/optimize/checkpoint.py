@@ -1,0 +1,94 @@
+"""Per-iteration checkpoints: plan YAML + state JSON, written atomically.
+
+Layout of ``checkpoint_dir``::
+
+    plan.yaml     the current (best accepted) plan
+    state.json    schema_version, iteration, loss, history, tried edits, supervision,
+                  report rows, usage, seeds — everything needed to continue
+
+Each file is written to a temporary file in the same directory and renamed over the old one,
+so a crash leaves either the previous or the new checkpoint, never a torn one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sgde.errors import CompileError, PlanError
+from sgde.plan import dump_plan, loads_plan
+from sgde.plan.model import Plan
+
+__all__ = ["CHECKPOINT_VERSION", "Checkpoint", "atomic_write"]
+
+CHECKPOINT_VERSION = 1
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Checkpoint:
+    """Saves and loads the compiler state in one directory."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+
+    @property
+    def plan_path(self) -> Path:
+        return self.directory / "plan.yaml"
+
+    @property
+    def state_path(self) -> Path:
+        return self.directory / "state.json"
+
+    def exists(self) -> bool:
+        """Whether a complete checkpoint is present."""
+        return self.plan_path.is_file() and self.state_path.is_file()
+
+    def save(self, plan: Plan, state: dict[str, Any]) -> None:
+        """Write the plan, then the state (the state names the iteration it completes)."""
+        atomic_write(self.plan_path, dump_plan(plan))
+        payload = {"schema_version": CHECKPOINT_VERSION, **state}
+        atomic_write(self.state_path, json.dumps(payload, indent=1, default=str) + "\n")
+
+    def load(self) -> tuple[Plan, dict[str, Any]]:
+        """Read the checkpoint.
+
+        Raises:
+            CompileError: when it is missing, unreadable or from another version.
+        """
+        if not self.exists():
+            raise CompileError(
+                f"no checkpoint in {self.directory}",
+                hint="run without --resume to start a new compile",
+            )
+        try:
+            state = json.loads(self.state_path.read_text("utf-8"))
+            plan = loads_plan(self.plan_path.read_text("utf-8"), source=str(self.plan_path))
+        except (ValueError, OSError, PlanError) as exc:
+            raise CompileError(
+                f"the checkpoint in {self.directory} is unreadable: {exc}",
+                hint="delete the directory and compile again without --resume",
+            ) from exc
+        if state.get("schema_version") != CHECKPOINT_VERSION:
+            raise CompileError(
+                f"the checkpoint in {self.directory} has version "
+                f"{state.get('schema_version')!r}, expected {CHECKPOINT_VERSION}",
+                hint="compile again without --resume",
+            )
+        return plan, state

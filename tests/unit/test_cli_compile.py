@@ -1,0 +1,195 @@
+"""``sgde compile`` and ``sgde bound`` through the CLI runner (fake models)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import typer
+from _optimize_fakes import ROWS, FakeTeacher, InProcessRunner, single_plan, student_backend
+from typer.testing import CliRunner
+
+from sgde.cli import compile_cmd
+from sgde.cli.common import run_cli
+from sgde.models import ModelHub, ModelSettings
+from sgde.plan import dump_plan, load_plan
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer(pretty_exceptions_enable=False)
+    compile_cmd.register(app)
+    return app
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    teacher = FakeTeacher()
+    models = {"fake:teacher": teacher.backend, "fake:student": student_backend()}
+    seen: dict[str, object] = {"teacher": teacher}
+
+    def hub(settings: ModelSettings) -> ModelHub:
+        seen["settings"] = settings
+        return ModelHub(settings, resolver=lambda name, s: models[name])
+
+    @contextlib.asynccontextmanager
+    async def sandbox() -> AsyncIterator[InProcessRunner]:
+        yield InProcessRunner()
+
+    monkeypatch.setattr(compile_cmd, "_open_hub", hub)
+    monkeypatch.setattr(compile_cmd, "_open_sandbox", sandbox)
+    return seen
+
+
+def _files(tmp_path: Path) -> tuple[Path, Path]:
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(dump_plan(single_plan()))
+    return train, plan
+
+
+def test_compile_writes_plan_report_and_checkpoint(tmp_path: Path, fakes: dict) -> None:
+    train, plan = _files(tmp_path)
+    out = tmp_path / "compiled.yaml"
+    result = CliRunner().invoke(
+        _app(),
+        [
+            "compile",
+            str(plan),
+            "--train",
+            str(train),
+            "-m",
+            "3",
+            "--teacher",
+            "fake:teacher",
+            "--student",
+            "fake:student",
+            "--out",
+            str(out),
+            "--max-iters",
+            "3",
+            "--budget-tokens",
+            "1000000",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "training loss 1.000 → 0.000" in result.output
+    assert "accepted: offload solve.answer" in result.output
+    compiled = load_plan(out)
+    assert compiled.metadata["compile"]["final_loss"] == 0.0
+    report_dir = tmp_path / "compiled.report"
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["iterations"][0]["accepted"] is True
+    assert set(report["billed"]) == {"teacher", "student"}
+    assert "Billed in this run" in (report_dir / "report.md").read_text()
+    assert (report_dir / "report.md").is_file()
+    assert (report_dir / "checkpoint" / "state.json").is_file()
+    assert fakes["settings"].budget_tokens == 1000000
+
+
+def test_compile_from_task_text(tmp_path: Path, fakes: dict) -> None:
+    train, _ = _files(tmp_path)
+    out = tmp_path / "p.yaml"
+    result = CliRunner().invoke(
+        _app(),
+        [
+            "compile",
+            "--task",
+            "How much does Janet make a day?",
+            "--train",
+            str(train),
+            "--teacher",
+            "fake:teacher",
+            "--student",
+            "fake:student",
+            "--out",
+            str(out),
+            "--report",
+            str(tmp_path / "rep"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert fakes["teacher"].seen[0] == "coldstart"
+    assert (tmp_path / "rep" / "report.json").is_file()
+
+
+def test_compile_usage_errors(tmp_path: Path, fakes: dict) -> None:
+    train, plan = _files(tmp_path)
+    code = run_cli(_app(), ["compile", "--train", str(train), "--out", str(tmp_path / "o")])
+    assert code == 1
+    code = run_cli(
+        _app(),
+        ["compile", str(plan), "--train", str(train), "-m", "9", "--out", str(tmp_path / "o.yaml")],
+    )
+    assert code == 1
+    code = run_cli(
+        _app(),
+        [
+            "compile",
+            str(plan),
+            "--train",
+            str(train),
+            "--resume",
+            "--out",
+            str(tmp_path / "o.yaml"),
+        ],
+    )
+    assert code == 1
+
+
+def test_compile_usage_error_messages(
+    tmp_path: Path, fakes: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train, plan = _files(tmp_path)
+    run_cli(
+        _app(),
+        ["compile", str(plan), "--train", str(train), "-m", "9", "--out", str(tmp_path / "o.yaml")],
+    )
+    assert "has 3 row(s), -m asks for 9" in capsys.readouterr().err
+    run_cli(
+        _app(),
+        [
+            "compile",
+            str(plan),
+            "--train",
+            str(train),
+            "--resume",
+            "--out",
+            str(tmp_path / "o.yaml"),
+        ],
+    )
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_bound_solves_for_m_and_epsilon() -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        _app(),
+        ["bound", "--epsilon", "0.1", "--delta", "0.05", "--hypotheses", "10", "--ln-prior", "1"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "m = 53" in result.output  # ceil((ln 10 + ln 20) / 0.1)
+    assert "Occam form" in result.output
+    result = runner.invoke(_app(), ["bound", "--m", "3", "--hypotheses", "4"])
+    assert "ε = 1.4607" in result.output and "vacuous" in result.output
+    assert run_cli(_app(), ["bound"]) == 1
+
+
+def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(
+    tmp_path: Path, fakes: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train, plan = _files(tmp_path)
+
+    async def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compile_cmd, "_run", interrupted)
+    monkeypatch.setattr("sys.argv", ["sgde", "compile", str(plan), "--train", str(train)])
+    result = CliRunner().invoke(
+        _app(), ["compile", str(plan), "--train", str(train), "--out", str(tmp_path / "o.yaml")]
+    )
+    assert result.exit_code == 130
+    assert "interrupted" in result.output and "--resume" in result.output
