@@ -114,6 +114,8 @@ class ChatResponse:
     latency_s: float = 0.0
     cached: bool = False
     finish_reason: str | None = None
+    usage_estimated: bool = False
+    """True when the endpoint reported no usage and ``usage`` is sgde's estimate."""
 
 
 @dataclass(frozen=True)
