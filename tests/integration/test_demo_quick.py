@@ -32,7 +32,9 @@ def _models_installed() -> None:
         pytest.skip(f"embedded models not available: {exc.message}")
 
 
-def test_quick_demo_end_to_end(tmp_path: Path) -> None:
+def test_quick_demo_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fresh request cache: the teacher really runs (the rerun below then replays it).
+    monkeypatch.setenv("SGDE_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "demo"
     args = [
         "demo",
