@@ -224,8 +224,9 @@ class BackendError(SgdeError):
 class BudgetExceeded(SgdeError):
     """A call would overspend the budget; raised *before* the call is made."""
 
-    def __init__(self, message: str, *, spent: dict[str, Any] | None = None,
-                 hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, spent: dict[str, Any] | None = None, hint: str | None = None
+    ) -> None:
         self.spent = dict(spent or {})
         super().__init__(message, hint=hint or "raise --budget-tokens/--budget-usd or --resume")
 

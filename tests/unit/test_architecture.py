@@ -1,4 +1,4 @@
-"""The package layers import one way only: plan <- runtime <- models <- optimize/evaluation <- cli."""
+"""Package layers import one way: plan <- runtime <- models <- optimize/evaluation <- cli."""
 
 from __future__ import annotations
 
@@ -29,16 +29,18 @@ def _sgde_imports(path: Path) -> list[tuple[int, str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names if a.name.startswith("sgde")]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module.startswith("sgde"):
-                found.append((node.lineno, node.module))
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.level == 0
+            and node.module.startswith("sgde")
+        ):
+            found.append((node.lineno, node.module))
     return found
 
 
 def _layer_files() -> list[tuple[str, Path]]:
-    return [
-        (layer, p) for layer in ALLOWED for p in sorted((SRC / layer).rglob("*.py"))
-    ]
+    return [(layer, p) for layer in ALLOWED for p in sorted((SRC / layer).rglob("*.py"))]
 
 
 @pytest.mark.parametrize(("layer", "path"), _layer_files(), ids=lambda v: str(v))

@@ -6,7 +6,6 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import typer
@@ -15,7 +14,7 @@ from sgde.cli import run_cmd
 from sgde.cli.common import run_cli
 from sgde.models import ModelHub, ModelSettings
 from sgde.runtime.trace import read_traces
-from sgde.testing import ScriptedBackend
+from sgde.testing import InProcessCodeRunner, ScriptedBackend
 
 # Only `run` is registered, so these tests do not depend on the other command modules.
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -39,25 +38,9 @@ DUCK_REPLIES = {
 }
 
 
-class _InProcessRunner:
-    """Stand-in for SandboxPool: trusted example code, run in-process."""
-
-    async def call(
-        self,
-        code: str,
-        kwargs: dict[str, Any],
-        *,
-        entry: str = "run",
-        timeout_s: float | None = None,
-    ) -> Any:
-        namespace: dict[str, Any] = {}
-        exec(compile(code, "<plan>", "exec"), namespace)  # trusted test/example code only
-        return namespace[entry](**kwargs)
-
-
 @contextlib.asynccontextmanager
-async def _fake_sandbox() -> AsyncIterator[_InProcessRunner]:
-    yield _InProcessRunner()
+async def _fake_sandbox() -> AsyncIterator[InProcessCodeRunner]:
+    yield InProcessCodeRunner()
 
 
 @pytest.fixture
@@ -205,7 +188,7 @@ def test_dataset_errors_name_file_and_line(
     not_obj = tmp_path / "list.jsonl"
     not_obj.write_text("[1, 2]\n")
     code, _, err = _run([plan, "--dataset", str(not_obj)], capsys)
-    assert code == 1 and f"{not_obj}:1: a row must be a JSON object" in err
+    assert code == 1 and f"{not_obj}:1: expected a JSON object, got list" in err
 
 
 def test_failed_rows_are_reported_and_exit_nonzero(

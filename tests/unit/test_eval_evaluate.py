@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from _bench_fakes import SGDE_PLAN, student_reply
-from sgde.evaluation.metrics import wilson_interval
 
 from sgde.errors import DataError, UsageError
 from sgde.evaluation.evaluate import (
@@ -15,9 +14,9 @@ from sgde.evaluation.evaluate import (
     ItemResult,
     evaluate_plan,
     evaluate_plan_async,
-    percentile,
     summarise,
 )
+from sgde.evaluation.metrics import wilson_interval
 from sgde.plan.model import LlmNode, Plan
 from sgde.runtime.backend import ChatRequest
 from sgde.testing import FunctionBackend
@@ -113,12 +112,15 @@ async def test_sync_wrapper_refuses_a_running_loop() -> None:
     assert result.n == 2
 
 
-def test_percentile_and_empty_summary() -> None:
-    assert percentile([], 50) == 0.0
-    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
-    assert percentile([1.0, 2.0, 3.0, 4.0], 95) == pytest.approx(3.85)
+def test_latency_percentiles_and_empty_summary() -> None:
+    items = [ItemResult(id=str(i), correct=True, latency_s=float(i)) for i in (4, 1, 3, 2)]
+    four = summarise(items, name="four")
+    assert four.latency_median_s == 2.5
+    assert four.latency_p95_s == pytest.approx(3.85)
     empty = summarise([], name="nothing")
     assert empty.accuracy == 0.0 and empty.n == 0
+    assert (empty.latency_median_s, empty.latency_p95_s, empty.tokens_mean) == (0.0, 0.0, 0.0)
+    assert (empty.ci_low, empty.ci_high) == (0.0, 1.0)
     one = summarise([ItemResult(id="a", correct=True, latency_s=2.0)], name="one")
     assert one.latency_p95_s == 2.0
 

@@ -24,7 +24,7 @@ def test_readme_has_exactly_two_setup_commands() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     test_cmd = _setup_commands()[1]
-    pytest_part = test_cmd[test_cmd.index("python -m pytest"):]
+    pytest_part = test_cmd[test_cmd.index("python -m pytest") :]
     install_part = re.search(r'pip install (-q )?(-e "\.\[[^\]]+\]")', test_cmd)
     assert install_part, test_cmd
     assert install_part.group(2) in ci

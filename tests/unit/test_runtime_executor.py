@@ -12,32 +12,7 @@ from sgde.errors import BackendError, BudgetExceeded, SandboxError, UsageError
 from sgde.plan import Plan, loads_plan
 from sgde.runtime import Executor, ExecutorSettings, RunResult, RunTrace, required_roles
 from sgde.runtime.backend import Capabilities, ChatRequest
-from sgde.testing import FunctionBackend, ScriptedBackend
-
-
-class InProcessRunner:
-    """Test double of SandboxPool: runs trusted test code in-process (no isolation)."""
-
-    def __init__(self, fail_first: SandboxError | None = None) -> None:
-        self.calls: list[dict[str, Any]] = []
-        self.fail_first = fail_first
-
-    async def call(
-        self,
-        code: str,
-        kwargs: dict[str, Any],
-        *,
-        entry: str = "run",
-        timeout_s: float | None = None,
-    ) -> Any:
-        self.calls.append(dict(kwargs))
-        if self.fail_first is not None:
-            err, self.fail_first = self.fail_first, None
-            raise err
-        namespace: dict[str, Any] = {}
-        exec(compile(code, "<plan>", "exec"), namespace)  # trusted test code only
-        return namespace[entry](**kwargs)
-
+from sgde.testing import FunctionBackend, InProcessCodeRunner, ScriptedBackend
 
 DUCK = """
 schema_version: 1
@@ -144,11 +119,11 @@ def _stable(trace: RunTrace) -> dict[str, Any]:
 
 
 async def test_code_only_plan_runs_in_dependency_order() -> None:
-    runner = InProcessRunner()
+    runner = InProcessCodeRunner()
     result = await Executor({}, sandbox=runner).run(_plan(ARITH), {"x": "1.5", "y": "2"})
     assert result.ok, result.error
     assert result.outputs == {"total": 3.5, "doubled": 7.0}
-    assert runner.calls == [{"x": 1.5, "y": 2}, {"t": 3.5}]
+    assert runner.kwargs == [{"x": 1.5, "y": 2}, {"t": 3.5}]
     assert [n.node_id for n in result.trace.nodes] == ["add", "double"]
     assert result.trace.inputs == {"x": 1.5, "y": 2}
     assert required_roles(_plan(ARITH)) == set()
@@ -163,7 +138,7 @@ async def test_duck_eggs_consensus_votes_and_traces_every_sample() -> None:
         "{'eggs': 16.0, 'eaten': 3,}",
     ]
     backend = FunctionBackend(lambda req: replies[req.sample_index])
-    result = await Executor({"student": backend}, sandbox=InProcessRunner()).run(
+    result = await Executor({"student": backend}, sandbox=InProcessCodeRunner()).run(
         _plan(DUCK), {"question": "Janet's ducks lay 16 eggs; she eats 3."}, seed=7
     )
     assert result.ok, result.error
@@ -194,7 +169,7 @@ async def test_duck_eggs_consensus_votes_and_traces_every_sample() -> None:
 
 async def test_consensus_with_no_valid_sample_fails_and_skips_dependants() -> None:
     backend = ScriptedBackend(["nope"] * 5)
-    result = await Executor({"student": backend}, sandbox=InProcessRunner()).run(
+    result = await Executor({"student": backend}, sandbox=InProcessCodeRunner()).run(
         _plan(DUCK), {"question": "q"}
     )
     assert not result.ok
@@ -211,7 +186,7 @@ async def test_consensus_with_no_valid_sample_fails_and_skips_dependants() -> No
 
 async def test_independent_nodes_run_concurrently() -> None:
     backend = FunctionBackend(lambda req: req.messages[-1].content.upper(), delay_s=0.2)
-    executor = Executor({"student": backend}, sandbox=InProcessRunner())
+    executor = Executor({"student": backend}, sandbox=InProcessCodeRunner())
     started = time.perf_counter()
     result = await executor.run(_plan(PARALLEL), {"text": "x"})
     elapsed = time.perf_counter() - started
@@ -221,7 +196,7 @@ async def test_independent_nodes_run_concurrently() -> None:
 
     serial = Executor(
         {"student": backend},
-        sandbox=InProcessRunner(),
+        sandbox=InProcessCodeRunner(),
         settings=ExecutorSettings(max_concurrency=1),
     )
     started = time.perf_counter()
@@ -243,7 +218,7 @@ async def test_concurrency_bound_is_respected_across_consensus_samples() -> None
 
     executor = Executor(
         {"student": FunctionBackend(reply)},
-        sandbox=InProcessRunner(),
+        sandbox=InProcessCodeRunner(),
         settings=ExecutorSettings(max_concurrency=2),
     )
     result = await executor.run(_plan(DUCK), {"question": "q"})
@@ -367,7 +342,7 @@ async def test_fixed_seed_is_deterministic_and_seed_changes_requests() -> None:
 
     async def run(seed: int) -> tuple[RunResult, list[int | None]]:
         backend = FunctionBackend(reply)
-        executor = Executor({"student": backend}, sandbox=InProcessRunner())
+        executor = Executor({"student": backend}, sandbox=InProcessCodeRunner())
         result = await executor.run(_plan(DUCK), {"question": "q"}, seed=seed)
         return result, sorted(r.seed for r in backend.requests)  # type: ignore[type-var]
 
@@ -382,7 +357,7 @@ async def test_fixed_seed_is_deterministic_and_seed_changes_requests() -> None:
 
 
 async def test_missing_input_and_coercion_errors_are_usage_errors() -> None:
-    executor = Executor({}, sandbox=InProcessRunner())
+    executor = Executor({}, sandbox=InProcessCodeRunner())
     with pytest.raises(UsageError, match="missing plan input: y") as info:
         await executor.run(_plan(ARITH), {"x": 1})
     assert "x (number), y (integer)" in str(info.value)
@@ -393,7 +368,7 @@ async def test_missing_input_and_coercion_errors_are_usage_errors() -> None:
 
 
 async def test_unbound_role_lists_bound_roles_and_hint() -> None:
-    executor = Executor({"teacher": ScriptedBackend([])}, sandbox=InProcessRunner())
+    executor = Executor({"teacher": ScriptedBackend([])}, sandbox=InProcessCodeRunner())
     with pytest.raises(UsageError) as info:
         await executor.run(_plan(DUCK), {"question": "q"})
     message = str(info.value)
@@ -408,7 +383,7 @@ async def test_code_nodes_need_a_sandbox() -> None:
 
 async def test_code_node_must_return_a_dict_with_declared_fields() -> None:
     plan = _plan(ARITH.replace('return {"total": x + y}', "return x + y"))
-    result = await Executor({}, sandbox=InProcessRunner()).run(plan, {"x": 1, "y": 2})
+    result = await Executor({}, sandbox=InProcessCodeRunner()).run(plan, {"x": 1, "y": 2})
     assert not result.ok
     assert result.error is not None and "must return a dict" in result.error
     double = result.trace.node("double")
@@ -422,13 +397,13 @@ async def test_code_node_retries_transient_sandbox_failures_only() -> None:
         )
     )
     settings = ExecutorSettings(retry_backoff_s=0)
-    runner = InProcessRunner(fail_first=SandboxError("worker died", rule="timeout"))
+    runner = InProcessCodeRunner(errors=[SandboxError("worker died", rule="timeout")])
     result = await Executor({}, sandbox=runner, settings=settings).run(plan, {"x": 1, "y": 2})
     assert result.ok, result.error
     add = result.trace.node("add")
     assert add is not None and add.attempts == 2
 
-    runner = InProcessRunner(fail_first=SandboxError("ZeroDivisionError", rule="runtime-error"))
+    runner = InProcessCodeRunner(errors=[SandboxError("ZeroDivisionError", rule="runtime-error")])
     result = await Executor({}, sandbox=runner, settings=settings).run(plan, {"x": 1, "y": 2})
     assert not result.ok
     add = result.trace.node("add")
@@ -476,7 +451,7 @@ async def test_run_batch_checks_every_row_first() -> None:
 
 async def test_trace_of_a_real_run_roundtrips() -> None:
     backend = FunctionBackend(lambda req: {"eggs": 3, "eaten": 1})
-    result = await Executor({"student": backend}, sandbox=InProcessRunner()).run(
+    result = await Executor({"student": backend}, sandbox=InProcessCodeRunner()).run(
         _plan(DUCK), {"question": "q"}
     )
     data = result.trace.to_dict()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -222,6 +224,38 @@ async def test_retired_after_max_calls() -> None:
         for _ in range(3):
             assert await p.call(ADD, {"a": 1, "b": 1}) == {"sum": 2}
         assert p.worker_pids != first
+
+
+async def test_workers_of_a_big_parent_are_not_recycled_after_every_call() -> None:
+    # Linux carries ru_maxrss over fork + exec, so a worker started by a process holding a
+    # loaded model used to look "bloated" from birth and was replaced after every call.
+    script = textwrap.dedent(
+        """
+        import asyncio
+        from sgde.runtime.sandbox import SandboxLimits, SandboxPool
+
+        ballast = bytearray(160 * 1024 * 1024)
+        ballast[::4096] = b"x" * len(ballast[::4096])
+
+        async def main():
+            async with SandboxPool(workers=1, limits=SandboxLimits(memory_mb=256)) as pool:
+                first = pool.worker_pids
+                for i in range(3):
+                    assert await pool.call("def run(i):\\n    return i\\n", {"i": i}) == i
+                print(first == pool.worker_pids)
+
+        asyncio.run(main())
+        """
+    )
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip() == "True", done.stderr
 
 
 async def test_close_reaps_workers_and_removes_directories() -> None:

@@ -1,13 +1,13 @@
-"""Public fakes: ScriptedBackend and FunctionBackend."""
+"""Public fakes: ScriptedBackend, FunctionBackend and InProcessCodeRunner."""
 
 from __future__ import annotations
 
 import pytest
 
 import sgde.testing
-from sgde.errors import BackendError, UsageError
+from sgde.errors import BackendError, SandboxError, UsageError
 from sgde.runtime.backend import Backend, Capabilities, ChatRequest, Message
-from sgde.testing import FunctionBackend, ScriptedBackend
+from sgde.testing import FunctionBackend, InProcessCodeRunner, ScriptedBackend
 
 
 def _req(text: str, **kwargs: object) -> ChatRequest:
@@ -15,7 +15,12 @@ def _req(text: str, **kwargs: object) -> ChatRequest:
 
 
 def test_exports_are_complete() -> None:
-    assert set(sgde.testing.__all__) == {"FunctionBackend", "Reply", "ScriptedBackend"}
+    assert set(sgde.testing.__all__) == {
+        "FunctionBackend",
+        "InProcessCodeRunner",
+        "Reply",
+        "ScriptedBackend",
+    }
     for name in sgde.testing.__all__:
         assert hasattr(sgde.testing, name)
 
@@ -88,3 +93,28 @@ async def test_function_backend_rejects_bad_reply_types() -> None:
     backend = FunctionBackend(lambda req: 42)  # type: ignore[arg-type,return-value]
     with pytest.raises(UsageError, match="str or a dict"):
         await backend.chat(_req("x"))
+
+
+async def test_in_process_code_runner_keeps_the_sandbox_contract() -> None:
+    runner = InProcessCodeRunner()
+    assert await runner.call("def run(a, b):\n    return {'s': a + b}\n", {"a": 1, "b": 2}) == {
+        "s": 3
+    }
+    with pytest.raises(SandboxError) as refused:
+        await runner.call("import os\ndef run():\n    return os.getcwd()\n", {})
+    assert refused.value.rule == "policy:import-not-allowed"
+    with pytest.raises(SandboxError, match="ZeroDivisionError") as failed:
+        await runner.call("def run():\n    return 1 / 0\n", {})
+    assert failed.value.rule == "runtime-error"
+    with pytest.raises(SandboxError) as not_json:
+        await runner.call("def run():\n    return {1, 2}\n", {})
+    assert not_json.value.rule == "not-json"
+    assert runner.kwargs == [{"a": 1, "b": 2}, {}, {}, {}]
+
+
+async def test_in_process_code_runner_raises_scripted_errors_first() -> None:
+    runner = InProcessCodeRunner(errors=[SandboxError("worker died", rule="timeout")])
+    with pytest.raises(SandboxError, match="worker died"):
+        await runner.call("def run():\n    return 1\n", {})
+    assert await runner.call("def run():\n    return 1\n", {}) == 1
+    assert len(runner.calls) == 2

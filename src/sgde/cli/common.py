@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from sgde.errors import SgdeError, UsageError
 
 __all__ = [
+    "check_output_parent",
     "err_console",
+    "item_progress",
     "out_console",
     "parse_assignments",
     "parse_input_value",
@@ -69,3 +80,44 @@ def parse_assignments(items: list[str] | None, *, option: str) -> dict[str, str]
             )
         out[key.strip()] = value
     return out
+
+
+def check_output_parent(path: Path | None, *, option: str) -> None:
+    """Fail early when the directory of an output file does not exist.
+
+    Runs can take long; a missing directory should not surface only when the result is
+    written at the end.
+
+    Raises:
+        UsageError: naming the option and the directory.
+    """
+    if path is not None and not path.parent.is_dir():
+        raise UsageError(
+            f"cannot write {option} {path}: directory {str(path.parent)!r} does not exist",
+            hint=f"create the directory or pick another {option} path",
+        )
+
+
+def item_progress(
+    description: str = "{task.description}",
+    *extra: ProgressColumn,
+    console: Console | None = None,
+    **options: Any,
+) -> Progress:
+    """The progress bar of every sgde command: text, bar, ``done/total``, elapsed time.
+
+    Args:
+        description: The first column's text (rich markup and ``{task...}`` fields).
+        *extra: Columns after the elapsed time (e.g. a failure count).
+        console: Where to draw (default: stderr, so stdout stays machine-readable).
+        **options: Other :class:`rich.progress.Progress` options (``transient``, ``disable``).
+    """
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        *extra,
+        console=console if console is not None else err_console,
+        **options,
+    )

@@ -13,33 +13,41 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
     TaskID,
-    TextColumn,
-    TimeElapsedColumn,
 )
 from rich.table import Table
 
-from sgde.cli.common import err_console, out_console, parse_assignments
+from sgde.cli.common import (
+    check_output_parent,
+    err_console,
+    item_progress,
+    out_console,
+    parse_assignments,
+)
 from sgde.cli.run_cmd import read_dataset
 from sgde.errors import UsageError
 from sgde.evaluation.bench import (
     DEFAULT_STUDENT,
     DEFAULT_TEACHER,
+    BenchObserver,
     BenchOutcome,
     Cell,
     load_bench_config,
     run_bench_async,
 )
-from sgde.evaluation.demo import DEFAULT_TEMPLATE, DemoOptions, comparison_rows, run_demo_async
+from sgde.evaluation.demo import (
+    DEFAULT_TEMPLATE,
+    DemoOptions,
+    check_demo,
+    comparison_rows,
+    run_demo_async,
+)
 from sgde.evaluation.engines import (
-    Engine,
-    InProcessEngine,
-    RayEngine,
+    EngineName,
     WorkerSpec,
+    check_engine_name,
     evaluate_with_engine,
+    make_engine,
 )
 from sgde.evaluation.evaluate import EvalResult, ItemResult
 from sgde.models import ModelHub, ModelSettings
@@ -68,7 +76,7 @@ def _num(value: float | None, digits: int = 1) -> str:
 
 
 # -- progress -------------------------------------------------------------------------------
-class RichBenchObserver:
+class RichBenchObserver(BenchObserver):
     """Draws bench/demo progress: a bar over cells, a bar over the current cell's items,
     and one line per finished cell and per compile milestone."""
 
@@ -78,14 +86,7 @@ class RichBenchObserver:
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        )
+        self.progress = item_progress(console=console, transient=False)
         self._cells: TaskID | None = None
         self._items: TaskID | None = None
 
@@ -223,7 +224,7 @@ async def _run_eval(
     trace_path: Path | None,
     seed: int,
     concurrency: int,
-    engine_name: str,
+    engine_name: EngineName,
     ray_address: str | None,
     base_url: str | None,
     limit: int | None,
@@ -241,34 +242,26 @@ async def _run_eval(
     targets = {role: targets[role] for role in sorted(roles)}
     settings = ModelSettings(base_url=base_url)
     keep = "all" if trace_path is not None else "failures"
+    spec = WorkerSpec(
+        models=targets, model_settings=settings.model_dump(mode="json"), concurrency=concurrency
+    )
     async with AsyncExitStack() as stack:
-        engine: Engine
-        if engine_name == "ray":
-            spec = WorkerSpec(
-                models=targets,
-                model_settings=settings.model_dump(mode="json"),
-                concurrency=concurrency,
-            )
-            engine = RayEngine(spec, address=ray_address)
-        elif engine_name == "inprocess":
+        bindings = None
+        sandbox = None
+        if engine_name == "inprocess":
             hub = await stack.enter_async_context(ModelHub(settings))
-            sandbox = None
+            bindings = hub.bind(targets)
             if any(isinstance(n, CodeNode) for n in plan.nodes):
                 sandbox = await stack.enter_async_context(SandboxPool())
-            engine = InProcessEngine(hub.bind(targets), sandbox=sandbox, concurrency=concurrency)
-        else:
-            raise UsageError(
-                f"unknown engine {engine_name!r}", hint="use --engine inprocess or --engine ray"
-            )
-        progress = Progress(
-            TextColumn("evaluating"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-            disable=quiet,
-            transient=True,
+        engine = make_engine(
+            engine_name,
+            bindings=bindings,
+            sandbox=sandbox,
+            spec=spec,
+            concurrency=concurrency,
+            ray_address=ray_address,
         )
+        progress = item_progress("evaluating", disable=quiet, transient=True)
         with progress:
             task = progress.add_task("items", total=len(rows))
             result = await evaluate_with_engine(
@@ -287,7 +280,9 @@ async def _run_eval(
 
 
 def eval_plan(
-    plan: Annotated[Path, typer.Argument(help="Plan YAML file.", show_default=False)],
+    plan: Annotated[
+        Path, typer.Argument(metavar="PLAN", help="Plan YAML file.", show_default=False)
+    ],
     dataset: Annotated[
         Path, typer.Option("--dataset", "-d", help="JSONL rows: plan inputs + gold outputs.")
     ],
@@ -313,6 +308,8 @@ def eval_plan(
     ] = None,
 ) -> None:
     """Evaluate a plan on a labelled dataset: accuracy (Wilson 95 %), tokens, latency, failures."""
+    engine_name = check_engine_name(engine)
+    check_output_parent(trace, option="--trace")
     targets = parse_assignments(model, option="--model")
     result = asyncio.run(
         _run_eval(
@@ -322,7 +319,7 @@ def eval_plan(
             trace_path=trace,
             seed=seed,
             concurrency=concurrency,
-            engine_name=engine,
+            engine_name=engine_name,
             ray_address=ray_address,
             base_url=base_url,
             limit=limit,
@@ -337,34 +334,33 @@ def eval_plan(
 
 
 # -- sgde bench / demo ----------------------------------------------------------------------
-def _summary_table(rows: Sequence[Mapping[str, Any]], title: str) -> Table:
+def _summary_table(rows: Sequence[Mapping[str, Any]], title: str, *, per_m: bool = True) -> Table:
+    """Summary rows (``results.json``) as a table; ``per_m`` adds the m and iterations."""
+    columns = ["method", "m", "accuracy", "95 % interval", "items", "student tok/query"]
+    columns += ["latency median", "teacher tokens", "iterations"]
+    if not per_m:
+        columns = [c for c in columns if c not in ("m", "iterations")]
     table = Table(title=title, title_justify="left")
-    table.add_column("method", justify="left")
-    for col in (
-        "m",
-        "accuracy",
-        "95 % interval",
-        "items",
-        "student tok/query",
-        "latency median",
-        "teacher tokens",
-        "iterations",
-    ):
-        table.add_column(col, justify="right")
+    for col in columns:
+        table.add_column(col, justify="left" if col == "method" else "right")
     for r in rows:
-        style = "bold" if r["method"] == "sgde" else None
-        table.add_row(
-            r["method"],
-            str(r["m"]),
-            _pct(r["accuracy"]),
-            f"{_pct(r['ci_low'])} – {_pct(r['ci_high'])}" if r["accuracy"] is not None else "–",
-            str(r["n_items"]),
-            _num(r["tokens_per_query"]),
-            f"{r['latency_median_s']:.2f} s" if r["latency_median_s"] is not None else "–",
-            _num(r["teacher_tokens_mean"], 0),
-            _num(r["iterations_mean"]),
-            style=style,
+        interval = (
+            f"{_pct(r['ci_low'])} – {_pct(r['ci_high'])}" if r["accuracy"] is not None else "–"
         )
+        latency = r["latency_median_s"]
+        cells = {
+            "method": r["method"],
+            "m": str(r["m"]),
+            "accuracy": _pct(r["accuracy"]),
+            "95 % interval": interval,
+            "items": str(r["n_items"]),
+            "student tok/query": _num(r["tokens_per_query"]),
+            "latency median": f"{latency:.2f} s" if latency is not None else "–",
+            "teacher tokens": _num(r["teacher_tokens_mean"], 0),
+            "iterations": _num(r["iterations_mean"]),
+        }
+        style = "bold" if r["method"] == "sgde" else None
+        table.add_row(*(cells[c] for c in columns), style=style)
     return table
 
 
@@ -389,7 +385,10 @@ def _print_outcome(outcome: BenchOutcome, title: str) -> None:
 
 
 def bench(
-    config: Annotated[Path, typer.Argument(help="Bench configuration (YAML).", show_default=False)],
+    config: Annotated[
+        Path,
+        typer.Argument(metavar="CONFIG", help="Bench configuration (YAML).", show_default=False),
+    ],
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Output directory (default: bench-<name>).")
     ] = None,
@@ -405,8 +404,7 @@ def bench(
 
     Finished cells are checkpointed: rerunning the same command resumes.
     """
-    if engine not in {"inprocess", "ray"}:
-        raise UsageError(f"unknown engine {engine!r}", hint="use --engine inprocess or ray")
+    engine_name = check_engine_name(engine)
     cfg = load_bench_config(config)
     out_dir = out or Path(f"bench-{config.stem}")
     with RichBenchObserver(err_console) as observer:
@@ -414,7 +412,7 @@ def bench(
             run_bench_async(
                 cfg,
                 out_dir,
-                engine="ray" if engine == "ray" else "inprocess",
+                engine=engine_name,
                 ray_address=ray_address,
                 observer=observer,
                 retry_errors=retry_errors,
@@ -452,6 +450,7 @@ def demo(
         max_iters=max_iters,
         methods=tuple(m.strip() for m in methods.split(",") if m.strip()) if methods else None,
     )
+    check_demo(options)
     err_console.print(
         f"[bold]sgde demo[/]{' --quick' if quick else ''}: student {escape(student)}, "
         f"teacher {escape(teacher)}, template {escape(template)} → {escape(str(options.out_dir))}",
@@ -460,29 +459,7 @@ def demo(
     with RichBenchObserver(err_console) as observer:
         outcome = asyncio.run(run_demo_async(options, observer=observer))
     rows = comparison_rows(outcome.results)
-    table = Table(title="Same student, same test items", title_justify="left")
-    for col in (
-        "method",
-        "accuracy",
-        "95 % interval",
-        "items",
-        "student tok/query",
-        "latency median",
-        "teacher tokens",
-    ):
-        table.add_column(col, justify="left" if col == "method" else "right")
-    for r in rows:
-        table.add_row(
-            r["method"],
-            _pct(r["accuracy"]),
-            f"{_pct(r['ci_low'])} – {_pct(r['ci_high'])}" if r["accuracy"] is not None else "–",
-            str(r["n_items"]),
-            _num(r["tokens_per_query"]),
-            f"{r['latency_median_s']:.2f} s" if r["latency_median_s"] is not None else "–",
-            _num(r["teacher_tokens"], 0),
-            style="bold" if r["method"] == "sgde" else None,
-        )
-    out_console.print(table)
+    out_console.print(_summary_table(rows, "Same student, same test items", per_m=False))
     for c in outcome.results["comparisons"]:
         out_console.print(
             f"  sgde vs {escape(c['baseline'])}: Δ {100 * c['delta']:+.1f} points on "

@@ -12,7 +12,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from sgde.cli.common import err_console, out_console
-from sgde.errors import PlanError, Problem, SgdeError, UsageError
+from sgde.errors import PlanError, SgdeError, UsageError
 from sgde.plan import (
     CodeNode,
     ConsensusNode,
@@ -30,7 +30,7 @@ from sgde.plan import (
     validate_plan,
 )
 
-__all__ = ["format_problem", "register"]
+__all__ = ["register"]
 
 PlanArg = Annotated[
     Path, typer.Argument(metavar="PLAN", help="Plan file (YAML).", show_default=False)
@@ -46,18 +46,6 @@ _DIFF_STYLES = {
     "context": "",
     "note": "dim",
 }
-
-
-def format_problem(problem: Problem, path: str) -> str:
-    """One problem as ``file:line: node 'id' field 'f': message`` (parts omitted if unknown)."""
-    head = f"{path}:{problem.line}" if problem.line is not None else path
-    parts = [head]
-    if problem.node_id is not None:
-        parts.append(f"node '{problem.node_id}'")
-    if problem.field is not None:
-        parts.append(f"field '{problem.field}'")
-    where = parts[0] + (": " + " ".join(parts[1:]) if len(parts) > 1 else "")
-    return f"{where}: {problem.message}"
 
 
 def _print_plain(text: str, *, style: str = "") -> None:
@@ -77,11 +65,11 @@ def _validate_one(path: Path) -> bool:
         if not exc.problems:
             _print_plain(f"{source}: {exc.message.removeprefix(source + ': ')}")
         for problem in exc.problems:
-            _print_plain(format_problem(problem, source))
+            _print_plain(problem.format(source))
         return False
     problems = validate_plan(parsed.plan, source_map=parsed.source_map)
     for problem in problems:
-        _print_plain(format_problem(problem, source))
+        _print_plain(problem.format(source))
     if problems:
         n = len(problems)
         err_console.print(f"{escape(source)}: {n} problem{'s' if n != 1 else ''}", highlight=False)

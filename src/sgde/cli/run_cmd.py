@@ -13,9 +13,15 @@ from typing import IO, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TextColumn
 
-from sgde.cli.common import err_console, parse_assignments, parse_input_value
+from sgde.cli.common import (
+    check_output_parent,
+    err_console,
+    item_progress,
+    parse_assignments,
+    parse_input_value,
+)
 from sgde.errors import DataError, UsageError
 from sgde.models import ModelHub, ModelSettings
 from sgde.plan import CodeNode, Plan, load_plan
@@ -23,6 +29,7 @@ from sgde.runtime.backend import Backend, Usage
 from sgde.runtime.calls import CodeRunner
 from sgde.runtime.executor import Executor, ExecutorSettings, RunResult, required_roles
 from sgde.runtime.inputs import coerce_inputs
+from sgde.runtime.jsonl import iter_jsonl
 
 __all__ = ["read_dataset", "register", "run"]
 
@@ -49,36 +56,18 @@ def read_dataset(path: Path, plan: Plan, *, limit: int | None = None) -> list[di
         DataError: naming ``file:line`` for unreadable files, invalid JSON, rows that are
             not objects, or rows with missing/invalid inputs.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DataError(
-            f"cannot read dataset: {exc.strerror or exc}",
-            path=str(path),
-            hint="pass an existing JSONL file with --dataset",
-        ) from exc
-    except UnicodeDecodeError as exc:
-        raise DataError("dataset is not UTF-8 text", path=str(path)) from exc
     rows: list[dict[str, Any]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, row in iter_jsonl(path, what="dataset"):
         if limit is not None and len(rows) >= limit:
             break
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise DataError(f"invalid JSON: {exc}", path=str(path), line=number) from exc
-        if not isinstance(row, dict):
-            raise DataError(
-                f"a row must be a JSON object, got {type(row).__name__}",
-                path=str(path),
-                line=number,
-            )
         try:
             rows.append({**row, **coerce_inputs(plan, row)})
         except UsageError as exc:
-            raise DataError(exc.message, path=str(path), line=number, hint=exc.hint) from exc
+            hint = exc.hint
+            if any(name not in row for name in plan.inputs):
+                example = json.dumps({name: "..." for name in plan.inputs})
+                hint = f"each row needs the plan's inputs as top-level keys, e.g. {example}"
+            raise DataError(exc.message, path=str(path), line=number, hint=hint) from None
     if not rows:
         raise DataError("dataset has no rows", path=str(path))
     return rows
@@ -214,13 +203,9 @@ async def _execute(
             return 0 if result.ok else 1
 
         sink = _OrderedSink(rows, trace_file)
-        progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
+        progress = item_progress(
+            "[bold]{task.description}",
             TextColumn("{task.fields[failed]} failed"),
-            console=err_console,
             transient=True,
             disable=not err_console.is_terminal,
             redirect_stdout=sys.stdout.isatty(),
@@ -313,11 +298,7 @@ def run(
     else:
         rows = [_input_row(plan, inputs or [])]
     targets = _model_targets(plan, models)
-    if trace is not None and not trace.parent.is_dir():
-        raise UsageError(
-            f"cannot write the trace: directory {str(trace.parent)!r} does not exist",
-            hint="create the directory or pick another --trace path",
-        )
+    check_output_parent(trace, option="--trace")
     code = asyncio.run(
         _execute(
             plan,

@@ -19,7 +19,6 @@ once per (template, seed) and their result is shared by every m.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import inspect
 import json
@@ -29,22 +28,31 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal, Protocol
-
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing import Any
 
 from sgde import __version__
-from sgde.errors import SgdeError, UsageError
-from sgde.evaluation.baselines import method_names
+from sgde.errors import SgdeError
 from sgde.evaluation.baselines.base import Method
+from sgde.evaluation.bench_config import (
+    DEFAULT_STUDENT,
+    DEFAULT_TEACHER,
+    BenchConfig,
+    check_config,
+    load_bench_config,
+)
 from sgde.evaluation.datasets import read_jsonl, write_jsonl
-from sgde.evaluation.engines import Engine, InProcessEngine, RayEngine, WorkerSpec
+from sgde.evaluation.engines import (
+    Engine,
+    EngineName,
+    InProcessEngine,
+    WorkerSpec,
+    check_engine_name,
+    make_engine,
+)
 from sgde.evaluation.evaluate import STUDENT_ROLE, ItemResult, summarise
 from sgde.evaluation.report import compare_paired, render_report, summarise_cells
-from sgde.evaluation.report.render import ReportPaths, write_text_atomic
+from sgde.evaluation.report.render import ReportPaths
 from sgde.evaluation.sgde_method import (
-    DEFAULT_TASK,
     SGDE_METHOD,
     CompileFn,
     SgdeMethod,
@@ -56,9 +64,10 @@ from sgde.evaluation.templates import Template, get_template
 from sgde.models import ModelHub, ModelSettings
 from sgde.optimize import compile_async
 from sgde.optimize.events import CompileEvent
-from sgde.optimize.settings import CompileSettings
 from sgde.plan import dump_plan, plan_hash, to_mermaid
+from sgde.plan.files import write_text_atomic
 from sgde.runtime.sandbox import SandboxPool
+from sgde.runtime.sync import run_sync
 
 __all__ = [
     "DEFAULT_STUDENT",
@@ -76,159 +85,16 @@ __all__ = [
     "run_bench_async",
 ]
 
-DEFAULT_STUDENT = "local:smollm2-135m"
-DEFAULT_TEACHER = "local:qwen2.5-coder-1.5b"
 CELL_SCHEMA_VERSION = 1
 RESULTS_SCHEMA_VERSION = 1
 TRAIN_FREE_METHODS = frozenset({"direct", "cot", "self-consistency", "pal", "pot"})
 """Methods whose prediction does not depend on the training rows (used when a method does
 not say so itself through a ``uses_trainset`` attribute)."""
 
-EngineName = Literal["inprocess", "ray"]
 
-
-class BenchConfig(BaseModel):
-    """A bench configuration (YAML). Unknown fields are rejected.
-
-    Attributes:
-        name: Name of the run (report title).
-        description: Free text.
-        student: Student model URI.
-        teacher: Teacher model URI (SGDe and prompt optimisers).
-        templates: GSM-Hard template ids (``sgde synth --list``).
-        m: Training-set sizes.
-        methods: ``"sgde"`` and registry names (``direct``, ``cot``, ``pal``, ``ape``, ...).
-        seeds: Seeds; each gives its own training and test data.
-        n_test: Test items per (template, seed).
-        budget: Token budget (teacher + student) of preparing one cell; None = unlimited.
-        task: Task description given to the compiler's cold start.
-        compile: Compiler settings (``max_iters``, ``repeats``, ...).
-        method_options: Keyword options per method name (e.g. ``{"self-consistency": {"k": 5}}``).
-        model_settings: Model settings (threads, cache, endpoint, prices).
-        concurrency: Test items in flight at once.
-        keep_traces: Which item traces the cell files keep.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    schema_version: Literal[1] = 1
-    name: str = Field(min_length=1)
-    description: str | None = None
-    student: str = DEFAULT_STUDENT
-    teacher: str = DEFAULT_TEACHER
-    templates: list[str] = Field(min_length=1)
-    m: list[int] = Field(default_factory=lambda: [3, 5], min_length=1)
-    methods: list[str] = Field(min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    n_test: int = Field(default=20, ge=1, le=100_000)
-    budget: int | None = Field(default=None, ge=1)
-    task: str = DEFAULT_TASK
-    compile: CompileSettings = Field(default_factory=CompileSettings)
-    method_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    model_settings: ModelSettings = Field(default_factory=ModelSettings)
-    concurrency: int = Field(default=1, ge=1, le=256)
-    keep_traces: Literal["all", "failures", "none"] = "failures"
-
-    @field_validator("m")
-    @classmethod
-    def _check_m(cls, value: list[int]) -> list[int]:
-        if any(m < 1 for m in value):
-            raise ValueError("every m must be >= 1")
-        if len(set(value)) != len(value):
-            raise ValueError("m values must be distinct")
-        return value
-
-    @field_validator("templates", "methods")
-    @classmethod
-    def _distinct_names(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("entries must be distinct")
-        if any(not v.strip() for v in value):
-            raise ValueError("entries must be non-empty")
-        return value
-
-    @field_validator("seeds")
-    @classmethod
-    def _distinct_seeds(cls, value: list[int]) -> list[int]:
-        if len(set(value)) != len(value):
-            raise ValueError("seeds must be distinct")
-        return value
-
-    def public_dict(self) -> dict[str, Any]:
-        """The configuration as JSON, without secrets (for ``results.json``)."""
-        data = self.model_dump(mode="json")
-        data["model_settings"].pop("api_key", None)
-        return data
-
-
-def _format_validation(exc: ValidationError) -> list[str]:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"{loc}: {err['msg']}")
-    return lines
-
-
-def load_bench_config(
-    path: str | Path, *, known_methods: Sequence[str] | None = None
-) -> BenchConfig:
-    """Read and validate a bench configuration file.
-
-    Args:
-        path: The YAML file.
-        known_methods: Method names to accept besides ``"sgde"`` (default: the registry).
-
-    Raises:
-        UsageError: the file is missing, not YAML, or invalid — one line per bad field,
-            named by its path (e.g. ``compile.max_iters``).
-    """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read bench config {p}: {exc.strerror or exc}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise UsageError(f"bench config {p} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise UsageError(f"bench config {p} must be a mapping of fields at the top level")
-    try:
-        config = BenchConfig.model_validate(data)
-    except ValidationError as exc:
-        raise UsageError(
-            f"bench config {p} is invalid:\n  " + "\n  ".join(_format_validation(exc)),
-            hint="see docs/evaluation.md for the fields",
-        ) from None
-    check_methods(config, known_methods=known_methods, source=str(p))
-    return config
-
-
-def check_methods(
-    config: BenchConfig, *, known_methods: Sequence[str] | None = None, source: str = ""
-) -> None:
-    """Check every method name (and every ``method_options`` key) is known.
-
-    Raises:
-        UsageError: naming the field (``methods.<i>`` or ``method_options.<name>``).
-    """
-    known = {SGDE_METHOD, *(known_methods if known_methods is not None else method_names())}
-    where = f"bench config {source}" if source else "bench config"
-    problems = [
-        f"methods.{i}: unknown method {name!r}"
-        for i, name in enumerate(config.methods)
-        if name not in known
-    ]
-    problems += [
-        f"method_options.{name}: not one of the configured methods"
-        for name in config.method_options
-        if name not in config.methods
-    ]
-    if problems:
-        raise UsageError(
-            f"{where} is invalid:\n  " + "\n  ".join(problems),
-            hint="known methods: " + ", ".join(sorted(known)),
-        )
+def _file_safe(text: str) -> str:
+    """``text`` with every character but letters, digits, ``-``, ``_`` and ``.`` as ``_``."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
 @dataclass(frozen=True)
@@ -243,8 +109,7 @@ class Cell:
     @property
     def id(self) -> str:
         """File-name-safe id, e.g. ``gsmhard-0001__m3__s0__cot``."""
-        raw = f"{self.template}__m{self.m}__s{self.seed}__{self.method}"
-        return "".join(c if c.isalnum() or c in "-_." else "_" for c in raw)
+        return _file_safe(f"{self.template}__m{self.m}__s{self.seed}__{self.method}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (with the id)."""
@@ -274,8 +139,9 @@ def derive_seed(seed: int, purpose: str, template: str) -> int:
     return int(digest[:8], 16)
 
 
-class BenchObserver(Protocol):
-    """Receives progress (the CLI draws it with rich)."""
+class BenchObserver:
+    """Receives progress (the CLI draws it with rich). Every method does nothing here:
+    subclass and override what you need; an instance ignores everything."""
 
     def phase(self, message: str) -> None:
         """A free-text status line."""
@@ -297,31 +163,6 @@ class BenchObserver(Protocol):
 
     def cell_finished(self, cell: Cell, result: Mapping[str, Any]) -> None:
         """A cell finished (result as written)."""
-
-
-class NullObserver:
-    """An observer that ignores everything."""
-
-    def phase(self, message: str) -> None:
-        """Ignore."""
-
-    def cell_started(self, cell: Cell, index: int, total: int) -> None:
-        """Ignore."""
-
-    def cell_skipped(self, cell: Cell, result: Mapping[str, Any], reason: str) -> None:
-        """Ignore."""
-
-    def evaluation_started(self, cell: Cell, n_items: int) -> None:
-        """Ignore."""
-
-    def item_done(self, cell: Cell, item: ItemResult) -> None:
-        """Ignore."""
-
-    def compile_event(self, cell: Cell, event: CompileEvent) -> None:
-        """Ignore."""
-
-    def cell_finished(self, cell: Cell, result: Mapping[str, Any]) -> None:
-        """Ignore."""
 
 
 SynthesiseFn = Callable[..., "list[dict[str, Any]] | Awaitable[list[dict[str, Any]]]"]
@@ -452,15 +293,15 @@ class _BenchRun:
             self.eval_bindings, sandbox=sandbox, concurrency=config.concurrency
         )
         self.engine: Engine = self.inprocess
-        if engine == "ray":
+        if check_engine_name(engine) == "ray":
             spec = WorkerSpec(
                 models={STUDENT_ROLE: config.student},
                 model_settings=config.model_settings.model_dump(mode="json"),
                 concurrency=config.concurrency,
             )
-            self.engine = RayEngine(spec, address=ray_address)
-        elif engine != "inprocess":
-            raise UsageError(f"unknown engine {engine!r}", hint="use inprocess or ray")
+            self.engine = make_engine(
+                engine, bindings=None, sandbox=None, spec=spec, ray_address=ray_address
+            )
 
     # -- data -------------------------------------------------------------------------------
     async def _synth(
@@ -482,7 +323,7 @@ class _BenchRun:
         key = (template_id, seed)
         if key in self.data:
             return self.data[key]
-        stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{template_id}__s{seed}")
+        stem = _file_safe(f"{template_id}__s{seed}")
         train_path = self.out / "data" / f"{stem}__train.jsonl"
         test_path = self.out / "data" / f"{stem}__test.jsonl"
         if train_path.exists() and test_path.exists():
@@ -522,7 +363,8 @@ class _BenchRun:
         return existing
 
     def _save(self, cell: Cell, result: dict[str, Any]) -> None:
-        write_text_atomic(self.cell_path(cell), json.dumps(result, indent=1, default=str) + "\n")
+        text = json.dumps(result, indent=1, default=str) + "\n"
+        write_text_atomic(self.cell_path(cell), text, what="bench cell", make_parents=True)
 
     def _method(self, cell: Cell) -> Method:
         def sgde_factory() -> SgdeMethod:
@@ -690,9 +532,14 @@ async def run_bench_async(
 
     Returns:
         The results and the paths written.
+
+    Raises:
+        UsageError: an unknown method, method option or template (checked before any model
+            is loaded).
     """
     deps = deps or BenchDeps()
-    observer = observer or NullObserver()
+    check_config(config, find_template=deps.get_template)
+    observer = observer or BenchObserver()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cells = grid(config)
@@ -720,7 +567,8 @@ async def run_bench_async(
     observer.phase("writing results.json and the report")
     document = build_results(config, results)
     results_path = out / "results.json"
-    write_text_atomic(results_path, json.dumps(document, indent=1, default=str) + "\n")
+    text = json.dumps(document, indent=1, default=str) + "\n"
+    write_text_atomic(results_path, text, what="bench results", make_parents=True)
     report = render_report(document, out)
     return BenchOutcome(
         results=document,
@@ -741,8 +589,8 @@ def run_bench(
     observer: BenchObserver | None = None,
     retry_errors: bool = False,
 ) -> BenchOutcome:
-    """Synchronous :func:`run_bench_async`."""
-    return asyncio.run(
+    """Synchronous :func:`run_bench_async` (not from a running event loop)."""
+    return run_sync(
         run_bench_async(
             config,
             out_dir,
@@ -751,5 +599,7 @@ def run_bench(
             ray_address=ray_address,
             observer=observer,
             retry_errors=retry_errors,
-        )
+        ),
+        name="run_bench",
+        use_instead="run_bench_async(...)",
     )

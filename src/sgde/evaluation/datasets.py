@@ -1,4 +1,7 @@
-"""Dataset files: JSONL reading/writing and the vendored GSM-Hard / GSM8K test sets.
+"""Dataset files: the vendored GSM-Hard / GSM8K test sets, and JSONL reading/writing.
+
+:func:`read_jsonl` and :func:`write_jsonl` are re-exported from :mod:`sgde.runtime.jsonl`
+(the one JSONL reader of sgde, shared with run traces and ``sgde run --dataset``).
 
 The data files live in ``sgde/evaluation/data/`` (package data, shipped in the wheel); their
 origin, commits, hashes and licences are in ``data/SOURCES.md`` and ``data/NOTICE.md``.
@@ -10,17 +13,15 @@ and the 1-based line of the first bad row.
 from __future__ import annotations
 
 import ast
-import json
 import os
-import tempfile
-from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sgde.errors import DataError
+from sgde.runtime.jsonl import iter_jsonl, read_jsonl, write_jsonl
 
 __all__ = [
     "Gsm8kRow",
@@ -52,84 +53,6 @@ def data_file(name: str) -> Path:
             hint="reinstall sgde; the wheel ships sgde/evaluation/data/*.jsonl",
         )
     return path
-
-
-def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read a JSON Lines file: one JSON object per line; blank lines are skipped.
-
-    Args:
-        path: The file to read (UTF-8).
-
-    Returns:
-        The rows, in file order.
-
-    Raises:
-        DataError: if the file cannot be read, a line is not valid JSON, or a line holds
-            something other than a JSON object. ``path`` and ``line`` (1-based) say where.
-    """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError("file not found", path=str(p), hint="check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read file: {exc}", path=str(p)) from exc
-    rows: list[dict[str, Any]] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"invalid JSON ({exc.msg} at column {exc.colno})",
-                path=str(p),
-                line=lineno,
-                hint="each line must be one complete JSON object",
-            ) from None
-        if not isinstance(value, dict):
-            raise DataError(
-                f"expected a JSON object, got {type(value).__name__}",
-                path=str(p),
-                line=lineno,
-                hint='each line must be one JSON object such as {"question": ...}',
-            )
-        rows.append(value)
-    return rows
-
-
-def write_jsonl(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]]) -> None:
-    """Write rows as JSON Lines, atomically (temporary file in the same folder, then rename).
-
-    Keys keep their insertion order; non-ASCII text is written as UTF-8. The same rows always
-    give the same bytes.
-
-    Args:
-        path: The destination file; parent folders are created.
-        rows: JSON-serialisable mappings.
-
-    Raises:
-        DataError: if a row is not JSON-serialisable (the message names its 1-based index).
-    """
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    lines: list[str] = []
-    for i, row in enumerate(rows, start=1):
-        try:
-            lines.append(json.dumps(dict(row), ensure_ascii=False, allow_nan=False))
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"row {i} is not JSON-serialisable: {exc}", path=str(p)) from exc
-    # mkstemp creates the file 0600; keep the destination's mode, else the usual 0644.
-    mode = p.stat().st_mode & 0o777 if p.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write("".join(line + "\n" for line in lines))
-        os.chmod(tmp, mode)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class GsmHardRow(BaseModel):
@@ -207,21 +130,18 @@ def load_gsm_hard(path: str | os.PathLike[str] | None = None) -> list[GsmHardRow
     """
     p = Path(path) if path is not None else data_file("gsm_hard.jsonl")
     out: list[GsmHardRow] = []
-    for i, raw in enumerate(read_jsonl(p)):
-        try:
-            row = GsmHardRow(index=i, **raw)
-        except (ValidationError, TypeError) as exc:
-            raise DataError(
-                f"invalid GSM-Hard row: {_first_error(exc)}",
-                path=str(p),
-                line=i + 1,
-                hint="rows need input (str), code (str) and target (number)",
-            ) from None
+    for line, raw in iter_jsonl(p, what="GSM-Hard file"):
+        row = _validated(
+            GsmHardRow,
+            dict(raw, index=len(out)),
+            p,
+            line,
+            what="GSM-Hard row",
+            hint="rows need input (str), code (str) and target (number)",
+        )
         if row.docstring is None:
             raise DataError(
-                "code does not define solution() with a docstring",
-                path=str(p),
-                line=i + 1,
+                "code does not define solution() with a docstring", path=str(p), line=line
             )
         out.append(row)
     return out
@@ -238,30 +158,35 @@ def load_gsm8k_test(path: str | os.PathLike[str] | None = None) -> list[Gsm8kRow
     """
     p = Path(path) if path is not None else data_file("gsm8k_test.jsonl")
     out: list[Gsm8kRow] = []
-    for i, raw in enumerate(read_jsonl(p)):
+    for line, raw in iter_jsonl(p, what="GSM8K file"):
         answer = raw.get("answer")
         final = gsm8k_answer(answer) if isinstance(answer, str) else None
         if final is None:
             raise DataError(
-                "answer has no numeric final answer after '####'",
-                path=str(p),
-                line=i + 1,
+                "answer has no numeric final answer after '####'", path=str(p), line=line
             )
-        try:
-            out.append(Gsm8kRow(index=i, final=final, **raw))
-        except (ValidationError, TypeError) as exc:
-            raise DataError(
-                f"invalid GSM8K row: {_first_error(exc)}",
-                path=str(p),
-                line=i + 1,
-                hint="rows need question (str) and answer (str)",
-            ) from None
+        row = _validated(
+            Gsm8kRow,
+            dict(raw, index=len(out), final=final),
+            p,
+            line,
+            what="GSM8K row",
+            hint="rows need question (str) and answer (str)",
+        )
+        out.append(row)
     return out
 
 
-def _first_error(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
+_RowT = TypeVar("_RowT", bound=BaseModel)
+
+
+def _validated(
+    model: type[_RowT], data: dict[str, Any], path: Path, line: int, *, what: str, hint: str
+) -> _RowT:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
-        return f"{loc}: {err['msg']}" if loc else str(err["msg"])
-    return str(exc)
+        detail = f"{loc}: {err['msg']}" if loc else str(err["msg"])
+        raise DataError(f"invalid {what}: {detail}", path=str(path), line=line, hint=hint) from None

@@ -20,13 +20,16 @@ from typing import Any
 
 from sgde.errors import SgdeError, UsageError
 from sgde.evaluation.bench import (
-    DEFAULT_STUDENT,
-    DEFAULT_TEACHER,
-    BenchConfig,
     BenchDeps,
     BenchObserver,
     BenchOutcome,
     run_bench_async,
+)
+from sgde.evaluation.bench_config import (
+    DEFAULT_STUDENT,
+    DEFAULT_TEACHER,
+    BenchConfig,
+    check_config,
 )
 from sgde.evaluation.sgde_method import SGDE_METHOD
 from sgde.models.local import import_llama_cpp, model_path
@@ -38,6 +41,7 @@ __all__ = [
     "LOCAL_INSTALL_HINT",
     "QUICK_METHODS",
     "DemoOptions",
+    "check_demo",
     "check_local_models",
     "comparison_rows",
     "demo_config",
@@ -124,6 +128,19 @@ def demo_config(options: DemoOptions) -> BenchConfig:
     )
 
 
+def check_demo(options: DemoOptions, *, deps: BenchDeps | None = None) -> BenchConfig:
+    """The demo's bench configuration, with its template and method names checked.
+
+    Raises:
+        UsageError: an unknown template or method.
+    """
+    config = demo_config(options)
+    check_config(
+        config, find_template=(deps or BenchDeps()).get_template, what="the demo's configuration"
+    )
+    return config
+
+
 def check_local_models(uris: Sequence[str]) -> None:
     """Make sure embedded models can run: llama.cpp importable, weights installed/assembled.
 
@@ -145,22 +162,9 @@ def check_local_models(uris: Sequence[str]) -> None:
 
 
 def comparison_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per method for the demo's table, SGDe last, from ``results.json``."""
-    rows = []
-    for row in results.get("summary", []):
-        rows.append(
-            {
-                "method": row["method"],
-                "accuracy": row["accuracy"],
-                "ci_low": row["ci_low"],
-                "ci_high": row["ci_high"],
-                "n_items": row["n_items"],
-                "tokens_per_query": row["tokens_per_query"],
-                "latency_median_s": row["latency_median_s"],
-                "teacher_tokens": row["teacher_tokens_mean"],
-                "errors": row["errors"],
-            }
-        )
+    """The summary rows of ``results.json`` (one per method, see
+    :func:`sgde.evaluation.report.summarise_cells`) with SGDe last, for the demo's table."""
+    rows = [dict(row) for row in results.get("summary", [])]
     rows.sort(key=lambda r: r["method"] == SGDE_METHOD)
     return rows
 
@@ -182,8 +186,11 @@ async def run_demo_async(
 
     Returns:
         The bench outcome (results, report paths).
+
+    Raises:
+        UsageError: an unknown template or method (before the models are checked).
     """
-    config = demo_config(options)
+    config = check_demo(options, deps=deps)
     if preflight is not None:
         if observer is not None:
             observer.phase("checking the embedded models")

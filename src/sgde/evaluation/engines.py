@@ -18,7 +18,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from sgde.errors import UsageError
 from sgde.evaluation.baselines.base import Method, Prepared
@@ -42,12 +42,16 @@ from sgde.runtime.executor import ExecutorSettings
 from sgde.runtime.sandbox import SandboxLimits, SandboxPool
 
 __all__ = [
+    "ENGINE_NAMES",
     "RAY_INSTALL_HINT",
     "Engine",
+    "EngineName",
     "InProcessEngine",
     "RayEngine",
     "WorkerSpec",
+    "check_engine_name",
     "evaluate_with_engine",
+    "import_ray",
     "make_engine",
     "run_worker_chunk",
     "run_worker_method_chunk",
@@ -55,6 +59,10 @@ __all__ = [
 ]
 
 RAY_INSTALL_HINT = 'pip install "sgde[ray]"   (or: pip install "ray>=2.9")'
+
+EngineName = Literal["inprocess", "ray"]
+"""The engines :func:`make_engine` builds."""
+ENGINE_NAMES: tuple[EngineName, ...] = ("inprocess", "ray")
 
 BindingsFactory = Callable[[Mapping[str, str], ModelSettings], Mapping[str, Backend]]
 
@@ -483,10 +491,24 @@ class RayEngine:
         )
 
 
+def check_engine_name(name: str) -> EngineName:
+    """``name`` as an :data:`EngineName`.
+
+    Raises:
+        UsageError: when it names no engine.
+    """
+    for known in ENGINE_NAMES:
+        if name == known:
+            return known
+    raise UsageError(
+        f"unknown engine {name!r}", hint="use --engine " + " or --engine ".join(ENGINE_NAMES)
+    )
+
+
 def make_engine(
     name: str,
     *,
-    bindings: ModelBindings,
+    bindings: ModelBindings | None,
     sandbox: SandboxPool | None,
     spec: WorkerSpec,
     concurrency: int = 1,
@@ -495,16 +517,27 @@ def make_engine(
 ) -> Engine:
     """Build the engine called ``name`` (``"inprocess"`` or ``"ray"``).
 
+    Args:
+        name: The engine.
+        bindings: Live role -> backend bindings (the in-process engine needs them; Ray
+            workers build their own from ``spec``).
+        sandbox: Sandbox pool of the in-process engine.
+        spec: How Ray workers build their backends and sandbox.
+        concurrency: Items in flight at once (in process).
+        executor_settings: Executor timeouts and node concurrency (in process).
+        ray_address: Ray cluster address (``None``: ``$RAY_ADDRESS`` or a local Ray).
+
     Raises:
-        UsageError: unknown engine name, or ``"ray"`` without Ray installed.
+        UsageError: unknown engine name, ``"ray"`` without Ray installed, or
+            ``"inprocess"`` without bindings.
     """
-    if name == "inprocess":
-        return InProcessEngine(
-            bindings, sandbox=sandbox, concurrency=concurrency, executor_settings=executor_settings
-        )
-    if name == "ray":
+    if check_engine_name(name) == "ray":
         return RayEngine(spec, address=ray_address)
-    raise UsageError(f"unknown engine {name!r}", hint="use --engine inprocess or --engine ray")
+    if bindings is None:
+        raise UsageError("the in-process engine needs model bindings", hint="bind the roles first")
+    return InProcessEngine(
+        bindings, sandbox=sandbox, concurrency=concurrency, executor_settings=executor_settings
+    )
 
 
 def with_ids(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

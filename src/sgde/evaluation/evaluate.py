@@ -14,20 +14,20 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sgde.errors import DataError, UsageError
 from sgde.evaluation.baselines.base import Method, Prediction, Prepared
-from sgde.evaluation.metrics import answer_correct, wilson_interval
+from sgde.evaluation.metrics import answer_correct, percentile, wilson_interval
 from sgde.plan import plan_hash
 from sgde.plan.model import Plan
 from sgde.runtime.backend import Backend, ModelBindings
 from sgde.runtime.executor import Executor, ExecutorSettings, RunResult
 from sgde.runtime.sandbox import SandboxPool
+from sgde.runtime.sync import run_sync
 
 __all__ = [
     "STUDENT_ROLE",
@@ -39,7 +39,6 @@ __all__ = [
     "evaluate_plan_async",
     "gold_fields",
     "item_id",
-    "percentile",
     "predict_items",
     "run_items_inprocess",
     "score_prediction",
@@ -199,17 +198,6 @@ class EvalResult:
         )
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0–100) with linear interpolation; 0.0 for no values."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
 def summarise(
     items: Sequence[ItemResult],
     *,
@@ -217,20 +205,23 @@ def summarise(
     plan_hash: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> EvalResult:
-    """Aggregate per-item results into an :class:`EvalResult`."""
+    """Aggregate per-item results into an :class:`EvalResult`.
+
+    With no items, accuracy, tokens and latencies are 0.0 and the interval is ``(0, 1)``.
+    """
     n = len(items)
     k = sum(1 for i in items if i.correct)
-    low, high = wilson_interval(k, n) if n else (0.0, 1.0)
+    low, high = wilson_interval(k, n)
     latencies = [i.latency_s for i in items]
     return EvalResult(
         name=name,
         items=list(items),
         accuracy=k / n if n else 0.0,
-        ci_low=float(low),
-        ci_high=float(high),
+        ci_low=low,
+        ci_high=high,
         tokens_mean=sum(i.tokens for i in items) / n if n else 0.0,
-        latency_median_s=percentile(latencies, 50),
-        latency_p95_s=percentile(latencies, 95),
+        latency_median_s=percentile(latencies, 50) or 0.0,
+        latency_p95_s=percentile(latencies, 95) or 0.0,
         plan_hash=plan_hash,
         extra=dict(extra or {}),
     )
@@ -337,25 +328,16 @@ async def run_items_inprocess(
     on_item: ItemCallback | None = None,
 ) -> list[ItemResult]:
     """Run and score ``rows`` in this process, at most ``concurrency`` items at once."""
-    if concurrency < 1:
-        raise UsageError(f"concurrency must be >= 1, not {concurrency}")
     executor = Executor(bindings, sandbox=sandbox, settings=executor_settings)
-    gate = asyncio.Semaphore(concurrency)
-    results: list[ItemResult | None] = [None] * len(rows)
 
-    async def one(index: int, row: Mapping[str, Any]) -> None:
-        async with gate:
-            inputs = {name: row[name] for name in plan.inputs}
-            started = time.perf_counter()
-            run = await executor.run(plan, inputs, seed=seed)
-            elapsed = time.perf_counter() - started
-        item = score_run(plan, row, run, index=index, latency_s=elapsed, keep_trace=keep_trace)
-        results[index] = item
-        if on_item is not None:
-            on_item(item)
+    async def one(index: int, row: Mapping[str, Any]) -> ItemResult:
+        inputs = {name: row[name] for name in plan.inputs}
+        started = time.perf_counter()
+        run = await executor.run(plan, inputs, seed=seed)
+        elapsed = time.perf_counter() - started
+        return score_run(plan, row, run, index=index, latency_s=elapsed, keep_trace=keep_trace)
 
-    await asyncio.gather(*(one(i, r) for i, r in enumerate(rows)))
-    return [r for r in results if r is not None]
+    return await _map_rows(one, rows, concurrency=concurrency, on_item=on_item)
 
 
 async def evaluate_plan_async(
@@ -421,16 +403,7 @@ def evaluate_plan(
     Raises:
         UsageError: when called from a running event loop (use :func:`evaluate_plan_async`).
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        raise UsageError(
-            "evaluate_plan() was called inside a running event loop",
-            hint="await evaluate_plan_async(...) instead",
-        )
-    return asyncio.run(
+    return run_sync(
         evaluate_plan_async(
             plan,
             dataset,
@@ -441,7 +414,9 @@ def evaluate_plan(
             executor_settings=executor_settings,
             keep_trace=keep_trace,
             on_item=on_item,
-        )
+        ),
+        name="evaluate_plan",
+        use_instead="evaluate_plan_async(...)",
     )
 
 
@@ -490,20 +465,36 @@ async def predict_items(
     on_item: ItemCallback | None = None,
 ) -> list[ItemResult]:
     """Predict every row with a prepared method and score it, ``concurrency`` at a time."""
+
+    async def one(index: int, row: Mapping[str, Any]) -> ItemResult:
+        prediction = await method.predict(
+            prepared, row, student=student, sandbox=sandbox, seed=seed
+        )
+        return score_prediction(row, prediction, index=index, keep_trace=keep_trace)
+
+    return await _map_rows(one, rows, concurrency=concurrency, on_item=on_item)
+
+
+async def _map_rows(
+    fn: Callable[[int, Mapping[str, Any]], Awaitable[ItemResult]],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    concurrency: int,
+    on_item: ItemCallback | None,
+) -> list[ItemResult]:
+    """``fn(index, row)`` for every row, at most ``concurrency`` at once; results in row order.
+
+    ``on_item`` sees each result as soon as it is ready (completion order).
+    """
     if concurrency < 1:
         raise UsageError(f"concurrency must be >= 1, not {concurrency}")
     gate = asyncio.Semaphore(concurrency)
-    results: list[ItemResult | None] = [None] * len(rows)
 
-    async def one(index: int, row: Mapping[str, Any]) -> None:
+    async def one(index: int, row: Mapping[str, Any]) -> ItemResult:
         async with gate:
-            prediction = await method.predict(
-                prepared, row, student=student, sandbox=sandbox, seed=seed
-            )
-        item = score_prediction(row, prediction, index=index, keep_trace=keep_trace)
-        results[index] = item
+            item = await fn(index, row)
         if on_item is not None:
             on_item(item)
+        return item
 
-    await asyncio.gather(*(one(i, r) for i, r in enumerate(rows)))
-    return [r for r in results if r is not None]
+    return list(await asyncio.gather(*(one(i, r) for i, r in enumerate(rows))))

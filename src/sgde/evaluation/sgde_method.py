@@ -13,13 +13,21 @@ from typing import Any
 
 from sgde.errors import UsageError
 from sgde.evaluation.baselines import get_method
-from sgde.evaluation.baselines.base import Method, Prediction, Prepared, Row, predict_with_plan
+from sgde.evaluation.baselines.base import (
+    Method,
+    Prediction,
+    Prepared,
+    Row,
+    predict_with_plan,
+    require_plan,
+)
 from sgde.optimize import compile_async
 from sgde.optimize.events import EventSink
 from sgde.optimize.report import CompileReport
 from sgde.optimize.settings import CompileSettings
-from sgde.runtime.backend import Backend, Usage
+from sgde.runtime.backend import Backend
 from sgde.runtime.sandbox import SandboxPool
+from sgde.runtime.trace import usage_from_dict
 
 __all__ = [
     "DEFAULT_TASK",
@@ -147,15 +155,7 @@ class SgdeMethod:
         report_dict: dict[str, Any] = (
             report.to_dict() if isinstance(report, CompileReport) else dict(report)
         )
-        usage = {
-            role: Usage(
-                int(u.get("prompt_tokens", 0)),
-                int(u.get("completion_tokens", 0)),
-                int(u.get("calls", 0)),
-                float(u.get("usd", 0.0)),
-            )
-            for role, u in (report_dict.get("usage") or {}).items()
-        }
+        usage = {role: usage_from_dict(u) for role, u in (report_dict.get("usage") or {}).items()}
         return Prepared(
             method=SGDE_METHOD,
             plan=result.plan,
@@ -174,10 +174,8 @@ class SgdeMethod:
         seed: int,
     ) -> Prediction:
         """Run the compiled plan on one row."""
-        if prepared.plan is None:
-            raise UsageError("SGDe's prepared state has no plan; call prepare() first")
         return await predict_with_plan(
-            prepared.plan, row, student=student, sandbox=sandbox, seed=seed
+            require_plan(prepared), row, student=student, sandbox=sandbox, seed=seed
         )
 
 

@@ -26,7 +26,6 @@ number of draws depends only on outcomes, so the same seed gives the same rows â
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import math
 from collections import Counter
@@ -38,7 +37,9 @@ import numpy as np
 
 from sgde.errors import DataError, SandboxError, UsageError
 from sgde.evaluation._align import BATCH_ENTRY, batch_program
-from sgde.evaluation.templates import CodeCaller, Param, Template
+from sgde.evaluation.templates import Param, Template
+from sgde.runtime.calls import CodeRunner
+from sgde.runtime.sync import run_sync
 
 __all__ = [
     "MAGNITUDE_CLASSES",
@@ -199,7 +200,7 @@ async def synthesise_async(
     *,
     n: int,
     seed: int,
-    sandbox: CodeCaller,
+    sandbox: CodeRunner,
     split: str = "test",
     exclude: Collection[str] = (),
     max_tries: int = 2000,
@@ -294,7 +295,7 @@ async def synthesise_async(
 
 
 async def _evaluate(
-    sandbox: CodeCaller, code: str, batch: list[dict[str, float | int]]
+    sandbox: CodeRunner, code: str, batch: list[dict[str, float | int]]
 ) -> list[dict[str, Any]]:
     try:
         out = await sandbox.call(code, {"rows": batch}, entry=BATCH_ENTRY)
@@ -315,7 +316,7 @@ def synthesise(
     *,
     n: int,
     seed: int,
-    sandbox: CodeCaller | None = None,
+    sandbox: CodeRunner | None = None,
     **options: Any,
 ) -> list[dict[str, Any]]:
     """Synchronous :func:`synthesise_async`; opens a sandbox pool when none is given.
@@ -331,4 +332,4 @@ def synthesise(
         async with SandboxPool(workers=1) as pool:
             return await synthesise_async(template, n=n, seed=seed, sandbox=pool, **options)
 
-    return asyncio.run(main())
+    return run_sync(main(), name="synthesise", use_instead="synthesise_async(...)")

@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import difflib
 import hashlib
 import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -56,12 +57,13 @@ from sgde.evaluation._align import (
 )
 from sgde.evaluation._mentions import Mention, find_mentions, pair_mentions
 from sgde.evaluation.datasets import GsmHardRow, data_file, read_jsonl, write_jsonl
+from sgde.runtime.calls import CodeRunner
+from sgde.runtime.sync import run_sync
 
 __all__ = [
     "FAILURE_REASONS",
     "TEMPLATES_FILE",
     "TEMPLATISER_VERSION",
-    "CodeCaller",
     "Coverage",
     "Intermediate",
     "Param",
@@ -97,21 +99,6 @@ FAILURE_REASONS: dict[str, str] = {
     "gsm8k-mismatch": "with GSM8K's numbers the code does not give GSM8K's answer",
 }
 _TOL = 1e-6
-
-
-class CodeCaller(Protocol):
-    """What the templatiser and synthesiser need from a sandbox (``SandboxPool`` fits)."""
-
-    async def call(
-        self,
-        code: str,
-        kwargs: dict[str, Any],
-        *,
-        entry: str = "run",
-        timeout_s: float | None = None,
-    ) -> Any:
-        """Run ``entry(**kwargs)`` from ``code`` in isolation; raise SandboxError on failure."""
-        ...
 
 
 class Param(BaseModel):
@@ -396,7 +383,7 @@ def analyse(row: GsmHardRow) -> _Draft | TemplateFailure:
     return _Draft(row, result, mentions, doc_mentions, pairs)
 
 
-async def _run(sandbox: CodeCaller, code: str, kwargs: dict[str, Any], entry: str) -> Any:
+async def _run(sandbox: CodeRunner, code: str, kwargs: dict[str, Any], entry: str) -> Any:
     return await sandbox.call(code, kwargs, entry=entry)
 
 
@@ -412,7 +399,7 @@ def _description(text: str) -> str:
 
 
 async def _verify(
-    draft: _Draft, sandbox: CodeCaller, gsm8k_answer: float | None
+    draft: _Draft, sandbox: CodeRunner, gsm8k_answer: float | None
 ) -> Template | TemplateFailure:
     row = draft.row
     if not math.isfinite(row.target):
@@ -491,7 +478,7 @@ async def templatise_async(
     row: GsmHardRow | Mapping[str, Any],
     index: int | None = None,
     *,
-    sandbox: CodeCaller,
+    sandbox: CodeRunner,
     gsm8k_answer: float | None = None,
 ) -> Template | TemplateFailure:
     """Templatise one GSM-Hard row, verifying it in ``sandbox``.
@@ -516,7 +503,7 @@ def templatise(
     row: GsmHardRow | Mapping[str, Any],
     index: int | None = None,
     *,
-    sandbox: CodeCaller | None = None,
+    sandbox: CodeRunner | None = None,
     gsm8k_answer: float | None = None,
 ) -> Template | TemplateFailure:
     """Synchronous :func:`templatise_async`; opens a one-worker sandbox when none is given.
@@ -532,7 +519,7 @@ def templatise(
         async with SandboxPool(workers=1) as pool:
             return await templatise_async(row, index, sandbox=pool, gsm8k_answer=gsm8k_answer)
 
-    return asyncio.run(main())
+    return run_sync(main(), name="templatise", use_instead="templatise_async(...)")
 
 
 def gsm8k_answers_by_question(questions: Iterable[tuple[str, float]]) -> dict[str, float]:
@@ -543,7 +530,7 @@ def gsm8k_answers_by_question(questions: Iterable[tuple[str, float]]) -> dict[st
 async def templatise_many(
     rows: Sequence[GsmHardRow],
     *,
-    sandbox: CodeCaller,
+    sandbox: CodeRunner,
     gsm8k: Mapping[str, float] | None = None,
     concurrency: int = 8,
 ) -> list[Template | TemplateFailure]:
@@ -645,8 +632,11 @@ def get_template(template_id: str, templates: Sequence[Template] | None = None) 
             f"row {f.index} could not be templatised ({f.reason}: {f.detail})",
             hint="`sgde synth --list` lists the available templates",
         )
+    close = difflib.get_close_matches(wanted, [t.id for t in pool], n=3, cutoff=0.8)
+    suggestion = "; did you mean " + ", ".join(repr(c) for c in close) + "?" if close else ""
     raise UsageError(
-        f"no template {template_id!r}", hint="`sgde synth --list` lists the available templates"
+        f"no template {template_id!r}{suggestion}",
+        hint="`sgde synth --list` lists the available templates",
     )
 
 

@@ -12,13 +12,11 @@ gives an equal plan, and dumping an equal plan gives the same text.
 from __future__ import annotations
 
 import os
-import secrets
-import stat
 from typing import Any
 
 import yaml
 
-from sgde.errors import UsageError
+from sgde.plan.files import write_text_atomic
 from sgde.plan.model import CodeNode, ConsensusNode, LlmNode, Plan
 
 __all__ = ["dump_node", "dump_plan", "node_to_data", "plan_to_data", "save_plan"]
@@ -170,28 +168,4 @@ def save_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
     Raises:
         UsageError: when the file cannot be written (missing directory, permissions).
     """
-    target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
-    tmp = os.path.join(
-        directory, f".{os.path.basename(target)}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    )
-    payload = dump_plan(plan).encode("utf-8")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            if os.path.exists(target):
-                os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-    except OSError as exc:
-        raise UsageError(
-            f"cannot write plan file {target}: {exc.strerror or exc}",
-            hint="check that the directory exists and is writable",
-        ) from None
+    write_text_atomic(path, dump_plan(plan), what="plan file")

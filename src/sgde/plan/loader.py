@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from sgde.errors import PlanError, Problem, UsageError
 from sgde.plan.model import CodeNode, ConsensusNode, LlmNode, Plan
-from sgde.plan.sourcemap import SourceMap, YamlPath
+from sgde.plan.sourcemap import SourceMap, YamlPath, compose_yaml, describe_yaml_error
 
 __all__ = [
     "ParsedPlan",
@@ -82,14 +82,20 @@ def parse_plan(text: str, *, source: str = "<string>") -> ParsedPlan:
             or fields that do not fit the plan model (wrong types, unknown or missing
             fields); every problem names its line.
     """
-    data, root = _compose(text, source)
-    if root is None or data is None:
+    try:
+        composed = compose_yaml(text, _PlanLoader)
+    except yaml.YAMLError as exc:
+        message, line = describe_yaml_error(exc)
+        raise problems_error(
+            f"{source}: the plan is not valid YAML", [Problem(message, line=line)], source
+        ) from None
+    if composed is None or composed[0] is None:
         raise PlanError(
             f"{source}: the plan file is empty",
             path=source,
             hint="start from an example: schema_version: 1, name, inputs, outputs, nodes",
         )
-    source_map = SourceMap.from_node(root)
+    data, source_map = composed
     if not isinstance(data, dict):
         problem = Problem(
             f"a plan must be a YAML mapping (schema_version, name, inputs, outputs, nodes), "
@@ -190,33 +196,6 @@ def load_plan(path: str | os.PathLike[str], *, validate: bool = True) -> Plan:
         PlanError: when it does not parse or (with ``validate``) is invalid.
     """
     return loads_plan(read_plan_text(path), source=os.fspath(path), validate=validate)
-
-
-def _compose(text: str, source: str) -> tuple[Any, yaml.Node | None]:
-    loader = _PlanLoader(text)
-    try:
-        root = loader.get_single_node()
-        if root is None:
-            return None, None
-        return loader.construct_document(root), root
-    except yaml.MarkedYAMLError as exc:
-        raise problems_error(
-            f"{source}: the plan is not valid YAML", [_yaml_problem(exc)], source
-        ) from None
-    except yaml.YAMLError as exc:
-        problem = Problem(f"invalid YAML: {exc}")
-        raise problems_error(f"{source}: the plan is not valid YAML", [problem], source) from None
-    finally:
-        loader.dispose()
-
-
-def _yaml_problem(exc: yaml.MarkedYAMLError) -> Problem:
-    mark = exc.problem_mark or exc.context_mark
-    message = exc.problem or "syntax error"
-    if exc.context:
-        where = f" at line {exc.context_mark.line + 1}" if exc.context_mark else ""
-        message = f"{message} ({exc.context}{where})"
-    return Problem(f"invalid YAML: {message}", line=mark.line + 1 if mark else None)
 
 
 def _yaml_type(value: Any) -> str:

@@ -9,10 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 
-__all__ = ["DuplicateKey", "Location", "SourceMap", "YamlPath"]
+__all__ = [
+    "DuplicateKey",
+    "Location",
+    "SourceMap",
+    "YamlPath",
+    "compose_yaml",
+    "describe_yaml_error",
+]
 
 YamlPath = tuple[str | int, ...]
 
@@ -138,3 +146,40 @@ def _collect(
             out[child] = _location(item, item)
             _collect(item, child, out, duplicates, active)
     active.discard(id(node))
+
+
+def compose_yaml(
+    text: str, loader: type[yaml.SafeLoader] = yaml.SafeLoader
+) -> tuple[Any, SourceMap] | None:
+    """Parse one YAML document and map where each of its values sits.
+
+    Args:
+        text: The document.
+        loader: A ``SafeLoader`` subclass (plans keep timestamps as text).
+
+    Returns:
+        ``(data, source_map)``, or None for an empty document.
+
+    Raises:
+        yaml.YAMLError: for invalid YAML (see :func:`describe_yaml_error`).
+    """
+    instance = loader(text)
+    try:
+        root = instance.get_single_node()
+        if root is None:
+            return None
+        return instance.construct_document(root), SourceMap.from_node(root)
+    finally:
+        instance.dispose()
+
+
+def describe_yaml_error(exc: yaml.YAMLError) -> tuple[str, int | None]:
+    """A one-line ``"invalid YAML: ..."`` message and the 1-based line, when known."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return f"invalid YAML: {exc}", None
+    mark = exc.problem_mark or exc.context_mark
+    message = exc.problem or "syntax error"
+    if exc.context:
+        where = f" at line {exc.context_mark.line + 1}" if exc.context_mark else ""
+        message = f"{message} ({exc.context}{where})"
+    return f"invalid YAML: {message}", mark.line + 1 if mark else None

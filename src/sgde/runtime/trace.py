@@ -9,15 +9,15 @@ stored as JSON Lines, one run per line, each with ``schema_version`` (see
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sgde.errors import BackendError, DataError, OutputParseError, SandboxError
+from sgde.errors import BackendError, DataError, OutputParseError, SandboxError, UsageError
+from sgde.plan.files import write_text_atomic
 from sgde.runtime.backend import Usage
+from sgde.runtime.jsonl import iter_jsonl
 
 __all__ = [
     "TRACE_SCHEMA_VERSION",
@@ -27,6 +27,7 @@ __all__ = [
     "SampleTrace",
     "error_info",
     "read_traces",
+    "usage_from_dict",
     "write_traces",
 ]
 
@@ -59,7 +60,12 @@ def error_info(exc: BaseException) -> dict[str, Any]:
     return info
 
 
-def _usage_from(data: Any) -> Usage:
+def usage_from_dict(data: Any) -> Usage:
+    """Inverse of :meth:`Usage.to_dict <sgde.runtime.backend.Usage.to_dict>`.
+
+    Missing keys count as zero and anything that is not a mapping gives an empty usage, so
+    traces and reports written by older versions still load.
+    """
     if not isinstance(data, Mapping):
         return Usage()
     return Usage(
@@ -121,7 +127,7 @@ class SampleTrace:
             output=data.get("output"),
             error=data.get("error"),
             latency_s=float(data.get("latency_s", 0.0)),
-            usage=_usage_from(data.get("usage")),
+            usage=usage_from_dict(data.get("usage")),
             attempts=int(data.get("attempts", 0)),
         )
 
@@ -207,7 +213,7 @@ class NodeTrace:
             samples=[SampleTrace.from_dict(s) for s in data.get("samples") or []],
             vote=data.get("vote"),
             latency_s=float(data.get("latency_s", 0.0)),
-            usage=_usage_from(data.get("usage")),
+            usage=usage_from_dict(data.get("usage")),
             error=data.get("error"),
             attempts=int(data.get("attempts", 0)),
             model=data.get("model"),
@@ -301,9 +307,9 @@ class RunTrace:
             ok=bool(data.get("ok", False)),
             error=data.get("error"),
             nodes=[NodeTrace.from_dict(n) for n in data.get("nodes") or []],
-            usage=_usage_from(data.get("usage")),
+            usage=usage_from_dict(data.get("usage")),
             usage_by_role={
-                str(k): _usage_from(v) for k, v in dict(data.get("usage_by_role") or {}).items()
+                str(k): usage_from_dict(v) for k, v in dict(data.get("usage_by_role") or {}).items()
             },
             latency_s=float(data.get("latency_s", 0.0)),
             started_at=str(data.get("started_at", "")),
@@ -321,21 +327,23 @@ def write_traces(path: str | Path, traces: Iterable[RunTrace], *, append: bool =
         path: Target file. Without ``append`` it is replaced atomically.
         traces: The runs to write, one per line.
         append: Append to an existing file instead of replacing it.
+
+    Raises:
+        UsageError: when the file cannot be written.
     """
     target = Path(path)
     lines = "".join(t.to_json() + "\n" for t in traces)
-    if append:
+    if not append:
+        write_text_atomic(target, lines, what="trace file")
+        return
+    try:
         with target.open("a", encoding="utf-8") as fh:
             fh.write(lines)
-        return
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(lines)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except OSError as exc:
+        raise UsageError(
+            f"cannot append to trace file {target}: {exc.strerror or exc}",
+            hint="check that the directory exists and is writable",
+        ) from None
 
 
 def read_traces(path: str | Path) -> list[RunTrace]:
@@ -345,25 +353,15 @@ def read_traces(path: str | Path) -> list[RunTrace]:
         DataError: naming the file and line when a line is not a valid trace, or when the
             file cannot be read.
     """
-    source = Path(path)
-    try:
-        text = source.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DataError(f"cannot read trace file: {exc.strerror}", path=str(source)) from exc
     traces: list[RunTrace] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, data in iter_jsonl(path, what="trace file"):
         try:
-            data = json.loads(line)
-            if not isinstance(data, dict):
-                raise ValueError("a trace line must be a JSON object")
             traces.append(RunTrace.from_dict(data))
         except (ValueError, KeyError, TypeError) as exc:
             detail = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
             raise DataError(
                 f"not a valid run trace: {detail}",
-                path=str(source),
+                path=str(path),
                 line=number,
                 hint="trace files are written by `sgde run --trace FILE`",
             ) from exc

@@ -1,4 +1,4 @@
-"""Public test fakes for sgde: model backends that need no model.
+"""Public test fakes for sgde: model backends that need no model, code runs without workers.
 
 Use them in your own tests of plans::
 
@@ -12,5 +12,6 @@ Use them in your own tests of plans::
 from __future__ import annotations
 
 from sgde.testing.backends import FunctionBackend, Reply, ScriptedBackend
+from sgde.testing.code import InProcessCodeRunner
 
-__all__ = ["FunctionBackend", "Reply", "ScriptedBackend"]
+__all__ = ["FunctionBackend", "InProcessCodeRunner", "Reply", "ScriptedBackend"]

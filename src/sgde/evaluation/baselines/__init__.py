@@ -15,6 +15,7 @@ from sgde.evaluation.baselines.base import (
     Row,
     plan_inputs,
     predict_with_plan,
+    require_plan,
     run_plan,
 )
 from sgde.evaluation.baselines.final_number import extract_final_number
@@ -71,6 +72,7 @@ __all__ = [
     "pot_plan",
     "pot_program",
     "predict_with_plan",
+    "require_plan",
     "run_plan",
 ]
 

@@ -36,6 +36,7 @@ __all__ = [
     "Row",
     "plan_inputs",
     "predict_with_plan",
+    "require_plan",
     "run_plan",
     "usage_dict",
 ]
@@ -176,6 +177,20 @@ class Method(Protocol):
     ) -> Prediction:
         """Answer one row with the student. Failures are recorded, not raised."""
         ...
+
+
+def require_plan(prepared: Prepared) -> Plan:
+    """The plan of a prepared method.
+
+    Raises:
+        UsageError: when ``prepared`` holds no plan (not made by this method's ``prepare``).
+    """
+    if prepared.plan is None:
+        raise UsageError(
+            f"prepared state of method {prepared.method!r} has no plan",
+            hint="pass the object returned by this method's prepare()",
+        )
+    return prepared.plan
 
 
 def plan_inputs(plan: Plan, row: Row) -> dict[str, Any]:

@@ -8,8 +8,9 @@ sandbox.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sgde.errors import SandboxError, UsageError
@@ -18,6 +19,7 @@ from sgde.evaluation.baselines.base import (
     Prepared,
     Row,
     predict_with_plan,
+    require_plan,
     run_plan,
 )
 from sgde.evaluation.baselines.plans import (
@@ -31,7 +33,8 @@ from sgde.evaluation.baselines.programs import ENTRY, pal_program, pot_program
 from sgde.plan.model import Plan
 from sgde.runtime.backend import Backend, Usage
 from sgde.runtime.calls import CodeRunner
-from sgde.runtime.numbers import to_number, vote_key
+from sgde.runtime.consensus import vote
+from sgde.runtime.numbers import to_number
 from sgde.runtime.trace import error_info
 
 __all__ = [
@@ -97,17 +100,8 @@ class PlanBaseline:
         seed: int = 0,
     ) -> Prediction:
         """Run the plan on the row; its ``answer`` output is the prediction."""
-        plan = _require_plan(prepared)
+        plan = require_plan(prepared)
         return await predict_with_plan(plan, row, student=student, sandbox=sandbox, seed=seed)
-
-
-def _require_plan(prepared: Prepared) -> Plan:
-    if prepared.plan is None:
-        raise UsageError(
-            f"prepared state of method {prepared.method!r} has no plan",
-            hint="pass the object returned by this method's prepare()",
-        )
-    return prepared.plan
 
 
 class DirectMethod(PlanBaseline):
@@ -150,9 +144,10 @@ class FewShotCotMethod(PlanBaseline):
 class SelfConsistencyMethod(PlanBaseline):
     """Self-consistency@k: k CoT samples at ``temperature``, majority over their numbers.
 
-    Sample ``i`` runs the CoT plan with seed ``seed * 1000 + i``. Numbers vote through
-    :func:`sgde.runtime.numbers.vote_key` (``12``, ``12.0`` and ``12.0000001`` agree);
-    samples without a number do not vote; a tie goes to the class seen first.
+    Sample ``i`` runs the CoT plan with seed ``seed * 1000 + i``. The numbers vote with the
+    consensus node's rules (:func:`sgde.runtime.consensus.vote`: ``12``, ``12.0`` and
+    ``12.0000001`` agree; a tie goes to the class seen first); samples without a number do
+    not vote.
 
     Args:
         k: Number of samples.
@@ -179,7 +174,7 @@ class SelfConsistencyMethod(PlanBaseline):
         seed: int = 0,
     ) -> Prediction:
         """Sample k chains of thought and return the majority number."""
-        plan = _require_plan(prepared)
+        plan = require_plan(prepared)
         start = time.perf_counter()
         samples = await asyncio.gather(
             *(
@@ -187,23 +182,13 @@ class SelfConsistencyMethod(PlanBaseline):
                 for i in range(self.k)
             )
         )
-        counts: dict[Hashable, int] = {}
-        first: dict[Hashable, float] = {}
-        for sample in samples:
-            if sample.answer is None:
-                continue
-            key = vote_key(sample.answer)
-            counts[key] = counts.get(key, 0) + 1
-            first.setdefault(key, sample.answer)
+        result = vote([{"answer": s.answer} if s.answer is not None else None for s in samples])
         usage = sum((s.usage for s in samples), Usage())
         votes = [
-            {"answer": first[key], "count": count}
-            for key, count in sorted(counts.items(), key=lambda kv: -kv[1])
+            {"answer": json.loads(text), "count": count}
+            for text, count in result.tally.get("answer", [])
         ]
-        answer = None
-        if counts:
-            best = max(counts.values())
-            answer = next(first[key] for key in first if counts[key] == best)
+        answer = result.value.get("answer")
         return Prediction(
             answer=answer,
             raw=samples[0].raw if samples else "",
@@ -211,7 +196,7 @@ class SelfConsistencyMethod(PlanBaseline):
             latency_s=time.perf_counter() - start,
             trace={
                 "votes": votes,
-                "valid": sum(counts.values()),
+                "valid": result.valid,
                 "k": self.k,
                 "runs": [s.trace.get("run") for s in samples],
             },
@@ -257,7 +242,7 @@ class _ProgramMethod(PlanBaseline):
     ) -> Prediction:
         """Ask for a program, run its ``solution()`` in the sandbox, read the number."""
         pool = _require_sandbox(self.name, sandbox)
-        plan = _require_plan(prepared)
+        plan = require_plan(prepared)
         start = time.perf_counter()
         result = await run_plan(plan, row, student=student, sandbox=pool, seed=seed)
         raw = result.outputs.get("program")

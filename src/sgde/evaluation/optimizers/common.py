@@ -26,7 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sgde.errors import BudgetExceeded, OutputParseError, UsageError
-from sgde.evaluation.baselines.base import Prediction, Prepared, Row, predict_with_plan
+from sgde.evaluation.baselines.base import (
+    Prediction,
+    Prepared,
+    Row,
+    predict_with_plan,
+    require_plan,
+)
 from sgde.evaluation.baselines.plans import (
     PromptProgram,
     default_cot_instruction,
@@ -34,10 +40,10 @@ from sgde.evaluation.baselines.plans import (
     render_prompt,
     row_id,
 )
+from sgde.evaluation.metrics import answer_correct
 from sgde.models.request import estimate_prompt_tokens, estimate_tokens
 from sgde.runtime.backend import Backend, Capabilities, ChatRequest, ChatResponse, Message, Usage
 from sgde.runtime.calls import CodeRunner
-from sgde.runtime.numbers import numbers_match
 from sgde.runtime.parsing import parse_json_output
 
 __all__ = [
@@ -373,8 +379,7 @@ class OptimizerRun:
                     question=str(row.get("question", "")),
                     gold=row.get("answer"),
                     answer=prediction.answer,
-                    correct=prediction.answer is not None
-                    and numbers_match(prediction.answer, row.get("answer")),
+                    correct=answer_correct(prediction.answer, row.get("answer")),
                     reply=prediction.raw,
                     error=prediction.error,
                 )
@@ -497,8 +502,6 @@ class OptimizerMethod(abc.ABC):
         seed: int = 0,
     ) -> Prediction:
         """Run the optimised prompt on the row."""
-        if prepared.plan is None:
-            raise UsageError(f"prepared state of {self.name!r} has no plan")
         return await predict_with_plan(
-            prepared.plan, row, student=student, sandbox=sandbox, seed=seed
+            require_plan(prepared), row, student=student, sandbox=sandbox, seed=seed
         )

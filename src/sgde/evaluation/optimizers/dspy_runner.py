@@ -55,7 +55,7 @@ class DspyEndpoint:
         base_url: e.g. ``http://127.0.0.1:8081/v1``.
         model: Model name sent in requests (llama.cpp's server serves one model whatever
             the name).
-        api_key: API key (a placeholder for local servers).
+        api_key: API key (local servers accept any value).
         max_tokens: Completion limit per call.
     """
 

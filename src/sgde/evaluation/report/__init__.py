@@ -1,7 +1,7 @@
 """Bench reports: aggregation, matplotlib figures, Markdown and self-contained HTML."""
 
 from sgde.evaluation.report.aggregate import SGDE_METHOD, compare_paired, summarise_cells
-from sgde.evaluation.report.render import ReportPaths, render_report, write_text_atomic
+from sgde.evaluation.report.render import ReportPaths, render_report
 
 __all__ = [
     "SGDE_METHOD",
@@ -9,5 +9,4 @@ __all__ = [
     "compare_paired",
     "render_report",
     "summarise_cells",
-    "write_text_atomic",
 ]

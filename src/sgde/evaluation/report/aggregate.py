@@ -12,8 +12,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sgde.evaluation.evaluate import percentile
-from sgde.evaluation.metrics import mcnemar, wilson_interval
+from sgde.evaluation.evaluate import ItemResult, summarise
+from sgde.evaluation.metrics import mcnemar
 
 __all__ = ["SGDE_METHOD", "compare_paired", "summarise_cells"]
 
@@ -43,10 +43,9 @@ def summarise_cells(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for (method, m), group in groups.items():
         ok = _ok_cells(group)
-        items = [item for c in ok for item in c["eval"]["items"]]
-        n = len(items)
-        k = sum(1 for i in items if i["correct"])
-        low, high = wilson_interval(k, n) if n else (0.0, 1.0)
+        items = [ItemResult.from_dict(item) for c in ok for item in c["eval"]["items"]]
+        pooled = summarise(items, name=method)
+        n = pooled.n
         prep = [c.get("prepare") or {} for c in ok]
         teacher = [p["teacher_usage"] for p in prep if p.get("teacher_usage")]
         teacher_tokens = [float(u.get("total_tokens", 0)) for u in teacher]
@@ -60,17 +59,13 @@ def summarise_cells(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "cells": len(group),
                 "errors": len(group) - len(ok),
                 "n_items": n,
-                "n_correct": k,
-                "accuracy": k / n if n else None,
-                "ci_low": float(low) if n else None,
-                "ci_high": float(high) if n else None,
-                "tokens_per_query": _mean([float(i.get("tokens", 0)) for i in items]),
-                "latency_median_s": percentile([float(i.get("latency_s", 0)) for i in items], 50)
-                if n
-                else None,
-                "latency_p95_s": percentile([float(i.get("latency_s", 0)) for i in items], 95)
-                if n
-                else None,
+                "n_correct": pooled.n_correct,
+                "accuracy": pooled.accuracy if n else None,
+                "ci_low": pooled.ci_low if n else None,
+                "ci_high": pooled.ci_high if n else None,
+                "tokens_per_query": pooled.tokens_mean if n else None,
+                "latency_median_s": pooled.latency_median_s if n else None,
+                "latency_p95_s": pooled.latency_p95_s if n else None,
                 "teacher_tokens_mean": _mean(teacher_tokens),
                 "teacher_usd_mean": _mean(teacher_usd),
                 "prepare_seconds_mean": _mean([float(p.get("seconds", 0.0)) for p in prep]),

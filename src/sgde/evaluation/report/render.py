@@ -8,8 +8,6 @@ Templates are package data (``templates/*.j2``).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +25,9 @@ from sgde.evaluation.report.figures import (
     plan_from_yaml,
     tokens_figure,
 )
+from sgde.plan.files import write_text_atomic
 
-__all__ = ["ReportPaths", "render_report", "write_text_atomic"]
+__all__ = ["ReportPaths", "render_report"]
 
 
 @dataclass(frozen=True)
@@ -38,20 +37,6 @@ class ReportPaths:
     markdown: Path
     html: Path
     figures: list[Path]
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; reports are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _environment() -> jinja2.Environment:
@@ -178,6 +163,8 @@ def render_report(results: Mapping[str, Any], out_dir: Path) -> ReportPaths:
     env = _environment()
     md_path = out_dir / "report.md"
     html_path = out_dir / "report.html"
-    write_text_atomic(md_path, env.get_template("report.md.j2").render(**context))
-    write_text_atomic(html_path, env.get_template("report.html.j2").render(**context))
+    markdown = env.get_template("report.md.j2").render(**context)
+    write_text_atomic(md_path, markdown, what="report", make_parents=True)
+    html = env.get_template("report.html.j2").render(**context)
+    write_text_atomic(html_path, html, what="report", make_parents=True)
     return ReportPaths(markdown=md_path, html=html_path, figures=written)

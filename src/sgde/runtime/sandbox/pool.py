@@ -15,7 +15,7 @@ import sys
 import tempfile
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -31,8 +31,9 @@ from sgde.plan.policy import (
     check_source,
 )
 from sgde.runtime.sandbox.limits import SandboxLimits
+from sgde.runtime.sync import run_sync
 
-__all__ = ["SandboxPool", "run_code_sync"]
+__all__ = ["SandboxPool", "policy_error", "run_code_sync"]
 
 _HEADER = struct.Struct(">I")
 _WORKER_SCRIPT = Path(__file__).with_name("worker.py")
@@ -445,14 +446,7 @@ class SandboxPool:
             raise UsageError(f"code must be a str, got {type(code).__name__}")
         violations = self.check(code, entry=entry)
         if violations:
-            first = violations[0]
-            listing = "\n".join("  " + v.format() for v in violations[:20])
-            raise SandboxError(
-                f"the sandbox policy refuses the code:\n{listing}",
-                rule=f"policy:{first.rule}",
-                line=first.line,
-                hint="rewrite the code within the sandbox rules (docs/sandbox.md)",
-            )
+            raise policy_error(violations)
         return await self._call_unchecked(code, kwargs, entry=entry, timeout_s=timeout_s)
 
     async def _call_unchecked(
@@ -587,6 +581,23 @@ def _result(response: Mapping[str, Any]) -> Any:
     raise SandboxError(message, rule=str(rule), line=line, hint=hint)
 
 
+def policy_error(violations: Sequence[PolicyViolation]) -> SandboxError:
+    """The error for code the policy refuses: rule ``policy:<first rule>``, every violation
+    listed (up to 20), ``line`` of the first.
+
+    Args:
+        violations: What :func:`sgde.plan.policy.check_source` found (not empty).
+    """
+    first = violations[0]
+    listing = "\n".join("  " + v.format() for v in violations[:20])
+    return SandboxError(
+        f"the sandbox policy refuses the code:\n{listing}",
+        rule=f"policy:{first.rule}",
+        line=first.line,
+        hint="rewrite the code within the sandbox rules (docs/sandbox.md)",
+    )
+
+
 def run_code_sync(
     code: str,
     kwargs: Mapping[str, Any] | None = None,
@@ -604,18 +615,13 @@ def run_code_sync(
         SandboxError: As :meth:`SandboxPool.call`.
         UsageError: When called from a running event loop.
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        raise UsageError(
-            "run_code_sync() cannot run inside an event loop",
-            hint="use `async with SandboxPool() as pool: await pool.call(...)`",
-        )
 
     async def _run() -> Any:
         async with SandboxPool(workers=1, limits=limits) as pool:
             return await pool.call(code, kwargs or {}, entry=entry, timeout_s=timeout_s)
 
-    return asyncio.run(_run())
+    return run_sync(
+        _run(),
+        name="run_code_sync",
+        use_instead="pool.call(...) inside `async with SandboxPool() as pool`",
+    )

@@ -226,6 +226,10 @@ class _Runner:
         self.max_output = int(config["max_output_bytes"])
         self.memory_bytes = int(config["memory_bytes"])
         self.worker_cpu = int(config["worker_cpu_seconds"])
+        # Linux carries ru_maxrss over fork + exec: a worker started by a big parent (a
+        # process holding a loaded model) starts with the parent's peak. Only a peak above
+        # that inherited one is the worker's own.
+        self.inherited_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         self.allowed = frozenset(config["allowed_imports"]) | frozenset(
             config["allowed_submodules"]
         )
@@ -356,9 +360,11 @@ class _Runner:
             )
             payload = None
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        retire = bool(response.get("retire")) or (
+        bloated = usage.ru_maxrss > self.inherited_maxrss and (
             usage.ru_maxrss * 1024 > self.memory_bytes // 2
-            or usage.ru_utime + usage.ru_stime > self.worker_cpu - 2 * self.cpu_seconds - 1
+        )
+        retire = bool(response.get("retire")) or (
+            bloated or usage.ru_utime + usage.ru_stime > self.worker_cpu - 2 * self.cpu_seconds - 1
         )
         if payload is not None:
             flag = b"true" if retire else b"false"
