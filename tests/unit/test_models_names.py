@@ -174,3 +174,28 @@ def test_public_api_is_exported() -> None:
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
     assert defined == set(models.__all__)
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [("olama:qwen", "ollama:qwen"), ("Anthropik:claude-x", "anthropic:claude-x"), ("gpt:4o", None)],
+)
+def test_unknown_provider_hint_has_did_you_mean_and_accepted_forms(
+    name: str, suggestion: str | None
+) -> None:
+    with pytest.raises(ModelNotFoundError, match="unknown model provider") as info:
+        parse_model_name(name)
+    hint = info.value.hint or ""
+    if suggestion is None:
+        assert "did you mean" not in hint
+    else:
+        assert hint.startswith(f"did you mean {suggestion!r}?")
+    for form in (
+        "local:NAME",
+        "local:/path/model.gguf",
+        "openai:MODEL",
+        "openai-compatible:MODEL (with --base-url",
+        "ollama:MODEL",
+        "anthropic:MODEL",
+    ):
+        assert form in hint

@@ -18,16 +18,13 @@ from rich.table import Table
 from sgde.cli.common import err_console, out_console
 from sgde.errors import DataError, UsageError
 from sgde.evaluation.datasets import read_jsonl
-from sgde.models import ModelHub, ModelSettings
+from sgde.models import DEFAULT_STUDENT, DEFAULT_TEACHER, ModelHub, ModelSettings
 from sgde.optimize import CompileEvent, CompileResult, CompileSettings, compile_async
 from sgde.optimize import pac as pac_mod
 from sgde.plan import Plan, load_plan, save_plan
 from sgde.runtime.calls import CodeRunner
 
 __all__ = ["bound", "compile_plan", "register"]
-
-DEFAULT_TEACHER = "local:qwen2.5-coder-1.5b"
-DEFAULT_STUDENT = "local:smollm2-135m"
 
 
 def register(app: typer.Typer) -> None:

@@ -27,8 +27,6 @@ from sgde.cli.common import (
 from sgde.cli.run_cmd import read_dataset
 from sgde.errors import UsageError
 from sgde.evaluation.bench import (
-    DEFAULT_STUDENT,
-    DEFAULT_TEACHER,
     BenchObserver,
     BenchOutcome,
     Cell,
@@ -50,7 +48,7 @@ from sgde.evaluation.engines import (
     make_engine,
 )
 from sgde.evaluation.evaluate import EvalResult, ItemResult
-from sgde.models import ModelHub, ModelSettings
+from sgde.models import DEFAULT_STUDENT, DEFAULT_TEACHER, ModelHub, ModelSettings
 from sgde.optimize.events import CompileEvent
 from sgde.plan import CodeNode, load_plan
 from sgde.runtime.executor import required_roles

@@ -23,7 +23,7 @@ from sgde.cli.common import (
     parse_input_value,
 )
 from sgde.errors import DataError, UsageError
-from sgde.models import ModelHub, ModelSettings
+from sgde.models import DEFAULT_STUDENT, ModelHub, ModelSettings
 from sgde.plan import CodeNode, Plan, load_plan
 from sgde.runtime.backend import Backend, Usage
 from sgde.runtime.calls import CodeRunner
@@ -32,8 +32,6 @@ from sgde.runtime.inputs import coerce_inputs
 from sgde.runtime.jsonl import iter_jsonl
 
 __all__ = ["read_dataset", "register", "run"]
-
-_EXAMPLE_MODEL = "local:smollm2-135m"
 
 
 def register(app: typer.Typer) -> None:
@@ -97,7 +95,7 @@ def _model_targets(plan: Plan, items: list[str] | None) -> dict[str, str]:
     if missing:
         raise UsageError(
             f"plan '{plan.name}' needs a model for role(s) {', '.join(missing)}",
-            hint=f"pass --model {missing[0]}=URI, e.g. --model {missing[0]}={_EXAMPLE_MODEL} "
+            hint=f"pass --model {missing[0]}=URI, e.g. --model {missing[0]}={DEFAULT_STUDENT} "
             "(see `sgde models list`)",
         )
     unused = sorted(set(given) - roles)
@@ -257,7 +255,7 @@ def run(
             "--model",
             "-m",
             metavar="ROLE=URI",
-            help=f"Bind a model role, e.g. student={_EXAMPLE_MODEL} (repeat per role).",
+            help=f"Bind a model role, e.g. student={DEFAULT_STUDENT} (repeat per role).",
             show_default=False,
         ),
     ] = None,

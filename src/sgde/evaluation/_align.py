@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 
 from sgde.evaluation._mentions import Mention
+from sgde.optimize.lift import make_entry
 
 __all__ = [
     "BATCH_ENTRY",
@@ -481,17 +482,8 @@ def build_code(code: str, params: list[ParamDraft]) -> str:
             if isinstance(value, ast.Constant) and (value.lineno, value.col_offset) in drop:
                 continue
         body.append(_Rewrite(params).visit(stmt))
-    func.body = body or [ast.Pass()]
-    func.name = "run"
-    func.args = ast.arguments(
-        posonlyargs=[],
-        args=[ast.arg(arg=p.name) for p in params],
-        vararg=None,
-        kwonlyargs=[],
-        kw_defaults=[],
-        kwarg=None,
-        defaults=[],
-    )
+    func.body = body
+    make_entry(func, "run", [p.name for p in params])
     ast.fix_missing_locations(tree)
     return ast.unparse(tree) + "\n"
 

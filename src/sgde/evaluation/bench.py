@@ -34,8 +34,6 @@ from sgde import __version__
 from sgde.errors import SgdeError
 from sgde.evaluation.baselines.base import Method
 from sgde.evaluation.bench_config import (
-    DEFAULT_STUDENT,
-    DEFAULT_TEACHER,
     BenchConfig,
     check_config,
     load_bench_config,
@@ -61,7 +59,7 @@ from sgde.evaluation.sgde_method import (
 )
 from sgde.evaluation.synth import synthesise_async
 from sgde.evaluation.templates import Template, get_template
-from sgde.models import ModelHub, ModelSettings
+from sgde.models import DEFAULT_STUDENT, DEFAULT_TEACHER, ModelHub, ModelSettings
 from sgde.optimize import compile_async
 from sgde.optimize.events import CompileEvent
 from sgde.plan import dump_plan, plan_hash, to_mermaid

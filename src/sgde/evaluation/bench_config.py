@@ -22,20 +22,16 @@ from sgde.errors import UsageError
 from sgde.evaluation.baselines import get_method, method_names
 from sgde.evaluation.sgde_method import DEFAULT_TASK, SGDE_METHOD
 from sgde.evaluation.templates import get_template
-from sgde.models import ModelSettings
+from sgde.models import DEFAULT_STUDENT, DEFAULT_TEACHER, ModelSettings
 from sgde.optimize.settings import CompileSettings
 from sgde.plan.sourcemap import SourceMap, compose_yaml, describe_yaml_error
 
 __all__ = [
-    "DEFAULT_STUDENT",
-    "DEFAULT_TEACHER",
     "BenchConfig",
     "check_config",
     "load_bench_config",
 ]
 
-DEFAULT_STUDENT = "local:smollm2-135m"
-DEFAULT_TEACHER = "local:qwen2.5-coder-1.5b"
 _DOCS_HINT = "see docs/evaluation.md for the fields"
 
 

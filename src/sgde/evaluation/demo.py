@@ -25,13 +25,9 @@ from sgde.evaluation.bench import (
     BenchOutcome,
     run_bench_async,
 )
-from sgde.evaluation.bench_config import (
-    DEFAULT_STUDENT,
-    DEFAULT_TEACHER,
-    BenchConfig,
-    check_config,
-)
+from sgde.evaluation.bench_config import BenchConfig, check_config
 from sgde.evaluation.sgde_method import SGDE_METHOD
+from sgde.models import DEFAULT_STUDENT, DEFAULT_TEACHER
 from sgde.models.local import import_llama_cpp, model_path
 from sgde.optimize.settings import CompileSettings
 

@@ -10,6 +10,7 @@ Names are ``provider:model`` (see :mod:`sgde.models.names`).
 
 from sgde.models.anthropic_backend import AnthropicBackend
 from sgde.models.cache import RequestCache, cache_key
+from sgde.models.defaults import DEFAULT_STUDENT, DEFAULT_TEACHER
 from sgde.models.hub import ModelHub, RoleBackend
 from sgde.models.local import LOCAL_MODELS, LlamaBackend, LocalModel, model_path
 from sgde.models.names import PROVIDERS, ModelName, known_model_names, parse_model_name
@@ -20,6 +21,8 @@ from sgde.models.settings import ModelSettings, Price, StructuredOutputMode
 from sgde.models.usage import Budget, PriceTable, RoleUsage, UsageMeter
 
 __all__ = [
+    "DEFAULT_STUDENT",
+    "DEFAULT_TEACHER",
     "LOCAL_MODELS",
     "PROVIDERS",
     "AnthropicBackend",

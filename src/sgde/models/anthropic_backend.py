@@ -13,11 +13,11 @@ import inspect
 import json
 import random
 import time
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sgde.errors import UsageError
+from sgde.models.concurrency import LoopSemaphore
 from sgde.models.retry import Failure, RetryPolicy, call_with_retries, classify_sdk_error
 from sgde.runtime.backend import Capabilities, ChatRequest, ChatResponse, Usage
 
@@ -70,12 +70,10 @@ class AnthropicBackend:
         self.model = model
         self._client = client
         self._policy = policy or RetryPolicy()
-        self._max_concurrency = max_concurrency
+        self._limit = LoopSemaphore(max_concurrency)
         self._owns_client = owns_client
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
-        self._semaphores = weakref.WeakKeyDictionary()
         self._sampling: frozenset[str] | None = None
 
     @property
@@ -87,13 +85,6 @@ class AnthropicBackend:
     def capabilities(self) -> Capabilities:
         """JSON schema through a forced tool; no seed."""
         return Capabilities(json_schema=True, json_object=True, seed=False)
-
-    def _semaphore(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        sem = self._semaphores.get(loop)
-        if sem is None:
-            sem = self._semaphores[loop] = asyncio.Semaphore(self._max_concurrency)
-        return sem
 
     def request_kwargs(self, request: ChatRequest) -> dict[str, Any]:
         """Arguments of ``messages.create`` for ``request``."""
@@ -162,7 +153,7 @@ class AnthropicBackend:
         """
         kwargs = self.request_kwargs(request)
         start = time.perf_counter()
-        async with self._semaphore():
+        async with self._limit.acquire():
             message = await call_with_retries(
                 lambda: self._client.messages.create(**kwargs),
                 classify=self._classify,

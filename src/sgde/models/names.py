@@ -17,11 +17,20 @@ import difflib
 from dataclasses import dataclass
 
 from sgde.errors import ModelNotFoundError
-from sgde.models.local.registry import LOCAL_MODELS, get_local_model
+from sgde.models.local.registry import LOCAL_MODELS, get_local_model, lookup_local_model
 
 __all__ = ["PROVIDERS", "ModelName", "known_model_names", "parse_model_name"]
 
 PROVIDERS: tuple[str, ...] = ("local", "openai", "openai-compatible", "ollama", "anthropic")
+
+_ACCEPTED_FORMS = (
+    "local:NAME (a registered model, see `sgde models list`)",
+    "local:/path/model.gguf",
+    "openai:MODEL",
+    "openai-compatible:MODEL (with --base-url URL)",
+    "ollama:MODEL",
+    "anthropic:MODEL",
+)
 
 _EXAMPLE_REMOTE = (
     "openai:gpt-4o-mini",
@@ -75,6 +84,14 @@ def _suggest(name: str) -> list[str]:
     return difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
 
 
+def _provider_hint(suggestions: list[str]) -> str:
+    """The hint of a name whose provider is missing or unknown: did-you-mean plus the forms."""
+    forms = "accepted forms: " + ", ".join(_ACCEPTED_FORMS)
+    if not suggestions:
+        return forms
+    return "did you mean " + ", ".join(repr(s) for s in suggestions) + f"? {forms}"
+
+
 def parse_model_name(name: str) -> ModelName:
     """Parse and check ``provider:model``.
 
@@ -89,15 +106,17 @@ def parse_model_name(name: str) -> ModelName:
         local = get_local_model(text)
         suggestions = [local.full_name] if local else _suggest(f"local:{text}") or _suggest(text)
         raise ModelNotFoundError(
-            f"model name {name!r} lacks a provider; use provider:model with a provider of "
-            f"{', '.join(PROVIDERS)}",
+            f"model name {name!r} lacks a provider; write it as provider:model",
             suggestions=suggestions,
+            hint=_provider_hint(suggestions),
         )
     if provider not in PROVIDERS:
         close = difflib.get_close_matches(provider, PROVIDERS, n=2, cutoff=0.5)
+        suggestions = [f"{p}:{model}" for p in close] or _suggest(text)
         raise ModelNotFoundError(
-            f"unknown model provider {provider!r} in {name!r}; providers: {', '.join(PROVIDERS)}",
-            suggestions=[f"{p}:{model}" for p in close] or _suggest(text),
+            f"unknown model provider {provider!r} in {name!r} (providers: {', '.join(PROVIDERS)})",
+            suggestions=suggestions,
+            hint=_provider_hint(suggestions),
         )
     if not model.strip():
         raise ModelNotFoundError(
@@ -110,12 +129,6 @@ def parse_model_name(name: str) -> ModelName:
         if at and url.startswith(("http://", "https://")) and head:
             model, base_url = head, url.rstrip("/")
     parsed = ModelName(provider, model, base_url)
-    if provider == "local" and not parsed.is_local_path and get_local_model(model) is None:
-        names = [m.name for m in LOCAL_MODELS]
-        close = difflib.get_close_matches(model, names, n=3, cutoff=0.5)
-        raise ModelNotFoundError(
-            f"unknown local model {name!r}; registered: {', '.join(names)} "
-            "(or local:/path/to/file.gguf)",
-            suggestions=[f"local:{c}" for c in close],
-        )
+    if provider == "local" and not parsed.is_local_path:
+        lookup_local_model(parsed.full)  # raises for an unregistered name, with suggestions
     return parsed

@@ -22,10 +22,10 @@ import asyncio
 import random
 import re
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from sgde.models.concurrency import LoopSemaphore
 from sgde.models.request import (
     estimate_prompt_tokens,
     estimate_tokens,
@@ -161,12 +161,10 @@ class OpenAIBackend:
         self._mode_confirmed = structured_output != "auto"
         self._extra_body = dict(extra_body or {})
         self._policy = policy or RetryPolicy()
-        self._max_concurrency = max_concurrency
+        self._limit = LoopSemaphore(max_concurrency)
         self._owns_client = owns_client
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
-        self._semaphores = weakref.WeakKeyDictionary()
         base_url = getattr(client, "base_url", "")
         self._where = f"{model} at {str(base_url).rstrip('/')}" if base_url else model
 
@@ -186,13 +184,6 @@ class OpenAIBackend:
         schema = self._configured in ("auto", "json_schema", "json_object_schema")
         obj = self._configured != "none"
         return Capabilities(json_schema=schema, json_object=obj, seed=True)
-
-    def _semaphore(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        sem = self._semaphores.get(loop)
-        if sem is None:
-            sem = self._semaphores[loop] = asyncio.Semaphore(self._max_concurrency)
-        return sem
 
     def request_kwargs(self, request: ChatRequest, mode: StructuredOutputMode) -> dict[str, Any]:
         """Arguments of ``chat.completions.create`` for ``request`` in ``mode``."""
@@ -289,7 +280,7 @@ class OpenAIBackend:
             BackendError: With provider, HTTP status and whether retrying may help.
         """
         start = time.perf_counter()
-        async with self._semaphore():
+        async with self._limit.acquire():
             completion = await call_with_retries(
                 lambda: self._attempt(request),
                 classify=self._classify,

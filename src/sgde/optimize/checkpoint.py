@@ -14,32 +14,17 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from sgde.errors import CompileError, PlanError
 from sgde.plan import dump_plan, loads_plan
+from sgde.plan.files import write_text_atomic
 from sgde.plan.model import Plan
 
-__all__ = ["CHECKPOINT_VERSION", "Checkpoint", "atomic_write"]
+__all__ = ["CHECKPOINT_VERSION", "Checkpoint"]
 
 CHECKPOINT_VERSION = 1
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Checkpoint:
@@ -61,10 +46,21 @@ class Checkpoint:
         return self.plan_path.is_file() and self.state_path.is_file()
 
     def save(self, plan: Plan, state: dict[str, Any]) -> None:
-        """Write the plan, then the state (the state names the iteration it completes)."""
-        atomic_write(self.plan_path, dump_plan(plan))
+        """Write the plan, then the state (the state names the iteration it completes).
+
+        Raises:
+            UsageError: when the checkpoint directory cannot be written.
+        """
+        write_text_atomic(
+            self.plan_path, dump_plan(plan), what="checkpoint plan", make_parents=True
+        )
         payload = {"schema_version": CHECKPOINT_VERSION, **state}
-        atomic_write(self.state_path, json.dumps(payload, indent=1, default=str) + "\n")
+        write_text_atomic(
+            self.state_path,
+            json.dumps(payload, indent=1, default=str) + "\n",
+            what="checkpoint state",
+            make_parents=True,
+        )
 
     def load(self) -> tuple[Plan, dict[str, Any]]:
         """Read the checkpoint.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import keyword
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "extract_code",
     "find_numbers",
     "lift_solution",
+    "make_entry",
     "snippet",
 ]
 
@@ -234,6 +236,33 @@ class _Replace(ast.NodeTransformer):
         return node
 
 
+def make_entry(func: ast.FunctionDef, name: str, params: Sequence[str]) -> None:
+    """Turn ``func`` (in place) into the entry function ``name(*params)``.
+
+    The parameters are plain positional-or-keyword ones without defaults, replacing the old
+    signature; a body left empty by the rewrite becomes ``pass``. Shared by the compiler's
+    lift and the dataset aligner (:mod:`sgde.evaluation`), which both turn a solved
+    ``solution()`` into a parameterised ``run(...)``.
+
+    Args:
+        func: The function definition to rewrite.
+        name: Its new name (``"run"``).
+        params: The parameter names, in order.
+    """
+    func.name = name
+    func.args = ast.arguments(
+        posonlyargs=[],
+        args=[ast.arg(arg=p) for p in params],
+        vararg=None,
+        kwonlyargs=[],
+        kw_defaults=[],
+        kwarg=None,
+        defaults=[],
+    )
+    if not func.body:
+        func.body = [ast.Pass()]
+
+
 def _wrap_returns(func: ast.FunctionDef, output_field: str) -> None:
     def visit(stmts: list[ast.stmt]) -> None:
         for stmt in stmts:
@@ -368,18 +397,7 @@ def lift_solution(
 
     _Replace(mapping, drop).visit(func)
     # A dropped ``x = <literal>`` whose parameter is also named ``x`` keeps its meaning.
-    func.name = new_entry
-    func.args = ast.arguments(
-        posonlyargs=[],
-        args=[ast.arg(arg=p.name) for p in params],
-        vararg=None,
-        kwonlyargs=[],
-        kw_defaults=[],
-        kwarg=None,
-        defaults=[],
-    )
-    if not func.body:
-        func.body = [ast.Pass()]
+    make_entry(func, new_entry, [p.name for p in params])
     _wrap_returns(func, output_field)
     ast.fix_missing_locations(tree)
     return LiftResult(

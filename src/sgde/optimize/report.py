@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from sgde.optimize.checkpoint import atomic_write
+from sgde.plan.files import write_text_atomic
 
 __all__ = ["CompileReport", "IterationRecord"]
 
@@ -182,9 +182,14 @@ class CompileReport:
         return "\n".join(lines) + "\n"
 
     def write(self, directory: str | Path) -> tuple[Path, Path]:
-        """Write ``report.json`` and ``report.md`` into ``directory``; returns both paths."""
+        """Write ``report.json`` and ``report.md`` into ``directory``; returns both paths.
+
+        Raises:
+            UsageError: when the directory cannot be created or written.
+        """
         out = Path(directory)
         json_path, md_path = out / "report.json", out / "report.md"
-        atomic_write(json_path, json.dumps(self.to_dict(), indent=1, default=str) + "\n")
-        atomic_write(md_path, self.to_markdown())
+        text = json.dumps(self.to_dict(), indent=1, default=str) + "\n"
+        write_text_atomic(json_path, text, what="compile report", make_parents=True)
+        write_text_atomic(md_path, self.to_markdown(), what="compile report", make_parents=True)
         return json_path, md_path

@@ -41,6 +41,7 @@ from sgde.evaluation.baselines.plans import (
     row_id,
 )
 from sgde.evaluation.metrics import answer_correct
+from sgde.models.defaults import DEFAULT_TEACHER
 from sgde.models.request import estimate_prompt_tokens, estimate_tokens
 from sgde.runtime.backend import Backend, Capabilities, ChatRequest, ChatResponse, Message, Usage
 from sgde.runtime.calls import CodeRunner
@@ -473,7 +474,7 @@ class OptimizerMethod(abc.ABC):
         if teacher is None:
             raise UsageError(
                 f"method {self.name!r} is a prompt optimiser and needs a teacher",
-                hint="bind a teacher model (e.g. --model teacher=local:qwen2.5-coder-1.5b)",
+                hint=f"bind a teacher model (e.g. --model teacher={DEFAULT_TEACHER})",
             )
         run = OptimizerRun(
             self.name,

@@ -5,10 +5,8 @@
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
-from sgde.errors import ModelNotFoundError
 from sgde.models.local.assemble import (
     ModelStatus,
     ensure_assembled,
@@ -17,7 +15,13 @@ from sgde.models.local.assemble import (
     sha256_file,
 )
 from sgde.models.local.llama_backend import LlamaBackend, import_llama_cpp
-from sgde.models.local.registry import LOCAL_MODELS, Chunk, LocalModel, get_local_model
+from sgde.models.local.registry import (
+    LOCAL_MODELS,
+    Chunk,
+    LocalModel,
+    get_local_model,
+    lookup_local_model,
+)
 from sgde.models.settings import default_models_dir
 
 __all__ = [
@@ -35,25 +39,6 @@ __all__ = [
     "model_status",
     "sha256_file",
 ]
-
-
-def lookup_local_model(name: str) -> LocalModel:
-    """The registry entry for ``name`` (with or without ``local:``).
-
-    Raises:
-        ModelNotFoundError: Unknown name; close matches are suggested.
-    """
-    short = name.removeprefix("local:")
-    model = get_local_model(short)
-    if model is None:
-        names = [m.name for m in LOCAL_MODELS]
-        close = difflib.get_close_matches(short, names, n=3, cutoff=0.5)
-        raise ModelNotFoundError(
-            f"unknown local model {name!r}; known: {', '.join(names)} "
-            "(or local:/path/to/file.gguf)",
-            suggestions=[f"local:{c}" for c in close],
-        )
-    return model
 
 
 def model_path(name: str, *, cache_dir: Path | None = None) -> Path:

