@@ -72,7 +72,7 @@ class DemoOptions:
         template: GSM-Hard template id.
         student: Student model URI.
         teacher: Teacher model URI.
-        n_test: Test items (default: 15 quick, 30 full).
+        n_test: Test items (default: 15 quick, 25 full).
         max_iters: Compile iterations (default: 2 quick, 4 full).
         methods: Methods to run (default: :data:`QUICK_METHODS` / :data:`FULL_METHODS`).
         seed: Seed of data synthesis, sampling and the compile.
