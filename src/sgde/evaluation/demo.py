@@ -8,7 +8,7 @@ template, one m, one seed), so it checkpoints per cell and an interrupted demo r
 Sizes (2 CPU cores, SmolLM2-135M student at ~85 tok/s, Qwen2.5-Coder-1.5B teacher at
 ~11 tok/s): ``--quick`` runs 15 test items with direct, CoT and PAL and a compile of at most
 2 iterations (measured: 8 minutes); the default runs 25 items, also few-shot CoT and the APE
-prompt optimiser, and up to 4 compile iterations (estimated 25–30 minutes).
+prompt optimiser, and up to 4 compile iterations (measured: 25 minutes).
 """
 
 from __future__ import annotations
