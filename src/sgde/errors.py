@@ -8,7 +8,9 @@ into *misuse* (the caller gave something wrong: fix the input) and *runtime fail
     SgdeError
     ├── UsageError                 misuse: bad arguments, settings, names
     │   ├── ModelNotFoundError     a "provider:model" name that does not resolve
+    │   ├── TaskSpecError          a task's fields, types or metric reference are invalid
     │   └── DataError              a dataset file/row that is invalid (file, line)
+    │       └── TaskDataError      a row that does not fit the task (row, field)
     ├── PlanError                  a plan that does not load or validate (problems list)
     ├── ExecutionError             a node failed while a plan ran (node_id)
     │   ├── OutputParseError       model output that does not parse against the contract
@@ -16,7 +18,8 @@ into *misuse* (the caller gave something wrong: fix the input) and *runtime fail
     ├── SandboxError               untrusted code refused or contained (rule)
     ├── BackendError               a model backend failed (provider, status, retryable)
     ├── BudgetExceeded             a call would overspend the token/USD budget
-    └── CompileError               the SGDe compiler could not proceed
+    ├── CompileError               the SGDe compiler could not proceed
+    └── TaskMetricError            a metric raised or returned an invalid score (metric, row)
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ __all__ = [
     "Problem",
     "SandboxError",
     "SgdeError",
+    "TaskDataError",
+    "TaskMetricError",
+    "TaskSpecError",
     "UsageError",
 ]
 
@@ -233,3 +239,57 @@ class BudgetExceeded(SgdeError):
 
 class CompileError(SgdeError):
     """The SGDe compiler could not proceed (e.g. no valid starting plan)."""
+
+
+class TaskSpecError(UsageError):
+    """A task description is invalid: a field name, a type spelling (``list[integer]``), a
+    ``--input``/``--output`` option or a ``--metric module:function`` reference."""
+
+
+class TaskDataError(DataError):
+    """A row does not fit the task: a field is missing, null or of the wrong type.
+
+    ``where`` names the row (``"rows.jsonl:3"``, 1-based) and ``field`` the field; ``path``
+    and ``line`` are filled in when ``where`` has the form ``path:line``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str | None = None,
+        field: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.where = where
+        self.field = field
+        parts = [p for p in (where, f"field '{field}'" if field is not None else None) if p]
+        prefix = ": ".join(parts)
+        super().__init__(f"{prefix}: {message}" if prefix else message, hint=hint)
+        head, _, tail = (where or "").rpartition(":")
+        if head and tail.isdigit():
+            self.path, self.line = head, int(tail)
+
+
+class TaskMetricError(SgdeError):
+    """A metric failed on a row: it raised, or returned something that is not a score.
+
+    ``metric`` names the metric (``"module:function"``) and ``where`` the row.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        metric: str | None = None,
+        where: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.metric = metric
+        self.where = where
+        super().__init__(
+            message,
+            hint=hint
+            or "a metric is called as metric(row, outputs) and must return a float in [0, 1], "
+            "a bool, a Score or (float, feedback)",
+        )
