@@ -35,6 +35,9 @@ from sgde.errors import (
     Problem,
     SandboxError,
     SgdeError,
+    TaskDataError,
+    TaskMetricError,
+    TaskSpecError,
     UsageError,
 )
 
@@ -153,6 +156,9 @@ __all__ = [
     "SandboxLimits",
     "SandboxPool",
     "SgdeError",
+    "TaskDataError",
+    "TaskMetricError",
+    "TaskSpecError",
     "UsageError",
     "__version__",
     "check_plan",
