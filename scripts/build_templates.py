@@ -1,10 +1,10 @@
-"""Rebuild the vendored GSM-Hard templates: src/sgde/evaluation/data/gsm_hard_templates.jsonl.
+"""Rebuild the vendored GSM-Hard templates: src/sgde/evaluation/gsm/data/gsm_hard_templates.jsonl.
 
 Templatises every GSM-Hard row (static alignment, then verification of every row's code in the
 sandbox against GSM-Hard's target and GSM8K's answer) and writes the results with a header
 holding the source file's sha256 and the templatiser version. Run it after changing
-``sgde.evaluation.templates`` / ``_align`` / ``_mentions``; ``tests/unit/test_data_templates.py``
-fails while the file is stale.
+``sgde.evaluation.gsm.templates`` / ``_align`` / ``_mentions``;
+``tests/unit/test_data_templates.py`` fails while the file is stale.
 
 Usage:
     python scripts/build_templates.py [--check] [--workers N]
@@ -18,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from sgde.evaluation.datasets import data_file, load_gsm8k_test, load_gsm_hard
-from sgde.evaluation.templates import (
+from sgde.evaluation.gsm.datasets import data_file, load_gsm8k_test, load_gsm_hard
+from sgde.evaluation.gsm.templates import (
     TEMPLATES_FILE,
     Template,
     TemplateFailure,

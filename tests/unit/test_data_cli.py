@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from sgde.cli import data_cmds
 from sgde.errors import UsageError
-from sgde.evaluation.datasets import read_jsonl
+from sgde.runtime.jsonl import read_jsonl
 
 
 def _app() -> typer.Typer:

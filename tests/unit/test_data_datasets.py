@@ -9,14 +9,13 @@ from pathlib import Path
 import pytest
 
 from sgde.errors import DataError
-from sgde.evaluation.datasets import (
+from sgde.evaluation.gsm.datasets import (
     data_file,
     gsm8k_answer,
     load_gsm8k_test,
     load_gsm_hard,
-    read_jsonl,
-    write_jsonl,
 )
+from sgde.runtime.jsonl import read_jsonl, write_jsonl
 
 SHA256 = {
     "gsm_hard.jsonl": "2032b0188a49ac0ec38cbe1e695e7d62d6dddc44bbb64f920728aca710e9ddef",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sgde.evaluation._mentions import find_mentions, pair_mentions
-from sgde.evaluation.templates import format_number
+from sgde.evaluation.gsm._mentions import find_mentions, pair_mentions
+from sgde.evaluation.gsm.templates import format_number
 
 
 def _summary(text: str) -> list[tuple[str, float, bool]]:

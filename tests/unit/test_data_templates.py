@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from sgde.evaluation.datasets import data_file, load_gsm_hard
-from sgde.evaluation.templates import (
+from sgde.evaluation.gsm.datasets import data_file, load_gsm_hard
+from sgde.evaluation.gsm.templates import (
     FAILURE_REASONS,
     TEMPLATES_FILE,
     TEMPLATISER_VERSION,

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from sgde.errors import DataError
-from sgde.evaluation.datasets import write_jsonl
-from sgde.evaluation.synth import MAGNITUDE_CLASSES, check_values, synthesise_async
-from sgde.evaluation.templates import Intermediate, Template, get_template, load_templates
+from sgde.evaluation.gsm.synth import MAGNITUDE_CLASSES, check_values, synthesise_async
+from sgde.evaluation.gsm.templates import Intermediate, Template, get_template, load_templates
+from sgde.runtime.jsonl import write_jsonl
 from sgde.runtime.sandbox import SandboxPool
 
 

@@ -17,12 +17,12 @@ from rich.table import Table
 
 from sgde.cli.common import err_console, out_console
 from sgde.errors import DataError, UsageError
-from sgde.evaluation.datasets import read_jsonl
 from sgde.models import DEFAULT_STUDENT, DEFAULT_TEACHER, ModelHub, ModelSettings
 from sgde.optimize import CompileEvent, CompileResult, CompileSettings, compile_async
 from sgde.optimize import pac as pac_mod
 from sgde.plan import Plan, load_plan, save_plan
 from sgde.runtime.calls import CodeRunner
+from sgde.runtime.jsonl import read_jsonl
 
 __all__ = ["bound", "compile_plan", "register"]
 

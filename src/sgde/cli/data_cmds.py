@@ -10,9 +10,9 @@ import typer
 
 from sgde.cli.common import err_console, out_console
 from sgde.errors import UsageError
-from sgde.evaluation.datasets import write_jsonl
-from sgde.evaluation.synth import synthesise_async
-from sgde.evaluation.templates import Template, coverage, get_template, load_template_results
+from sgde.evaluation.gsm.synth import synthesise_async
+from sgde.evaluation.gsm.templates import Template, coverage, get_template, load_template_results
+from sgde.runtime.jsonl import write_jsonl
 
 __all__ = ["register"]
 

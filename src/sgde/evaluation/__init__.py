@@ -1,4 +1,4 @@
-"""Evaluation: GSM-Hard data and templates, adversarial synthesis, metrics, runs and reports.
+"""Evaluation: datasets, task families, metrics, baselines, runs and reports.
 
 The main entry points::
 
@@ -10,7 +10,8 @@ The main entry points::
 Names are imported from their modules on first use (the bench pulls in the compiler and the
 model backends, which ``sgde eval`` alone does not need). Baselines and prompt optimisers
 live in :mod:`sgde.evaluation.baselines` and :mod:`sgde.evaluation.optimizers`, report
-rendering in :mod:`sgde.evaluation.report`.
+rendering in :mod:`sgde.evaluation.report`, the GSM-Hard tooling (vendored data, templates,
+synthesis) in :mod:`sgde.evaluation.gsm`.
 """
 
 from __future__ import annotations
@@ -21,14 +22,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sgde.evaluation.bench import BenchOutcome, run_bench, run_bench_async
     from sgde.evaluation.bench_config import BenchConfig, load_bench_config
-    from sgde.evaluation.datasets import (
-        Gsm8kRow,
-        GsmHardRow,
-        load_gsm8k_test,
-        load_gsm_hard,
-        read_jsonl,
-        write_jsonl,
-    )
     from sgde.evaluation.demo import DemoOptions, run_demo_async
     from sgde.evaluation.engines import InProcessEngine, RayEngine, WorkerSpec
     from sgde.evaluation.evaluate import (
@@ -37,31 +30,32 @@ if TYPE_CHECKING:
         evaluate_plan,
         evaluate_plan_async,
     )
-    from sgde.evaluation.metrics import answer_correct, mcnemar, wilson_interval
-    from sgde.evaluation.sgde_method import SgdeMethod, resolve_method
-    from sgde.evaluation.synth import synthesise, synthesise_async
-    from sgde.evaluation.templates import (
+    from sgde.evaluation.gsm.datasets import (
+        Gsm8kRow,
+        GsmHardRow,
+        load_gsm8k_test,
+        load_gsm_hard,
+    )
+    from sgde.evaluation.gsm.synth import synthesise, synthesise_async
+    from sgde.evaluation.gsm.templates import (
         Template,
         TemplateFailure,
         get_template,
         load_templates,
         templatise,
     )
+    from sgde.evaluation.metrics import answer_correct, mcnemar, wilson_interval
+    from sgde.evaluation.sgde_method import SgdeMethod, resolve_method
+    from sgde.runtime.jsonl import read_jsonl, write_jsonl
 
 _LAZY: dict[str, str] = {
     **dict.fromkeys(("BenchOutcome", "run_bench", "run_bench_async"), "sgde.evaluation.bench"),
     **dict.fromkeys(("BenchConfig", "load_bench_config"), "sgde.evaluation.bench_config"),
     **dict.fromkeys(
-        (
-            "Gsm8kRow",
-            "GsmHardRow",
-            "load_gsm8k_test",
-            "load_gsm_hard",
-            "read_jsonl",
-            "write_jsonl",
-        ),
-        "sgde.evaluation.datasets",
+        ("Gsm8kRow", "GsmHardRow", "load_gsm8k_test", "load_gsm_hard"),
+        "sgde.evaluation.gsm.datasets",
     ),
+    **dict.fromkeys(("read_jsonl", "write_jsonl"), "sgde.runtime.jsonl"),
     **dict.fromkeys(("DemoOptions", "run_demo_async"), "sgde.evaluation.demo"),
     **dict.fromkeys(("InProcessEngine", "RayEngine", "WorkerSpec"), "sgde.evaluation.engines"),
     **dict.fromkeys(
@@ -70,10 +64,10 @@ _LAZY: dict[str, str] = {
     ),
     **dict.fromkeys(("answer_correct", "mcnemar", "wilson_interval"), "sgde.evaluation.metrics"),
     **dict.fromkeys(("SgdeMethod", "resolve_method"), "sgde.evaluation.sgde_method"),
-    **dict.fromkeys(("synthesise", "synthesise_async"), "sgde.evaluation.synth"),
+    **dict.fromkeys(("synthesise", "synthesise_async"), "sgde.evaluation.gsm.synth"),
     **dict.fromkeys(
         ("Template", "TemplateFailure", "get_template", "load_templates", "templatise"),
-        "sgde.evaluation.templates",
+        "sgde.evaluation.gsm.templates",
     ),
 }
 

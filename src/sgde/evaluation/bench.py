@@ -38,7 +38,6 @@ from sgde.evaluation.bench_config import (
     check_config,
     load_bench_config,
 )
-from sgde.evaluation.datasets import read_jsonl, write_jsonl
 from sgde.evaluation.engines import (
     Engine,
     EngineName,
@@ -48,6 +47,8 @@ from sgde.evaluation.engines import (
     make_engine,
 )
 from sgde.evaluation.evaluate import STUDENT_ROLE, ItemResult, summarise
+from sgde.evaluation.gsm.synth import synthesise_async
+from sgde.evaluation.gsm.templates import Template, get_template
 from sgde.evaluation.report import compare_paired, render_report, summarise_cells
 from sgde.evaluation.report.render import ReportPaths
 from sgde.evaluation.sgde_method import (
@@ -57,13 +58,12 @@ from sgde.evaluation.sgde_method import (
     compile_summary,
     resolve_method,
 )
-from sgde.evaluation.synth import synthesise_async
-from sgde.evaluation.templates import Template, get_template
 from sgde.models import DEFAULT_STUDENT, DEFAULT_TEACHER, ModelHub, ModelSettings
 from sgde.optimize import compile_async
 from sgde.optimize.events import CompileEvent
 from sgde.plan import dump_plan, plan_hash, to_mermaid
 from sgde.plan.files import write_text_atomic
+from sgde.runtime.jsonl import read_jsonl, write_jsonl
 from sgde.runtime.sandbox import SandboxPool
 from sgde.runtime.sync import run_sync
 
@@ -181,7 +181,7 @@ class BenchDeps:
     Attributes:
         get_template: Template id -> template.
         synthesise: ``synthesise(template, n=, seed=, sandbox=, split=, exclude=)``
-            (sync or async; default :func:`sgde.evaluation.synth.synthesise_async`).
+            (sync or async; default :func:`sgde.evaluation.gsm.synth.synthesise_async`).
         make_hub: Settings -> a fresh :class:`~sgde.models.ModelHub` (tests pass a resolver).
         make_sandbox: A fresh sandbox pool (async context manager).
         compile_fn: The compiler (:func:`sgde.optimize.compile_async`).

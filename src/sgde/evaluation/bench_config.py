@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sgde.errors import UsageError
 from sgde.evaluation.baselines import get_method, method_names
 from sgde.evaluation.sgde_method import DEFAULT_TASK, SGDE_METHOD
-from sgde.evaluation.templates import get_template
+from sgde.evaluation.gsm.templates import get_template
 from sgde.models import DEFAULT_STUDENT, DEFAULT_TEACHER, ModelSettings
 from sgde.optimize.settings import CompileSettings
 from sgde.plan.sourcemap import SourceMap, compose_yaml, describe_yaml_error
@@ -204,7 +204,7 @@ def check_config(
         known_methods: Method names to accept besides ``"sgde"`` (default: the registry;
             the options of registry methods are then tried on their constructors).
         find_template: Template id -> template, raising :class:`UsageError` for an unknown
-            id (default: :func:`sgde.evaluation.templates.get_template`).
+            id (default: :func:`sgde.evaluation.gsm.templates.get_template`).
         source: The file name, for messages.
         source_map: Where each field sits in the file, for line numbers.
         what: What is checked, for the message (default ``"bench config <source>"``).

@@ -21,7 +21,7 @@ template's constraints:
 Candidates are evaluated in batches with one sandbox call each. Randomness comes from a
 numpy ``Generator`` seeded with ``SeedSequence([seed, H(template id), H(split)])``, and the
 number of draws depends only on outcomes, so the same seed gives the same rows — and, through
-:func:`~sgde.evaluation.datasets.write_jsonl`, a byte-identical file.
+:func:`~sgde.runtime.jsonl.write_jsonl`, a byte-identical file.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from sgde.errors import DataError, SandboxError, UsageError
-from sgde.evaluation._align import BATCH_ENTRY, batch_program
-from sgde.evaluation.templates import Param, Template
+from sgde.evaluation.gsm._align import BATCH_ENTRY, batch_program
+from sgde.evaluation.gsm.templates import Param, Template
 from sgde.runtime.calls import CodeRunner
 from sgde.runtime.sync import run_sync
 

@@ -1,9 +1,9 @@
-"""Dataset files: the vendored GSM-Hard / GSM8K test sets, and JSONL reading/writing.
+"""Dataset files: the vendored GSM-Hard / GSM8K test sets.
 
-:func:`read_jsonl` and :func:`write_jsonl` are re-exported from :mod:`sgde.runtime.jsonl`
-(the one JSONL reader of sgde, shared with run traces and ``sgde run --dataset``).
+JSONL reading and writing is :mod:`sgde.runtime.jsonl` (the one JSONL reader of sgde, shared
+with run traces, ``sgde run --dataset`` and the bench).
 
-The data files live in ``sgde/evaluation/data/`` (package data, shipped in the wheel); their
+The data files live in ``sgde/evaluation/gsm/data/`` (package data, shipped in the wheel); their
 origin, commits, hashes and licences are in ``data/SOURCES.md`` and ``data/NOTICE.md``.
 
 Every loader validates every row and raises :class:`~sgde.errors.DataError` naming the file
@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sgde.errors import DataError
-from sgde.runtime.jsonl import iter_jsonl, read_jsonl, write_jsonl
+from sgde.runtime.jsonl import iter_jsonl
 
 __all__ = [
     "Gsm8kRow",
@@ -30,11 +30,9 @@ __all__ = [
     "gsm8k_answer",
     "load_gsm8k_test",
     "load_gsm_hard",
-    "read_jsonl",
-    "write_jsonl",
 ]
 
-_DATA_PACKAGE = "sgde.evaluation"
+_DATA_PACKAGE = "sgde.evaluation.gsm"
 _DATA_DIR = "data"
 
 
@@ -50,7 +48,7 @@ def data_file(name: str) -> Path:
         raise DataError(
             f"vendored data file {name!r} is missing from the sgde package",
             path=str(path),
-            hint="reinstall sgde; the wheel ships sgde/evaluation/data/*.jsonl",
+            hint="reinstall sgde; the wheel ships sgde/evaluation/gsm/data/*.jsonl",
         )
     return path
 

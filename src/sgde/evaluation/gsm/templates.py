@@ -43,7 +43,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sgde.errors import DataError, SandboxError, UsageError
-from sgde.evaluation._align import (
+from sgde.evaluation.gsm._align import (
     BATCH_ENTRY,
     Alignment,
     AlignmentFailure,
@@ -55,9 +55,10 @@ from sgde.evaluation._align import (
     instrument,
     solution_function,
 )
-from sgde.evaluation._mentions import Mention, find_mentions, pair_mentions
-from sgde.evaluation.datasets import GsmHardRow, data_file, read_jsonl, write_jsonl
+from sgde.evaluation.gsm._mentions import Mention, find_mentions, pair_mentions
+from sgde.evaluation.gsm.datasets import GsmHardRow, data_file
 from sgde.runtime.calls import CodeRunner
+from sgde.runtime.jsonl import read_jsonl, write_jsonl
 from sgde.runtime.sync import run_sync
 
 __all__ = [

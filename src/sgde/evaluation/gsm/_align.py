@@ -16,7 +16,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from sgde.evaluation._mentions import Mention
+from sgde.evaluation.gsm._mentions import Mention
 from sgde.optimize.lift import make_entry
 
 __all__ = [
@@ -336,7 +336,7 @@ def align(
 
     Args:
         text: The GSM-Hard question.
-        mentions: Its numbers (:func:`~sgde.evaluation._mentions.find_mentions`).
+        mentions: Its numbers (:func:`~sgde.evaluation.gsm._mentions.find_mentions`).
         doc_values: Mention index -> value of the paired number in the GSM8K wording.
         literals: The literals of ``solution()``.
         code_names: Every name used in the code (parameter names must not collide).
