@@ -20,6 +20,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sgde.runtime.parsing import fenced_blocks
+
 __all__ = [
     "LiftError",
     "LiftResult",
@@ -35,7 +37,7 @@ __all__ = [
 
 _NUMBER_RE = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(%?)")
 _IDENT_RE = re.compile(r"[^0-9a-zA-Z_]+")
-_FENCE_RE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
+_CODE_LANGS = frozenset({"", "python", "py", "python3"})
 
 
 class LiftError(ValueError):
@@ -132,7 +134,7 @@ def _masked_context(text: str, numbers: list[TextNumber], index: int) -> str:
 
 def extract_code(text: str) -> str:
     """The Python code in a model answer: the fenced blocks joined, else the whole text."""
-    blocks = _FENCE_RE.findall(text)
+    blocks = [body for lang, body in fenced_blocks(text) if lang in _CODE_LANGS]
     if blocks:
         return "\n\n".join(b.strip("\n") for b in blocks).strip() + "\n"
     unfenced = text.replace("```python", "").replace("```", "")

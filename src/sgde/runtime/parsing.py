@@ -40,13 +40,16 @@ __all__ = [
     "coerce_to_schema",
     "compile_output_schema",
     "extract_json_candidates",
+    "fenced_blocks",
     "parse_json_output",
     "repair_json",
 ]
 
 _MAX_CANDIDATES = 24
 _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL | re.IGNORECASE)
-_FENCE = re.compile(r"```[ \t]*[A-Za-z0-9_+-]*[ \t]*\r?\n?(.*?)(?:```|$)", re.DOTALL)
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\r?\n?(.*?)(?:```|$)", re.DOTALL)
+"""The one code-fence pattern of sgde: group 1 the language tag, group 2 the body (an
+unclosed fence runs to the end of the text, as in a reply cut at the token limit)."""
 _LITERALS = {
     "true": "true",
     "True": "true",
@@ -92,6 +95,18 @@ def _balanced_objects(text: str) -> Iterator[str]:
         i = j + 1
 
 
+def fenced_blocks(text: str) -> list[tuple[str, str]]:
+    """The fenced code blocks of a model reply, in order.
+
+    Args:
+        text: Raw model output.
+
+    Returns:
+        ``(language tag lowercased, body)`` per block; an unclosed fence runs to the end.
+    """
+    return [(m.group(1).lower(), m.group(2)) for m in _FENCE.finditer(text)]
+
+
 def extract_json_candidates(text: str) -> list[str]:
     """Candidate JSON texts in ``text``, most likely first (deduplicated).
 
@@ -104,7 +119,7 @@ def extract_json_candidates(text: str) -> list[str]:
     cleaned = _THINK.sub("", text).strip()
     found: list[str] = []
     if "```" in cleaned:
-        found.extend(m.group(1).strip() for m in _FENCE.finditer(cleaned))
+        found.extend(body.strip() for _, body in fenced_blocks(cleaned))
     found.append(cleaned)
     found.extend(_balanced_objects(cleaned))
     out: list[str] = []

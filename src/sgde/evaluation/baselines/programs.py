@@ -9,14 +9,13 @@ drop top-level statements that are no part of the computation (``print(...)`` ca
 from __future__ import annotations
 
 import ast
-import re
+
+from sgde.runtime.parsing import fenced_blocks
 
 __all__ = ["ENTRY", "code_blocks", "pal_program", "pot_program"]
 
 ENTRY = "solution"
 """Entry point called in the sandbox for both PAL and PoT programs."""
-
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
 
 def code_blocks(text: str) -> list[str]:
@@ -28,7 +27,7 @@ def code_blocks(text: str) -> list[str]:
     Returns:
         Candidate sources, best first (never empty; may contain an empty string).
     """
-    blocks = [(lang.lower(), body) for lang, body in _FENCE.findall(text)]
+    blocks = fenced_blocks(text)
     if not blocks:
         return [text.strip()]
     python = [body for lang, body in blocks if lang in ("python", "py", "python3")]
