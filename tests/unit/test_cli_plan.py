@@ -93,13 +93,13 @@ def test_validate_one_good_one_bad(sgde: Runner) -> None:
 def test_missing_file_is_a_clean_error(sgde: Runner) -> None:
     code, out, err = sgde("validate", "nope.yaml")
     assert code == 1 and out == ""
-    assert err.startswith("error: plan file not found: nope.yaml")
+    assert err.startswith("error: nope.yaml: cannot read plan file: file not found")
     assert "Traceback" not in err
     _write("duck.yaml", DUCK_YAML)
     code, out, err = sgde("validate", "nope.yaml", "duck.yaml")
     assert code == 1 and out.startswith("ok: duck-eggs") and "nope.yaml" in err
     code, _, err = sgde("show", "nope.yaml")
-    assert code == 1 and err.startswith("error: plan file not found: nope.yaml")
+    assert code == 1 and err.startswith("error: nope.yaml: cannot read plan file: file not found")
 
 
 def test_show_tree(sgde: Runner) -> None:
@@ -158,7 +158,7 @@ def test_diff_exit_codes_and_output(sgde: Runner) -> None:
     assert out.splitlines()[0].startswith("--- a.yaml (sha256:")
     assert "      -Problem: {{ question }}\n      +Q: {{ question }}\n" in out
     code, _, err = sgde("diff", "a.yaml", "missing.yaml")
-    assert code == 2 and "plan file not found: missing.yaml" in err
+    assert code == 2 and "missing.yaml: cannot read plan file: file not found" in err
 
 
 def test_diff_works_on_invalid_plans(sgde: Runner) -> None:

@@ -20,10 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sgde.errors import UsageError
 from sgde.evaluation.baselines import get_method, method_names
-from sgde.evaluation.sgde_method import DEFAULT_TASK, SGDE_METHOD
 from sgde.evaluation.gsm.templates import get_template
+from sgde.evaluation.sgde_method import DEFAULT_TASK, SGDE_METHOD
 from sgde.models import DEFAULT_STUDENT, DEFAULT_TEACHER, ModelSettings
 from sgde.optimize.settings import CompileSettings
+from sgde.plan.files import read_user_text
 from sgde.plan.sourcemap import SourceMap, compose_yaml, describe_yaml_error
 
 __all__ = [
@@ -260,16 +261,7 @@ def load_bench_config(
             ``file:line: field: message`` (e.g. ``compile.max_iters``).
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UsageError(
-            f"cannot read bench config {p}: file not found",
-            hint="check the path; benchmarks/gsm_hard_targeted.yaml is an example",
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        detail = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise UsageError(f"cannot read bench config {p}: {detail or exc}") from None
+    text = read_user_text(p, what="bench config")  # regular files only, size-capped
     try:
         composed = compose_yaml(text)
     except yaml.YAMLError as exc:

@@ -24,6 +24,8 @@ from pydantic import ValidationError
 
 from sgde.errors import BudgetExceeded, UsageError
 from sgde.models.settings import ModelSettings, Price
+from sgde.plan.files import read_user_text
+from sgde.plan.sourcemap import compose_yaml, describe_yaml_error
 from sgde.runtime.backend import Usage
 
 __all__ = ["Budget", "PriceTable", "Reservation", "RoleUsage", "UsageMeter", "load_prices_file"]
@@ -53,12 +55,14 @@ def load_prices_file(path: Path) -> dict[str, Price]:
     Raises:
         UsageError: The file is missing or malformed.
     """
+    text = read_user_text(path, what="price file")  # regular files only, size-capped
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot read price file {path}: {exc.strerror}") from None
+        composed = compose_yaml(text)  # bounded aliases and nesting
     except yaml.YAMLError as exc:
-        raise UsageError(f"price file {path} is not valid YAML: {exc}") from None
+        message, line = describe_yaml_error(exc)
+        where = f"{path}:{line}" if line is not None else str(path)
+        raise UsageError(f"{where}: price file: {message}") from None
+    data = composed[0] if composed is not None else None
     return _parse_prices(data or {}, source=str(path))
 
 

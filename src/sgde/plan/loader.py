@@ -17,9 +17,16 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from sgde.errors import PlanError, Problem, UsageError
+from sgde.errors import PlanError, Problem
+from sgde.plan.files import PLAN_MAX_BYTES, read_user_text
 from sgde.plan.model import CodeNode, ConsensusNode, LlmNode, Plan
-from sgde.plan.sourcemap import SourceMap, YamlPath, compose_yaml, describe_yaml_error
+from sgde.plan.sourcemap import (
+    BoundedLoader,
+    SourceMap,
+    YamlPath,
+    compose_yaml,
+    describe_yaml_error,
+)
 
 __all__ = [
     "ParsedPlan",
@@ -38,11 +45,11 @@ _NODE_MODELS: dict[str, type[BaseModel]] = {
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
 
-class _PlanLoader(yaml.SafeLoader):
+class _PlanLoader(BoundedLoader):
     """SafeLoader that keeps dates and times as strings, so plans stay JSON-compatible."""
 
 
-def _timestamp_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+def _timestamp_as_text(loader: BoundedLoader, node: yaml.Node) -> str:
     return str(loader.construct_scalar(node)) if isinstance(node, yaml.ScalarNode) else ""
 
 
@@ -155,30 +162,19 @@ def loads_plan(text: str, *, source: str = "<string>", validate: bool = True) ->
 def read_plan_text(path: str | os.PathLike[str]) -> str:
     """Read a plan file as UTF-8 text (a BOM is ignored).
 
+    Only regular files of at most :data:`~sgde.plan.files.PLAN_MAX_BYTES` are read (see
+    :func:`~sgde.plan.files.read_user_bytes`): a FIFO or ``/dev/zero`` is refused at once.
+
     Raises:
-        UsageError: when the file is missing, a directory or unreadable.
-        PlanError: when the file is not UTF-8 text.
+        DataError: (a :class:`UsageError`) when the file is missing, a directory, not a
+            regular file, too large, unreadable or not UTF-8; the message names the file.
     """
-    name = os.fspath(path)
-    try:
-        with open(name, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        raise UsageError(
-            f"plan file not found: {name}", hint="check the path (plan files are YAML)"
-        ) from None
-    except IsADirectoryError:
-        raise UsageError(
-            f"{name} is a directory, not a plan file", hint="pass the path of a .yaml plan"
-        ) from None
-    except OSError as exc:
-        raise UsageError(f"cannot read plan file {name}: {exc.strerror or exc}") from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        problem = Problem(f"the file is not UTF-8 text (byte {exc.start})", line=line)
-        raise problems_error(f"{name}: not a text plan file", [problem], name) from None
+    return read_user_text(
+        path,
+        what="plan file",
+        max_bytes=PLAN_MAX_BYTES,
+        limit_hint="a plan this large is not a plan; check the path",
+    )
 
 
 def load_plan(path: str | os.PathLike[str], *, validate: bool = True) -> Plan:
@@ -192,7 +188,7 @@ def load_plan(path: str | os.PathLike[str], *, validate: bool = True) -> Plan:
         The plan.
 
     Raises:
-        UsageError: when the file is missing or unreadable.
+        UsageError: when the file is missing, not a regular file, too large or not UTF-8.
         PlanError: when it does not parse or (with ``validate``) is invalid.
     """
     return loads_plan(read_plan_text(path), source=os.fspath(path), validate=validate)

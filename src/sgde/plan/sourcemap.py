@@ -3,6 +3,13 @@
 A :class:`SourceMap` is built while a plan file is parsed (see :func:`sgde.plan.parse_plan`)
 and lets validation name ``file:line`` for every problem. Paths are tuples of mapping keys
 and sequence indices, e.g. ``("nodes", 0, "prompt")``.
+
+YAML is read with :class:`BoundedLoader`, a ``SafeLoader`` that keeps a hostile file from
+hanging sgde or exhausting memory: aliases may not expand the document past
+:data:`MAX_YAML_NODES` values (a "billion laughs" file of 700 bytes would otherwise expand
+to ~10⁹ values), recursive aliases and nesting deeper than :data:`MAX_YAML_DEPTH` levels are
+refused, and values Python cannot build (an integer of more than 4,300 digits, a date that
+does not exist) become YAML errors with their line.
 """
 
 from __future__ import annotations
@@ -14,6 +21,9 @@ from typing import Any
 import yaml
 
 __all__ = [
+    "MAX_YAML_DEPTH",
+    "MAX_YAML_NODES",
+    "BoundedLoader",
     "DuplicateKey",
     "Location",
     "SourceMap",
@@ -23,6 +33,105 @@ __all__ = [
 ]
 
 YamlPath = tuple[str | int, ...]
+
+MAX_YAML_NODES = 200_000
+"""Most values a YAML document may hold once its aliases are expanded."""
+
+MAX_YAML_DEPTH = 100
+"""Deepest nesting of mappings and sequences in a YAML document."""
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """A ``SafeLoader`` with bounded alias expansion, nesting depth and value construction.
+
+    Raises :class:`yaml.YAMLError` (with the line) instead of expanding a document past
+    :data:`MAX_YAML_NODES` values, nesting past :data:`MAX_YAML_DEPTH` levels, following a
+    recursive alias, or leaking ``ValueError``/``OverflowError`` from a scalar.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._expanded = 0
+        self._depth = 0
+        self._open_anchors: set[str] = set()
+        self._sizes: dict[int, int] = {}
+
+    def _limit(self, message: str, mark: Any) -> yaml.YAMLError:
+        return yaml.composer.ComposerError(None, None, message, mark)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
+            anchor = str(event.anchor)
+            if anchor in self._open_anchors:
+                raise self._limit(
+                    f"recursive alias *{anchor} (an anchor used inside itself)", event.start_mark
+                )
+            target = self.anchors.get(anchor)
+            if target is not None:
+                self._expanded += _expanded_size(target, self._sizes)
+                if self._expanded > MAX_YAML_NODES:
+                    raise self._limit(
+                        f"aliases expand the document past {MAX_YAML_NODES:,} values "
+                        f"(at alias *{anchor})",
+                        event.start_mark,
+                    )
+            return super().compose_node(parent, index)
+        self._expanded += 1
+        if self._expanded > MAX_YAML_NODES:
+            raise self._limit(
+                f"the document holds more than {MAX_YAML_NODES:,} values", event.start_mark
+            )
+        self._depth += 1
+        opened: str | None = getattr(event, "anchor", None)
+        if self._depth > MAX_YAML_DEPTH:
+            raise self._limit(f"nested more than {MAX_YAML_DEPTH} levels deep", event.start_mark)
+        if opened:
+            self._open_anchors.add(opened)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+            if opened:
+                self._open_anchors.discard(opened)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as exc:
+            detail = (
+                str(exc).splitlines()[0].split(";")[0][:120] if str(exc) else type(exc).__name__
+            )
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"cannot read the value {node.tag.rsplit(':', 1)[-1]}: {detail}",
+                node.start_mark,
+            ) from None
+
+
+def _expanded_size(root: yaml.Node, sizes: dict[int, int]) -> int:
+    """Values under ``root`` with aliases expanded (memoised by node; iterative)."""
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = _children(node)
+        if children_done:
+            sizes[id(node)] = 1 + sum(sizes.get(id(c), 1) for c in children)
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 @dataclass(frozen=True)
@@ -149,26 +258,33 @@ def _collect(
 
 
 def compose_yaml(
-    text: str, loader: type[yaml.SafeLoader] = yaml.SafeLoader
+    text: str, loader: type[BoundedLoader] = BoundedLoader
 ) -> tuple[Any, SourceMap] | None:
     """Parse one YAML document and map where each of its values sits.
 
     Args:
         text: The document.
-        loader: A ``SafeLoader`` subclass (plans keep timestamps as text).
+        loader: A :class:`BoundedLoader` subclass (plans keep timestamps as text).
 
     Returns:
         ``(data, source_map)``, or None for an empty document.
 
     Raises:
-        yaml.YAMLError: for invalid YAML (see :func:`describe_yaml_error`).
+        yaml.YAMLError: for invalid YAML, and for documents over the limits of
+            :class:`BoundedLoader` (see :func:`describe_yaml_error`).
     """
     instance = loader(text)
     try:
-        root = instance.get_single_node()
-        if root is None:
-            return None
-        return instance.construct_document(root), SourceMap.from_node(root)
+        try:
+            root = instance.get_single_node()
+            if root is None:
+                return None
+            return instance.construct_document(root), SourceMap.from_node(root)
+        except (RecursionError, MemoryError) as exc:
+            problem = "nested too deeply" if isinstance(exc, RecursionError) else "too large"
+            raise yaml.composer.ComposerError(
+                None, None, f"the document is {problem}", instance.get_mark()
+            ) from None
     finally:
         instance.dispose()
 

@@ -16,33 +16,62 @@ from pathlib import Path
 from typing import Any
 
 from sgde.errors import DataError
-from sgde.plan.files import write_text_atomic
+from sgde.plan.files import data_max_bytes, read_user_text, write_text_atomic
 
-__all__ = ["iter_jsonl", "read_jsonl", "write_jsonl"]
+__all__ = ["MAX_DEPTH", "iter_jsonl", "read_jsonl", "write_jsonl"]
 
 
-def _read_text(path: Path, what: str) -> str:
+MAX_DEPTH = 100
+"""Deepest nesting of lists and objects accepted in one row (deeper rows are refused)."""
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists/objects more than ``limit`` levels (iterative)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _parse_line(line: str, source: Path, number: int) -> Any:
+    def fail(message: str, hint: str) -> DataError:
+        return DataError(message, path=str(source), line=number, hint=hint)
+
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(
-            f"cannot read {what}: file not found", path=str(path), hint="check the path"
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise fail(
+            f"invalid JSON ({exc.msg} at column {exc.colno})",
+            "each line must be one complete JSON object",
         ) from None
-    except IsADirectoryError:
-        raise DataError(
-            f"cannot read {what}: it is a directory", path=str(path), hint="pass a .jsonl file"
+    except RecursionError:
+        raise fail(
+            f"JSON nested too deeply (more than {MAX_DEPTH} levels)",
+            "flatten the row: nested lists and objects",
         ) from None
-    except OSError as exc:
-        raise DataError(f"cannot read {what}: {exc.strerror or exc}", path=str(path)) from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"cannot read {what}: not UTF-8 text (byte {exc.start})",
-            path=str(path),
-            line=raw[: exc.start].count(b"\n") + 1,
-            hint="save the file as UTF-8",
+    except ValueError as exc:  # e.g. an integer over sys.get_int_max_str_digits() digits
+        detail = str(exc).splitlines()[0].split(";")[0][:120]
+        raise fail(
+            f"invalid JSON value ({detail})",
+            "write very large numbers as strings",
         ) from None
+    except MemoryError:
+        raise fail("the row is too large to parse", "split the row") from None
+    if _too_deep(value, MAX_DEPTH):
+        raise fail(
+            f"JSON nested too deeply (more than {MAX_DEPTH} levels)",
+            "flatten the row: nested lists and objects",
+        )
+    return value
 
 
 def iter_jsonl(
@@ -57,24 +86,25 @@ def iter_jsonl(
         path: The file (UTF-8; a byte-order mark is ignored).
         what: What the file is, for messages (``"dataset"``, ``"trace file"``).
 
+    Only regular files up to :func:`~sgde.plan.files.data_max_bytes` are read (a FIFO or
+    ``/dev/zero`` is refused at once). Rows nested deeper than :data:`MAX_DEPTH` levels and
+    integers longer than Python's digit limit are refused with their line.
+
     Raises:
         DataError: the file cannot be read, a line is not valid JSON, or a line holds
             something other than a JSON object; ``path`` and ``line`` (1-based) say where.
     """
     source = Path(path)
-    text = _read_text(source, what)
+    text = read_user_text(
+        source,
+        what=what,
+        max_bytes=data_max_bytes(),
+        limit_hint="split the file, or raise the limit with SGDE_MAX_DATA_MB=<mebibytes>",
+    )
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"invalid JSON ({exc.msg} at column {exc.colno})",
-                path=str(source),
-                line=number,
-                hint="each line must be one complete JSON object",
-            ) from None
+        value = _parse_line(line, source, number)
         if not isinstance(value, dict):
             raise DataError(
                 f"expected a JSON object, got {_json_type(value)}",
