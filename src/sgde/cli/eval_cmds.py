@@ -25,7 +25,6 @@ from sgde.cli.common import (
     parse_assignments,
 )
 from sgde.cli.run_cmd import read_dataset
-from sgde.errors import UsageError
 from sgde.evaluation.bench import (
     BenchObserver,
     BenchOutcome,
@@ -49,9 +48,9 @@ from sgde.evaluation.engines import (
 )
 from sgde.evaluation.evaluate import EvalResult, ItemResult
 from sgde.models import DEFAULT_STUDENT, DEFAULT_TEACHER, ModelHub, ModelSettings
+from sgde.models.plan_models import plan_model_targets
 from sgde.optimize.events import CompileEvent
 from sgde.plan import CodeNode, load_plan
-from sgde.runtime.executor import required_roles
 from sgde.runtime.sandbox import SandboxPool
 from sgde.runtime.trace import RunTrace, write_traces
 
@@ -230,14 +229,10 @@ async def _run_eval(
 ) -> EvalResult:
     plan = load_plan(plan_path)
     rows = read_dataset(dataset, plan, limit=limit)
-    roles = required_roles(plan)
-    missing = sorted(roles - set(targets))
-    if missing:
-        raise UsageError(
-            f"plan '{plan.name}' needs a model for role(s) {', '.join(missing)}",
-            hint=f"pass --model {missing[0]}=URI, e.g. --model {missing[0]}={DEFAULT_STUDENT}",
-        )
-    targets = {role: targets[role] for role in sorted(roles)}
+    choice = plan_model_targets(plan, targets)
+    for note in choice.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False)
+    targets = choice.names()
     settings = ModelSettings(base_url=base_url)
     keep = "all" if trace_path is not None else "failures"
     spec = WorkerSpec(

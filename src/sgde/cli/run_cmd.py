@@ -24,10 +24,11 @@ from sgde.cli.common import (
 )
 from sgde.errors import DataError, UsageError
 from sgde.models import DEFAULT_STUDENT, ModelHub, ModelSettings
+from sgde.models.plan_models import plan_model_targets
 from sgde.plan import CodeNode, Plan, load_plan
 from sgde.runtime.backend import Backend, Usage
 from sgde.runtime.calls import CodeRunner
-from sgde.runtime.executor import Executor, ExecutorSettings, RunResult, required_roles
+from sgde.runtime.executor import Executor, ExecutorSettings, RunResult
 from sgde.runtime.inputs import coerce_inputs
 from sgde.runtime.jsonl import iter_jsonl
 
@@ -89,23 +90,10 @@ def _input_row(plan: Plan, items: list[str]) -> dict[str, Any]:
 
 
 def _model_targets(plan: Plan, items: list[str] | None) -> dict[str, str]:
-    given = parse_assignments(items, option="--model")
-    roles = required_roles(plan)
-    missing = sorted(roles - set(given))
-    if missing:
-        raise UsageError(
-            f"plan '{plan.name}' needs a model for role(s) {', '.join(missing)}",
-            hint=f"pass --model {missing[0]}=URI, e.g. --model {missing[0]}={DEFAULT_STUDENT} "
-            "(see `sgde models list`)",
-        )
-    unused = sorted(set(given) - roles)
-    if unused:
-        err_console.print(
-            f"[yellow]warning:[/] plan '{escape(plan.name)}' does not use role(s) "
-            f"{escape(', '.join(unused))}; ignoring them",
-            highlight=False,
-        )
-    return {role: given[role] for role in sorted(roles)}
+    choice = plan_model_targets(plan, parse_assignments(items, option="--model"))
+    for note in choice.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False)
+    return choice.names()
 
 
 def _open_hub(settings: ModelSettings) -> ModelHub:

@@ -55,6 +55,7 @@ from sgde.runtime.backend import Capabilities, Message, ModelBindings, Usage
 from sgde.runtime.calls import CallOutcome, CodeRunner, RetryPolicy, call_code, call_model
 from sgde.runtime.consensus import vote
 from sgde.runtime.inputs import coerce_inputs
+from sgde.runtime.observe import ExecutionObserver, RunInfo, notify
 from sgde.runtime.parsing import compile_output_schema
 from sgde.runtime.render import PromptRenderer, load_prompt
 from sgde.runtime.trace import NodeTrace, RunTrace, SampleTrace, error_info
@@ -150,6 +151,7 @@ class _RunState:
     seed: int
     semaphore: asyncio.Semaphore
     t0: float
+    run: RunInfo
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     traces: dict[str, NodeTrace] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
@@ -196,6 +198,8 @@ class Executor:
         sandbox: Runs code nodes (:class:`sgde.runtime.sandbox.SandboxPool`); may be None
             for plans without code nodes.
         settings: Limits and policies (defaults: :class:`ExecutorSettings`).
+        observer: Told when runs and nodes start and end (telemetry); see
+            :mod:`sgde.runtime.observe`.
     """
 
     def __init__(
@@ -204,8 +208,10 @@ class Executor:
         *,
         sandbox: CodeRunner | None,
         settings: ExecutorSettings | None = None,
+        observer: ExecutionObserver | None = None,
     ) -> None:
         self._bindings = dict(bindings)
+        self._observer = observer
         self._sandbox = sandbox
         self._settings = settings or ExecutorSettings()
         self._renderer = PromptRenderer()
@@ -366,19 +372,28 @@ class Executor:
         semaphore: asyncio.Semaphore,
     ) -> RunResult:
         started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        state = _RunState(prep, inputs, seed, semaphore, time.perf_counter())
+        run = RunInfo(uuid.uuid4().hex, prep.plan.name, prep.plan_hash, seed)
+        state = _RunState(prep, inputs, seed, semaphore, time.perf_counter(), run)
+        observer = self._observer
+        if observer is not None:
+            notify(observer.on_run_start, run)
         tasks: dict[str, asyncio.Task[None]] = {}
         for nid in prep.order:
             deps = [tasks[d] for d in prep.deps[nid]]
             tasks[nid] = asyncio.ensure_future(self._node_task(state, nid, deps))
         try:
             await asyncio.gather(*tasks.values())
-        except BaseException:
+        except BaseException as exc:
             for task in tasks.values():
                 task.cancel()
             await asyncio.gather(*tasks.values(), return_exceptions=True)
+            if observer is not None:
+                notify(observer.on_run_end, run, None, exc)
             raise
-        return self._finish(state, started_at)
+        result = self._finish(state, started_at)
+        if observer is not None:
+            notify(observer.on_run_end, run, result, None)
+        return result
 
     def _finish(self, state: _RunState, started_at: str) -> RunResult:
         plan = state.prep.plan
@@ -421,7 +436,7 @@ class Executor:
             if t.role is not None:
                 by_role[t.role] = by_role.get(t.role, Usage()) + t.usage
         trace = RunTrace(
-            run_id=uuid.uuid4().hex,
+            run_id=state.run.run_id,
             plan_name=plan.name,
             plan_hash=state.prep.plan_hash,
             seed=state.seed,
@@ -455,6 +470,8 @@ class Executor:
             state.traces[node_id] = trace
             return
         started = time.perf_counter()
+        if self._observer is not None:
+            notify(self._observer.on_node_start, state.run, node_id, node.kind)
         try:
             if isinstance(node, LlmNode):
                 await self._run_llm(state, node, trace)
@@ -472,6 +489,8 @@ class Executor:
             state.errors[node_id] = text
         trace.latency_s = time.perf_counter() - started
         state.traces[node_id] = trace
+        if self._observer is not None:
+            notify(self._observer.on_node_end, state.run, trace)
 
     # ----------------------------------------------------------------- inputs
 
