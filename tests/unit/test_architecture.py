@@ -1,4 +1,4 @@
-"""Package layers import one way: plan <- runtime <- models <- optimize/evaluation <- cli."""
+"""Package layers import one way: plan <- runtime <- models / task <- optimize/evaluation <- cli."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ ALLOWED: dict[str, set[str]] = {
     "runtime": {"plan"},
     "testing": {"plan", "runtime"},
     "models": {"plan", "runtime"},
-    "optimize": {"plan", "runtime", "models"},
-    "evaluation": {"plan", "runtime", "models", "optimize"},
-    "cli": {"plan", "runtime", "models", "optimize", "evaluation", "testing"},
+    "task": {"plan", "runtime"},
+    "optimize": {"plan", "runtime", "models", "task"},
+    "evaluation": {"plan", "runtime", "models", "optimize", "task"},
+    "cli": {"plan", "runtime", "models", "optimize", "evaluation", "testing", "task"},
 }
 
 
