@@ -55,8 +55,9 @@ from sgde.plan.model import Plan
 from sgde.runtime.backend import Backend, Usage
 from sgde.runtime.calls import CodeRunner
 from sgde.runtime.executor import Executor, RunResult
-from sgde.runtime.numbers import numbers_match, to_number, vote_key
+from sgde.runtime.numbers import to_number
 from sgde.runtime.trace import write_traces
+from sgde.task import default_metric as task_default_metric
 
 __all__ = ["CompileResult", "Metric", "compile", "compile_async", "default_metric", "trainset_hash"]
 
@@ -73,23 +74,15 @@ class CompileResult:
 
 
 def default_metric(output_names: Sequence[str]) -> Metric:
-    """Fraction of output fields right: numbers by ``numbers_match``, other values by
-    normalised equality. Fields without a gold value in the row are not scored."""
+    """Fraction of output fields right, each judged by :func:`sgde.task.answer_correct` with
+    the type read from the gold value. A thin wrapper over :func:`sgde.task.default_metric`
+    (use that with a :class:`~sgde.task.TaskSpec` for declared types and feedback). Fields
+    without a gold value in the row are not scored."""
 
-    names = list(output_names)
+    scorer = task_default_metric(list(output_names))
 
     def metric(row: Mapping[str, Any], outputs: Mapping[str, Any]) -> float:
-        scored = [n for n in names if n in row]
-        if not scored:
-            return 0.0
-        right = 0
-        for n in scored:
-            gold, pred = row[n], outputs.get(n)
-            if to_number(gold) is not None:
-                right += numbers_match(pred, gold)
-            else:
-                right += vote_key(pred) == vote_key(gold)
-        return right / len(scored)
+        return scorer(row, outputs).value
 
     return metric
 

@@ -27,6 +27,7 @@ from sgde.plan.model import ConsensusNode, LlmNode, Plan
 from sgde.plan.refs import parse_ref
 from sgde.runtime.calls import CodeRunner
 from sgde.runtime.numbers import numbers_match, to_number, vote_key
+from sgde.task import answer_correct
 
 __all__ = [
     "FieldStats",
@@ -305,9 +306,7 @@ def node_outputs(trace: Any) -> dict[str, dict[str, Any] | None]:
 
 
 def _match(pred: Any, gold: Any) -> bool:
-    if to_number(gold) is not None:
-        return numbers_match(pred, gold)
-    return bool(vote_key(pred) == vote_key(gold))
+    return answer_correct(pred, gold)
 
 
 def node_statistics(
