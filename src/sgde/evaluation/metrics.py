@@ -1,8 +1,8 @@
 """Scoring and statistics: answer correctness, Wilson intervals, McNemar, summaries.
 
-Correctness follows the protocol (SGDE.md §5): numbers match within an absolute tolerance of
-1e-6 or exactly after rounding the prediction to the gold's decimals — never relatively
-(:func:`sgde.runtime.numbers.numbers_match`).
+Correctness is :func:`sgde.task.answer_correct` (the one gold matcher): numbers match within
+an absolute tolerance of 1e-6 or exactly after rounding the prediction to the gold's decimals —
+never relatively (:func:`sgde.runtime.numbers.numbers_match`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 from scipy import stats
 
 from sgde.errors import UsageError
-from sgde.runtime.numbers import numbers_match, to_number
+from sgde.task import FieldType
+from sgde.task import answer_correct as task_answer_correct
 
 __all__ = [
     "EXACT_MCNEMAR_MAX_DISCORDANT",
@@ -30,27 +31,22 @@ EXACT_MCNEMAR_MAX_DISCORDANT = 25
 """Up to this many discordant pairs :func:`mcnemar` uses the exact binomial test."""
 
 
-def answer_correct(pred: Any, gold: Any) -> bool:
+def answer_correct(pred: Any, gold: Any, ftype: FieldType | None = None) -> bool:
     """Whether a prediction is correct for a gold answer.
 
-    Numbers (or numeric text such as ``"1,234"``, ``"$5"``) are compared with
-    :func:`~sgde.runtime.numbers.numbers_match`. A prediction that is a mapping with exactly
-    one value is unwrapped (``{"answer": 18}``). Non-numeric golds are compared as stripped,
-    case-folded text.
+    Delegates to :func:`sgde.task.answer_correct`, the one gold matcher (numbers by
+    :func:`~sgde.runtime.numbers.numbers_match`, text normalised, dates, lists, labels; the
+    type read from the gold value unless ``ftype`` is given). A prediction that is a mapping
+    with exactly one value is unwrapped (``{"answer": 18}``) unless the gold is a mapping too.
 
     Args:
         pred: The predicted answer (``None`` for "no answer").
         gold: The gold answer.
+        ftype: The answer's type, when the task declares it.
     """
-    if isinstance(pred, Mapping) and len(pred) == 1:
+    if isinstance(pred, Mapping) and len(pred) == 1 and not isinstance(gold, Mapping):
         pred = next(iter(pred.values()))
-    if pred is None:
-        return False
-    if to_number(gold) is not None:
-        return numbers_match(pred, gold)
-    if isinstance(gold, str) and isinstance(pred, str):
-        return " ".join(pred.split()).casefold() == " ".join(gold.split()).casefold()
-    return bool(pred == gold)
+    return task_answer_correct(pred, gold, ftype)
 
 
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
