@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from sgde.cli import data_cmds
 from sgde.errors import UsageError
+from sgde.evaluation.tasks import family_names
 from sgde.runtime.jsonl import read_jsonl
 
 
@@ -22,7 +23,10 @@ def test_synth_list_prints_ids_first() -> None:
     result = CliRunner().invoke(_app(), ["synth", "--list"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].startswith("gsmhard-0000  Janet’s ducks lay 16 eggs")
+    families = [line for line in lines if " task family (" in line]
+    assert [line.split()[0] for line in families] == family_names()
+    assert lines[: len(families)] == families  # the families first, then the templates
+    assert lines[len(families)].startswith("gsmhard-0000  Janet’s ducks lay 16 eggs")
     assert len(lines) >= 850
     assert not any(line.startswith("gsmhard-0051") for line in lines)
 

@@ -1,4 +1,4 @@
-"""Data commands: ``sgde synth`` (adversarial GSM-Hard sets) and ``sgde data coverage``."""
+"""Data commands: ``sgde synth`` (GSM-Hard sets, task families) and ``sgde data coverage``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sgde.cli.common import err_console, out_console
 from sgde.errors import UsageError
 from sgde.evaluation.gsm.synth import synthesise_async
 from sgde.evaluation.gsm.templates import Template, coverage, get_template, load_template_results
+from sgde.evaluation.tasks import FAMILIES, get_family
 from sgde.runtime.jsonl import write_jsonl
 
 __all__ = ["register"]
@@ -65,6 +66,10 @@ def synth(
         str | None,
         typer.Option("--template", "-t", help="Template id, e.g. gsmhard-0000 (or a row number)."),
     ] = None,
+    family: Annotated[
+        str | None,
+        typer.Option("--family", "-f", help="Task family instead of a template, e.g. date-add."),
+    ] = None,
     n: Annotated[int, typer.Option("--n", min=1, help="Rows to synthesise.")] = 100,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
     out: Annotated[
@@ -86,20 +91,42 @@ def synth(
         bool, typer.Option("--thousands", help="Write numbers with thousands separators.")
     ] = False,
 ) -> None:
-    """Synthesise an adversarial set from a GSM-Hard template; labels come from its code.
+    """Synthesise an adversarial set from a GSM-Hard template, or rows of a task family;
+    labels come from code.
 
-    Same template, n and seed always give a byte-identical file.
+    Same template (or family), n and seed always give a byte-identical file. The training
+    rows of a family come from their own seeded stream and never repeat a test row.
     """
     if list_:
+        for fam in FAMILIES.values():
+            line = f"{fam.name}  task family ({fam.kind}): {fam.summary}"
+            out_console.print(line, highlight=False, markup=False)
         for r in load_template_results():
             if isinstance(r, Template):
                 out_console.print(f"{r.id}  {r.description}", highlight=False, markup=False)
         return
-    if template is None or out is None:
+    if (template is None) == (family is None) or out is None:
         raise UsageError(
-            "sgde synth needs --template ID and --out FILE.jsonl (or --list)",
-            hint="e.g. sgde synth --template gsmhard-0000 --n 50 --seed 0 --out test.jsonl",
+            "sgde synth needs one of --template ID / --family NAME, and --out FILE.jsonl "
+            "(or --list)",
+            hint="e.g. sgde synth --family date-add --n 50 --seed 0 --out test.jsonl",
         )
+    if family is not None:
+        fam = get_family(family)
+        test_rows = fam.generate(n, seed=seed, split="test")
+        write_jsonl(out, test_rows)
+        err_console.print(f"wrote {len(test_rows)} rows of {fam.name} (seed {seed}) to {out}")
+        if split_train:
+            train_rows = fam.generate(
+                split_train,
+                seed=seed,
+                split="train",
+                exclude=[fam.input_key(r) for r in test_rows],
+            )
+            write_jsonl(_train_path(out), train_rows)
+            err_console.print(f"wrote {len(train_rows)} training rows to {_train_path(out)}")
+        return
+    assert template is not None
     tpl = get_template(template)
     test_rows, train_rows = asyncio.run(
         _synth_files(
