@@ -119,12 +119,12 @@ def test_compile_from_task_text(tmp_path: Path, fakes: dict) -> None:
 def test_compile_usage_errors(tmp_path: Path, fakes: dict) -> None:
     train, plan = _files(tmp_path)
     code = run_cli(_app(), ["compile", "--train", str(train), "--out", str(tmp_path / "o")])
-    assert code == 1
+    assert code == 2
     code = run_cli(
         _app(),
         ["compile", str(plan), "--train", str(train), "-m", "9", "--out", str(tmp_path / "o.yaml")],
     )
-    assert code == 1
+    assert code == 2
     code = run_cli(
         _app(),
         [
@@ -137,7 +137,7 @@ def test_compile_usage_errors(tmp_path: Path, fakes: dict) -> None:
             str(tmp_path / "o.yaml"),
         ],
     )
-    assert code == 1
+    assert code == 2
 
 
 def test_compile_usage_error_messages(
@@ -175,7 +175,7 @@ def test_bound_solves_for_m_and_epsilon() -> None:
     assert "Occam form" in result.output
     result = runner.invoke(_app(), ["bound", "--m", "3", "--hypotheses", "4"])
     assert "ε = 1.4607" in result.output and "vacuous" in result.output
-    assert run_cli(_app(), ["bound"]) == 1
+    assert run_cli(_app(), ["bound"]) == 2
 
 
 def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(

@@ -1,4 +1,4 @@
-"""Bad input to the evaluation and data commands: one clean ``error:`` naming where, exit 1.
+"""Bad input to the evaluation and data commands: one clean ``error:`` naming where, exit 2.
 
 Every case fails before a model or a sandbox is started (unit tests block real models, so a
 late failure would show up as a different message).
@@ -42,7 +42,7 @@ def _bench(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> tup
     path = tmp_path / "bench.yaml"
     path.write_text(text, encoding="utf-8")
     code, err = _cli(["bench", str(path), "--out", str(tmp_path / "out")], capsys)
-    assert code == 1 and len(_error_lines(err)) == 1, err
+    assert code == 2 and len(_error_lines(err)) == 1, err
     assert not (tmp_path / "out").exists()
     return code, err, path
 
@@ -91,7 +91,7 @@ def test_bench_bad_method_options_are_caught_early(
 
 def test_bench_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, err = _cli(["bench", str(tmp_path / "nope.yaml")], capsys)
-    assert code == 1 and "cannot read bench config" in err and "hint:" in err
+    assert code == 2 and "cannot read bench config" in err and "hint:" in err
 
 
 def test_demo_unknown_template_and_method_fail_before_models(
@@ -101,7 +101,7 @@ def test_demo_unknown_template_and_method_fail_before_models(
     code, err = _cli(
         ["demo", "--template", "nope", "--methods", "cto,direct", "--out", str(out)], capsys
     )
-    assert code == 1 and len(_error_lines(err)) == 1, err
+    assert code == 2 and len(_error_lines(err)) == 1, err
     assert "templates.0: no template 'nope'" in err
     assert "methods.0: unknown method 'cto'; did you mean 'cot'?" in err
     assert "blocked in unit tests" not in err and not out.exists()
@@ -109,7 +109,7 @@ def test_demo_unknown_template_and_method_fail_before_models(
 
 def test_synth_unknown_template_suggests_close_ids(capsys: pytest.CaptureFixture[str]) -> None:
     code, err = _cli(["synth", "--template", "gsmhard-00000", "--out", "x.jsonl"], capsys)
-    assert code == 1 and "no template 'gsmhard-00000'; did you mean 'gsmhard-0000'" in err
+    assert code == 2 and "no template 'gsmhard-00000'; did you mean 'gsmhard-0000'" in err
     assert "sgde synth --list" in err
 
 
@@ -129,7 +129,7 @@ def test_eval_bad_dataset_lines_name_file_and_line(
     code, err = _cli(
         ["eval", str(DUCK), "--dataset", str(data), "--model", "student=fake:x"], capsys
     )
-    assert code == 1 and len(_error_lines(err)) == 1, err
+    assert code == 2 and len(_error_lines(err)) == 1, err
     assert f"{data}{expected}" in err and "hint:" in err
 
 
@@ -140,7 +140,7 @@ def test_eval_missing_dataset_and_trace_directory(
         ["eval", str(DUCK), "--dataset", str(tmp_path / "nope.jsonl"), "-m", "student=x:y"],
         capsys,
     )
-    assert code == 1 and "nope.jsonl: cannot read dataset: file not found" in err
+    assert code == 2 and "nope.jsonl: cannot read dataset: file not found" in err
     data = tmp_path / "rows.jsonl"
     data.write_text(json.dumps({"question": "q", "answer": 1}) + "\n", encoding="utf-8")
     trace = tmp_path / "missing" / "traces.jsonl"
@@ -148,7 +148,7 @@ def test_eval_missing_dataset_and_trace_directory(
         ["eval", str(DUCK), "--dataset", str(data), "-m", "student=x:y", "--trace", str(trace)],
         capsys,
     )
-    assert code == 1 and "--trace" in err and "does not exist" in err
+    assert code == 2 and "--trace" in err and "does not exist" in err
 
 
 @pytest.mark.parametrize("command", ["eval", "bench"])
@@ -159,4 +159,4 @@ def test_unknown_engine_is_named(
     config.write_text(GOOD_BENCH, encoding="utf-8")
     target = [str(DUCK), "--dataset", str(config)] if command == "eval" else [str(config)]
     code, err = _cli([command, *target, "--engine", "spark"], capsys)
-    assert code == 1 and "unknown engine 'spark'" in err and "--engine ray" in err
+    assert code == 2 and "unknown engine 'spark'" in err and "--engine ray" in err

@@ -92,14 +92,14 @@ def test_validate_one_good_one_bad(sgde: Runner) -> None:
 
 def test_missing_file_is_a_clean_error(sgde: Runner) -> None:
     code, out, err = sgde("validate", "nope.yaml")
-    assert code == 1 and out == ""
+    assert code == 2 and out == ""
     assert err.startswith("error: nope.yaml: cannot read plan file: file not found")
     assert "Traceback" not in err
     _write("duck.yaml", DUCK_YAML)
     code, out, err = sgde("validate", "nope.yaml", "duck.yaml")
-    assert code == 1 and out.startswith("ok: duck-eggs") and "nope.yaml" in err
+    assert code == 2 and out.startswith("ok: duck-eggs") and "nope.yaml" in err
     code, _, err = sgde("show", "nope.yaml")
-    assert code == 1 and err.startswith("error: nope.yaml: cannot read plan file: file not found")
+    assert code == 2 and err.startswith("error: nope.yaml: cannot read plan file: file not found")
 
 
 def test_show_tree(sgde: Runner) -> None:
@@ -135,13 +135,13 @@ def test_show_mermaid_and_json(sgde: Runner) -> None:
     assert code == 0
     assert json.loads(out) == loads_plan(DUCK_YAML).model_dump(mode="json")
     code, _, err = sgde("show", "duck.yaml", "--json", "--mermaid")
-    assert code == 1 and "cannot be combined" in err
+    assert code == 2 and "cannot be combined" in err
 
 
 def test_show_invalid_plan_lists_problems(sgde: Runner) -> None:
     _write("bad.yaml", DUCK_YAML.replace("of: extract", "of: nothing"))
     code, out, err = sgde("show", "bad.yaml")
-    assert code == 1 and out == ""
+    assert code == 2 and out == ""
     assert "bad.yaml:18: node 'extract_vote' field 'of'" in err
 
 

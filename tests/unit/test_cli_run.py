@@ -129,7 +129,7 @@ def test_single_input_with_a_model(
 
 def test_missing_model_role_is_a_clean_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _run([str(EXAMPLES / "duck_eggs.yaml"), "-i", "question=q"], capsys)
-    assert code == 1
+    assert code == 2
     assert out == ""
     assert "needs a model for role(s) student" in err
     assert "--model student=" in err
@@ -141,7 +141,7 @@ def test_real_models_are_blocked_without_traceback(capsys: pytest.CaptureFixture
         [str(EXAMPLES / "duck_eggs.yaml"), "-i", "question=q", "-m", "student=local:smollm2-135m"],
         capsys,
     )
-    assert code == 1
+    assert code == 2
     assert "blocked" in err
     assert "Traceback" not in err
 
@@ -149,7 +149,7 @@ def test_real_models_are_blocked_without_traceback(capsys: pytest.CaptureFixture
 @pytest.mark.parametrize("args", [[], ["-i", "a=1", "--dataset", "x.jsonl"]])
 def test_input_xor_dataset(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run([str(EXAMPLES / "arithmetic.yaml"), *args], capsys)
-    assert code == 1
+    assert code == 2
     assert "either --input" in err
 
 
@@ -158,14 +158,14 @@ def test_unknown_and_invalid_inputs(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(
         [plan, "-i", "unit_prize=1", "-i", "quantity=1", "-i", "tax_rate=0"], capsys
     )
-    assert code == 1
+    assert code == 2
     assert "no input 'unit_prize'" in err and "unit_price (number)" in err
     code, _, err = _run([plan, "-i", "quantity=1", "-i", "tax_rate=0"], capsys)
-    assert code == 1 and "missing plan input: unit_price" in err
+    assert code == 2 and "missing plan input: unit_price" in err
     code, _, err = _run(
         [plan, "-i", "unit_price=x", "-i", "quantity=1", "-i", "tax_rate=0"], capsys
     )
-    assert code == 1 and "input 'unit_price' must be a number" in err
+    assert code == 2 and "input 'unit_price' must be a number" in err
 
 
 def test_dataset_errors_name_file_and_line(
@@ -175,20 +175,20 @@ def test_dataset_errors_name_file_and_line(
     bad_json = tmp_path / "bad.jsonl"
     bad_json.write_text('{"unit_price": 1, "quantity": 1, "tax_rate": 0}\n\n{oops\n')
     code, _, err = _run([plan, "--dataset", str(bad_json)], capsys)
-    assert code == 1 and f"{bad_json}:3: invalid JSON" in err
+    assert code == 2 and f"{bad_json}:3: invalid JSON" in err
 
     missing = tmp_path / "missing.jsonl"
     missing.write_text('{"unit_price": 1, "quantity": 1, "tax_rate": 0}\n{"unit_price": 2}\n')
     code, _, err = _run([plan, "--dataset", str(missing)], capsys)
-    assert code == 1 and f"{missing}:2: missing plan inputs: quantity, tax_rate" in err
+    assert code == 2 and f"{missing}:2: missing plan inputs: quantity, tax_rate" in err
 
     code, _, err = _run([plan, "--dataset", str(tmp_path / "nope.jsonl")], capsys)
-    assert code == 1 and "cannot read dataset" in err
+    assert code == 2 and "cannot read dataset" in err
 
     not_obj = tmp_path / "list.jsonl"
     not_obj.write_text("[1, 2]\n")
     code, _, err = _run([plan, "--dataset", str(not_obj)], capsys)
-    assert code == 1 and f"{not_obj}:1: expected a JSON object, got list" in err
+    assert code == 2 and f"{not_obj}:1: expected a JSON object, got list" in err
 
 
 def test_failed_rows_are_reported_and_exit_nonzero(
@@ -233,10 +233,10 @@ def test_trace_directory_must_exist(tmp_path: Path, capsys: pytest.CaptureFixtur
         ],
         capsys,
     )
-    assert code == 1 and "does not exist" in err
+    assert code == 2 and "does not exist" in err
 
 
 def test_missing_plan_file_is_a_clean_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(["no-such-plan.yaml", "-i", "a=1"], capsys)
-    assert code == 1
+    assert code == 2
     assert "no-such-plan.yaml" in err and "Traceback" not in err

@@ -1,11 +1,25 @@
-"""Shared CLI helpers: the console, error rendering, ``ROLE=URI`` and ``name=value`` parsing."""
+"""Shared CLI helpers: consoles, error rendering and exit statuses, option parsing, output paths.
+
+Exit statuses of every ``sgde`` command (documented in ``docs/cli.md``):
+
+- ``0`` success;
+- ``1`` failure: a plan is invalid (``validate``), plans differ (``diff``), a run or a row
+  failed, a model or the sandbox failed, a budget ran out, an output could not be written;
+- ``2`` usage error: an unknown option or a bad value, an input file that is missing or not
+  readable, an output path that cannot be written, a plan or data file that does not load;
+- ``70`` internal error (a bug in sgde: the message asks for a report);
+- ``130`` interrupted (Ctrl-C).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import stat
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import IO, Any
 
 import typer
 from rich.console import Console
@@ -19,48 +33,123 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from sgde.errors import SgdeError, UsageError
+from sgde.cli.output import SafeConsole
+from sgde.errors import PlanError, SgdeError, UsageError
 
 __all__ = [
+    "EXIT_FAILURE",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_USAGE",
+    "OutputFile",
+    "check_output_dir",
+    "check_output_file",
     "check_output_parent",
     "err_console",
     "item_progress",
     "out_console",
     "parse_assignments",
     "parse_input_value",
+    "print_error",
     "run_cli",
 ]
 
-out_console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+out_console: Console = SafeConsole(soft_wrap=True)
+err_console: Console = SafeConsole(stderr=True, soft_wrap=True)
+
+
+def print_error(message: str) -> None:
+    """Print ``error: message`` on stderr (the message is user text: escaped)."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+
+
+def exit_status(exc: SgdeError) -> int:
+    """The exit status of an sgde error: 2 for misuse and unloadable input, else 1."""
+    return EXIT_USAGE if isinstance(exc, (UsageError, PlanError)) else EXIT_FAILURE
+
+
+def _click_exceptions() -> Any:
+    """The exception module of the click that typer runs on (recent typer vendors click)."""
+    try:
+        from typer._click import exceptions  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # typer that uses the click package
+        from click import exceptions  # type: ignore[no-redef,unused-ignore]
+    return exceptions
+
+
+def _option_error(exc: Any, usage_error: type[Exception]) -> int:
+    """Render a click usage/option error as ``usage`` + ``error:`` + hint lines."""
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `sgde` or a group without a command
+        exc.show()
+        return int(exc.exit_code)
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, usage_error) and ctx is not None:
+        err_console.print(ctx.get_usage(), markup=False, highlight=False)
+    print_error(exc.format_message())
+    if isinstance(exc, usage_error) and ctx is not None:
+        err_console.print(
+            f"  hint: `{escape(ctx.command_path)} --help` lists the options", highlight=False
+        )
+    code = getattr(exc, "exit_code", EXIT_USAGE)
+    return code if isinstance(code, int) else EXIT_USAGE
 
 
 def run_cli(app: typer.Typer, args: list[str] | None = None) -> int:
-    """Run ``app`` and return its exit code; render :class:`SgdeError` as a message (exit 1).
+    """Run ``app`` and return its exit status (see the module docstring).
 
-    Never shows a traceback for sgde errors; ``SGDE_DEBUG=1`` re-raises so developers see it.
+    Never shows a traceback: sgde errors and bad options are one ``error:`` message (with a
+    hint), an ``OSError`` names its file, anything else is reported as an internal error.
+    ``SGDE_DEBUG=1`` re-raises so developers see the traceback.
     """
+    click_exc = _click_exceptions()
+    command = typer.main.get_command(app)
     try:
-        app(args=args, prog_name="sgde")
+        result = command.main(args=args, prog_name="sgde", standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except click_exc.ClickException as exc:  # unknown option, bad value, missing argument
+        return _option_error(exc, click_exc.UsageError)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("interrupted", highlight=False)
+        return EXIT_INTERRUPTED
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     except SgdeError as exc:
         if os.environ.get("SGDE_DEBUG"):
             raise
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-        return 1
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        return 130
-    return 0
+        print_error(str(exc))
+        return exit_status(exc)
+    except OSError as exc:  # an I/O failure no command anticipated: name the file
+        if os.environ.get("SGDE_DEBUG"):
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print_error(f"{where}{exc.strerror or exc}")
+        return EXIT_FAILURE
+    except Exception as exc:  # a bug: one line, and how to see more
+        if os.environ.get("SGDE_DEBUG"):
+            raise
+        detail = str(exc).splitlines()[0][:300] if str(exc) else ""
+        print_error(f"internal error: {type(exc).__name__}: {detail}")
+        err_console.print(
+            "  hint: this is a bug in sgde; rerun with SGDE_DEBUG=1 for the traceback and "
+            "report it",
+            highlight=False,
+        )
+        return EXIT_INTERNAL
+    return result if isinstance(result, int) else 0
 
 
 def parse_input_value(raw: str) -> Any:
     """Parse a ``--input`` value: JSON when it parses (numbers, lists, objects), else a string."""
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, a huge integer, or nested too deeply
         return raw
 
 
@@ -85,8 +174,7 @@ def parse_assignments(items: list[str] | None, *, option: str) -> dict[str, str]
 def check_output_parent(path: Path | None, *, option: str) -> None:
     """Fail early when the directory of an output file does not exist.
 
-    Runs can take long; a missing directory should not surface only when the result is
-    written at the end.
+    Prefer :func:`check_output_file`, which also checks what the path itself is.
 
     Raises:
         UsageError: naming the option and the directory.
@@ -96,6 +184,168 @@ def check_output_parent(path: Path | None, *, option: str) -> None:
             f"cannot write {option} {path}: directory {str(path.parent)!r} does not exist",
             hint=f"create the directory or pick another {option} path",
         )
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def check_output_file(
+    path: Path | None, *, option: str, inputs: Sequence[Path | None] = ()
+) -> None:
+    """Fail early, with one line naming the path, when an output file cannot be written.
+
+    Runs can take long; a bad output path should not surface only when the result is
+    written at the end. Refuses a directory, a device, FIFO or socket (``/dev/full``: writes
+    would fail; a FIFO would block), a missing or non-directory parent, a path without write
+    permission, and the path of one of the command's ``inputs`` (``--trace PLAN.yaml``
+    would overwrite the plan).
+
+    Raises:
+        UsageError: naming the option, the path and the reason.
+    """
+    if path is None:
+        return
+
+    def fail(reason: str, hint: str) -> UsageError:
+        return UsageError(f"cannot write {option} {path}: {reason}", hint=hint)
+
+    for source in inputs:
+        if source is not None and _same_file(path, source):
+            raise fail("it is an input of this command", f"pick another {option} path")
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise fail(exc.strerror or str(exc), "check the path") from None
+    if info is not None:
+        if not stat.S_ISREG(info.st_mode):
+            raise fail(f"it is {_kind(info.st_mode)}", f"give {option} the path of a file")
+        if not os.access(path, os.W_OK):
+            raise fail("permission denied", "pick a path you can write to")
+        return
+    parent = path.parent
+    if not parent.exists():
+        raise fail(
+            f"directory {str(parent)!r} does not exist",
+            f"create the directory or pick another {option} path",
+        )
+    if not parent.is_dir():
+        raise fail(f"{str(parent)!r} is not a directory", "check the path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise fail(f"permission denied in {str(parent)!r}", "pick a directory you can write to")
+
+
+def check_output_dir(path: Path | None, *, option: str) -> None:
+    """Fail early when an output directory cannot be created or written.
+
+    The directory may not exist yet (it is created with its parents); then the nearest
+    existing ancestor must be a writable directory.
+
+    Raises:
+        UsageError: naming the option, the path and the reason.
+    """
+    if path is None:
+        return
+
+    def fail(reason: str, hint: str) -> UsageError:
+        return UsageError(f"cannot write {option} {path}: {reason}", hint=hint)
+
+    probe = path
+    while True:
+        try:
+            info = probe.stat()
+            break
+        except FileNotFoundError:
+            if probe.parent == probe:
+                raise fail("no existing parent directory", "check the path") from None
+            probe = probe.parent
+        except OSError as exc:
+            raise fail(exc.strerror or str(exc), "check the path") from None
+    if not stat.S_ISDIR(info.st_mode):
+        what = "it" if probe == path else repr(str(probe))
+        raise fail(
+            f"{what} is {_kind(info.st_mode)}, not a directory",
+            f"give {option} a directory path",
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise fail(f"permission denied in {str(probe)!r}", "pick a directory you can write to")
+
+
+class OutputFile:
+    """A text file written as a command runs (traces, results): I/O errors name the file.
+
+    ``with OutputFile(path, option="--trace") as fh: fh.write(...)``; any ``OSError`` while
+    opening, writing, flushing or closing (a full disk, ``EIO``) becomes one
+    :class:`UsageError` naming the option and the path instead of a traceback.
+    """
+
+    def __init__(self, path: Path, *, option: str, mode: str = "w") -> None:
+        self.path = path
+        self.option = option
+        self._mode = mode
+        self._fh: IO[str] | None = None
+
+    def _error(self, exc: OSError) -> UsageError:
+        return UsageError(
+            f"cannot write {self.option} {self.path}: {exc.strerror or exc}",
+            hint="check the free space and permissions of that path",
+        )
+
+    def __enter__(self) -> OutputFile:
+        try:
+            self._fh = open(self.path, self._mode, encoding="utf-8")
+        except OSError as exc:
+            raise self._error(exc) from None
+        return self
+
+    def write(self, text: str) -> None:
+        """Write ``text``."""
+        assert self._fh is not None, "use OutputFile as a context manager"
+        try:
+            self._fh.write(text)
+        except OSError as exc:
+            raise self._error(exc) from None
+
+    def flush(self) -> None:
+        """Flush buffered text to the file."""
+        if self._fh is not None:
+            try:
+                self._fh.flush()
+            except OSError as exc:
+                raise self._error(exc) from None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        fh, self._fh = self._fh, None
+        if fh is None:
+            return
+        try:
+            fh.close()
+        except OSError as close_exc:
+            if exc is None:
+                raise self._error(close_exc) from None
 
 
 def item_progress(

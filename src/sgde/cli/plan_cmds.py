@@ -11,8 +11,9 @@ from rich.markup import escape
 from rich.text import Text
 from rich.tree import Tree
 
-from sgde.cli.common import err_console, out_console
-from sgde.errors import PlanError, SgdeError, UsageError
+from sgde.cli.common import EXIT_USAGE, err_console, out_console, print_error
+from sgde.cli.output import clean_text, dumps_json
+from sgde.errors import PlanError, Problem, SgdeError, UsageError
 from sgde.plan import (
     CodeNode,
     ConsensusNode,
@@ -29,6 +30,7 @@ from sgde.plan import (
     topo_order,
     validate_plan,
 )
+from sgde.plan.diff import ABSENT, FieldChange, PlanDiff
 
 __all__ = ["register"]
 
@@ -49,49 +51,84 @@ _DIFF_STYLES = {
 
 
 def _print_plain(text: str, *, style: str = "") -> None:
-    out_console.print(Text(text, style=style), highlight=False)
+    out_console.print(Text(clean_text(text), style=style), highlight=False)
 
 
-def _validate_one(path: Path) -> bool:
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts).")]
+
+
+def _problem_dict(problem: Problem) -> dict[str, Any]:
+    return {
+        "line": problem.line,
+        "node_id": problem.node_id,
+        "field": problem.field,
+        "message": problem.message,
+    }
+
+
+def _check_one(path: Path) -> dict[str, Any]:
+    """Validate one plan file; a JSON-ready record (``error`` when it cannot be read)."""
     source = str(path)
+    record: dict[str, Any] = {"path": source, "ok": False}
     try:
         text = read_plan_text(path)
     except SgdeError as exc:  # missing or unreadable: report it and go on with the others
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-        return False
+        record["error"] = str(exc)
+        return record
     try:
         parsed = parse_plan(text, source=source)
     except PlanError as exc:
-        if not exc.problems:
-            _print_plain(f"{source}: {exc.message.removeprefix(source + ': ')}")
-        for problem in exc.problems:
-            _print_plain(problem.format(source))
-        return False
+        problems = exc.problems or [Problem(exc.message.removeprefix(source + ": "))]
+        record["problems"] = [_problem_dict(p) for p in problems]
+        return record
     problems = validate_plan(parsed.plan, source_map=parsed.source_map)
-    for problem in problems:
-        _print_plain(problem.format(source))
-    if problems:
-        n = len(problems)
-        err_console.print(f"{escape(source)}: {n} problem{'s' if n != 1 else ''}", highlight=False)
-        return False
     plan = parsed.plan
-    n_nodes = len(plan.nodes)
-    _print_plain(f"ok: {plan.name} ({n_nodes} node{'s' if n_nodes != 1 else ''}) {plan_hash(plan)}")
-    return True
+    record.update(
+        name=plan.name,
+        nodes=len(plan.nodes),
+        hash=plan_hash(plan),
+        problems=[_problem_dict(p) for p in problems],
+        ok=not problems,
+    )
+    return record
+
+
+def _print_record(record: dict[str, Any]) -> None:
+    source = record["path"]
+    if "error" in record:
+        print_error(record["error"])
+        return
+    for problem in record["problems"]:
+        _print_plain(Problem(**problem).format(source))
+    if record["ok"]:
+        n = record["nodes"]
+        _print_plain(f"ok: {record['name']} ({n} node{'s' if n != 1 else ''}) {record['hash']}")
+    elif "name" in record:
+        n = len(record["problems"])
+        err_console.print(f"{escape(source)}: {n} problem{'s' if n != 1 else ''}", highlight=False)
 
 
 def validate(
     plans: Annotated[
         list[Path],
-        typer.Argument(metavar="PLAN...", help="Plan file(s) to check.", show_default=False),
+        typer.Argument(metavar="PLAN", help="Plan file(s) to check.", show_default=False),
     ],
+    as_json: JsonOpt = False,
 ) -> None:
     """Check plan files; print "ok: NAME (N nodes) sha256:…" or one line per problem.
 
-    Exit status 0 when every plan is valid, 1 otherwise.
+    Exit status 0 when every plan is valid, 1 when one is not, 2 when one cannot be read.
+    With --json: one JSON list of {path, ok, name, nodes, hash, problems[], error}.
     """
-    results = [_validate_one(path) for path in plans]
-    if not all(results):
+    records = [_check_one(path) for path in plans]
+    if as_json:
+        typer.echo(dumps_json(records, indent=2))
+    else:
+        for record in records:
+            _print_record(record)
+    if any("error" in r for r in records):
+        raise typer.Exit(EXIT_USAGE)
+    if not all(r["ok"] for r in records):
         raise typer.Exit(1)
 
 
@@ -112,7 +149,7 @@ def _summary(value: Any) -> str:
 
 
 def _label(*parts: tuple[str, str]) -> Text:
-    return Text.assemble(*parts)
+    return Text.assemble(*((clean_text(text), style) for text, style in parts))
 
 
 def _add_inputs(branch: Tree, inputs: dict[str, str]) -> None:
@@ -192,9 +229,9 @@ def show(
         raise UsageError("--mermaid and --json cannot be combined", hint="choose one")
     loaded = load_plan(plan)
     if mermaid:
-        typer.echo(to_mermaid(loaded), nl=False)
+        typer.echo(clean_text(to_mermaid(loaded)), nl=False)
     elif as_json:
-        typer.echo(json.dumps(loaded.model_dump(mode="json"), indent=2, ensure_ascii=False))
+        typer.echo(dumps_json(loaded.model_dump(mode="json"), indent=2))
     else:
         out_console.print(
             _label((loaded.name, "bold"), ("  ", ""), (plan_hash(loaded), "dim")), highlight=False
@@ -204,9 +241,41 @@ def show(
         out_console.print(_tree(loaded), highlight=False)
 
 
+def _value(value: Any) -> Any:
+    return None if value is ABSENT else value
+
+
+def _changes(changes: tuple[FieldChange, ...]) -> list[dict[str, Any]]:
+    return [
+        {
+            "field": c.field,
+            "change": "added" if c.old is ABSENT else "removed" if c.new is ABSENT else "changed",
+            "old": _value(c.old),
+            "new": _value(c.new),
+        }
+        for c in changes
+    ]
+
+
+def _diff_dict(result: PlanDiff, hashes: tuple[str, str]) -> dict[str, Any]:
+    return {
+        "a": {"label": result.a_label, "hash": hashes[0]},
+        "b": {"label": result.b_label, "hash": hashes[1]},
+        "same": result.is_empty,
+        "metadata_changed": result.metadata_changed,
+        "plan": _changes(result.plan_changes),
+        "inputs": _changes(result.input_changes),
+        "outputs": _changes(result.output_changes),
+        "added": [n.model_dump(mode="json") for n in result.added],
+        "removed": [n.model_dump(mode="json") for n in result.removed],
+        "changed": [{"id": c.node_id, "changes": _changes(c.changes)} for c in result.changed],
+    }
+
+
 def diff(
     old: Annotated[Path, typer.Argument(metavar="A", help="The old plan.", show_default=False)],
     new: Annotated[Path, typer.Argument(metavar="B", help="The new plan.", show_default=False)],
+    as_json: JsonOpt = False,
 ) -> None:
     """Show node-level changes from plan A to plan B (prompts and code as unified diffs).
 
@@ -217,14 +286,20 @@ def diff(
         plan_a = load_plan(old, validate=False)
         plan_b = load_plan(new, validate=False)
     except SgdeError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(2) from None
+        print_error(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    hashes = (plan_hash(plan_a), plan_hash(plan_b))
     result = diff_plans(
         plan_a,
         plan_b,
-        a_label=f"{old} ({plan_hash(plan_a)[:19]})",
-        b_label=f"{new} ({plan_hash(plan_b)[:19]})",
+        a_label=f"{old} ({hashes[0][:19]})",
+        b_label=f"{new} ({hashes[1][:19]})",
     )
+    if as_json:
+        typer.echo(dumps_json(_diff_dict(result, hashes), indent=2, default=str))
+        if not result.is_empty:
+            raise typer.Exit(1)
+        return
     if result.is_empty:
         if result.metadata_changed:
             _print_plain("plans have the same content; only metadata differs", style="dim")
@@ -236,7 +311,7 @@ def diff(
 
 def schema() -> None:
     """Print the JSON Schema (draft 2020-12) of the plan file format."""
-    typer.echo(json.dumps(plan_json_schema(), indent=2, ensure_ascii=False))
+    typer.echo(dumps_json(plan_json_schema(), indent=2))
 
 
 def register(app: typer.Typer) -> None:
