@@ -19,9 +19,9 @@ the complete APIs.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+from sgde._version import __version__
 from sgde.errors import (
     BackendError,
     BudgetExceeded,
@@ -40,11 +40,6 @@ from sgde.errors import (
     TaskSpecError,
     UsageError,
 )
-
-try:
-    __version__ = version("sgde")
-except PackageNotFoundError:  # running from a source tree without install
-    __version__ = "0.0.0+unknown"
 
 if TYPE_CHECKING:
     from sgde.evaluation.evaluate import EvalResult, evaluate_plan, evaluate_plan_async

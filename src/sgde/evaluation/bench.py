@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sgde import __version__
+from sgde._version import __version__
 from sgde.errors import SgdeError
 from sgde.evaluation.baselines.base import Method
 from sgde.evaluation.bench_config import (

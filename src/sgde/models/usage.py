@@ -28,7 +28,38 @@ from sgde.plan.files import read_user_text
 from sgde.plan.sourcemap import compose_yaml, describe_yaml_error
 from sgde.runtime.backend import Usage
 
-__all__ = ["Budget", "PriceTable", "Reservation", "RoleUsage", "UsageMeter", "load_prices_file"]
+__all__ = [
+    "SELF_HOSTED_PROVIDERS",
+    "Budget",
+    "PriceTable",
+    "Reservation",
+    "RoleUsage",
+    "UsageMeter",
+    "format_cost",
+    "load_prices_file",
+]
+
+SELF_HOSTED_PROVIDERS: tuple[str, ...] = ("local", "ollama", "openai-compatible")
+"""Providers that run on the user's own hardware: no per-token charge."""
+
+
+def format_cost(usd: float | None, model: str = "") -> str:
+    """A cost for people: ``"$0.0123"``, ``"local (no charge)"`` or ``"–"`` (not known).
+
+    A zero cost of a self-hosted model is not a price of zero dollars that was looked up, so
+    it is not shown as ``$0.0000``.
+
+    Args:
+        usd: The cost in USD, or ``None`` when it does not apply or is not known.
+        model: The ``provider:model`` name the cost is for (may be empty).
+    """
+    if usd is None:
+        return "–"
+    if usd == 0 and model.split(":", 1)[0] in SELF_HOSTED_PROVIDERS:
+        return "local (no charge)"
+    if 0 < usd < 0.0001:
+        return "< $0.0001"
+    return f"${usd:,.4f}"
 
 
 def _parse_prices(data: Any, *, source: str) -> dict[str, Price]:

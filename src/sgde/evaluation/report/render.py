@@ -11,21 +11,24 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
-from matplotlib.figure import Figure
+import yaml
 
+from sgde._optional import require
 from sgde.evaluation.report.aggregate import SGDE_METHOD
-from sgde.evaluation.report.figures import (
-    accuracy_figure,
-    dag_figure,
-    figure_to_base64,
-    loss_figure,
-    plan_from_yaml,
-    tokens_figure,
+from sgde.evaluation.report.formatting import (
+    format_cost,
+    format_number,
+    format_p_value,
+    format_pct,
 )
 from sgde.plan.files import write_text_atomic
+from sgde.plan.model import Plan
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["ReportPaths", "render_report"]
 
@@ -48,23 +51,17 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
-    env.filters["pct"] = _pct
-    env.filters["num"] = _num
+    env.filters["pct"] = format_pct
+    env.filters["num"] = format_number
+    env.filters["pvalue"] = format_p_value
+    env.filters["cost"] = format_cost
     env.filters["md"] = lambda v: str(v).replace("|", "\\|").replace("\n", " ")
     return env
 
 
-def _pct(value: Any) -> str:
-    return "–" if value is None else f"{100 * float(value):.1f} %"
-
-
-def _num(value: Any, digits: int = 1) -> str:
-    if value is None:
-        return "–"
-    number = float(value)
-    if number.is_integer() and digits == 0:
-        return f"{int(number):,}"
-    return f"{number:,.{digits}f}"
+def plan_from_yaml(text: str) -> Plan:
+    """Parse a plan's YAML text into a :class:`Plan` (pydantic checks only)."""
+    return Plan.model_validate(yaml.safe_load(text))
 
 
 def _plans(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -128,7 +125,21 @@ def render_report(results: Mapping[str, Any], out_dir: Path) -> ReportPaths:
 
     Returns:
         The paths written.
+
+    Raises:
+        UsageError: matplotlib (the ``sgde[report]`` extra) is not installed.
     """
+    require("matplotlib", what="drawing the report's figures")
+    # Imported here, not at module level: matplotlib is the optional ``report`` extra and
+    # costs a quarter of a second to import.
+    from sgde.evaluation.report.figures import (
+        accuracy_figure,
+        dag_figure,
+        figure_to_base64,
+        loss_figure,
+        tokens_figure,
+    )
+
     out_dir.mkdir(parents=True, exist_ok=True)
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(exist_ok=True)
