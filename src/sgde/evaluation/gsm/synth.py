@@ -31,15 +31,17 @@ import math
 from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from sgde._optional import require
 from sgde.errors import DataError, SandboxError, UsageError
 from sgde.evaluation.gsm._align import BATCH_ENTRY, batch_program
 from sgde.evaluation.gsm.templates import Param, Template
 from sgde.runtime.calls import CodeRunner
 from sgde.runtime.sync import run_sync
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "MAGNITUDE_CLASSES",
@@ -85,8 +87,11 @@ def _stable_hash(text: str) -> int:
 
 
 def _rng(template_id: str, seed: int, split: str) -> np.random.Generator:
+    # numpy is the optional ``report`` extra: imported when data is drawn, not at start-up.
+    numpy = require("numpy", what="synthesising GSM-Hard data (sgde synth, bench, demo)")
     entropy = [seed, _stable_hash(template_id), _stable_hash(split)]
-    return np.random.default_rng(np.random.SeedSequence(entropy))
+    rng: np.random.Generator = numpy.random.default_rng(numpy.random.SeedSequence(entropy))
+    return rng
 
 
 def _draw_int(rng: np.random.Generator, digits: int, carry: bool) -> int:
