@@ -283,6 +283,24 @@ def test_has_no_attribute_lists_functions(metric_file: Path) -> None:
     assert "exact" in (info.value.hint or "")
 
 
+class _NumpyLikeBool:
+    """Stands for ``numpy.bool_``: not a ``bool``, not a ``numbers.Real``."""
+
+    class dtype:  # mirrors numpy's attribute
+        kind = "b"
+
+    def __init__(self, value: bool) -> None:
+        self.value = value
+
+    def __bool__(self) -> bool:
+        return self.value
+
+
+def test_to_score_accepts_numpy_style_booleans() -> None:
+    assert to_score(_NumpyLikeBool(True), where="m") == Score(1.0)
+    assert to_score((_NumpyLikeBool(False), "no"), where="m") == Score(0.0, "no")
+
+
 def test_score_is_a_float_like() -> None:
     assert float(Score(0.5)) == 0.5
     assert math.isclose(sum(map(float, [Score(0.5), Score(0.25)])), 0.75)

@@ -134,6 +134,20 @@ def test_bad_rows_name_row_and_field(
     assert info.value.hint
 
 
+def test_a_field_only_some_rows_have_is_an_error_naming_both_rows() -> None:
+    rows = [{"q": "a", "answer": 1}, {"q": "b", "answer": 2, "hint": "h"}]
+    with pytest.raises(TaskDataError) as info:
+        infer_task(rows, description="t", where="rows.jsonl")
+    assert str(info.value).splitlines()[0] == (
+        "rows.jsonl:1: field 'hint': the value is missing (rows.jsonl:2 has it)"
+    )
+    # naming the fields leaves the optional one out
+    spec = infer_task(rows, description="t", inputs=["q"], outputs=["answer"])
+    assert list(spec.inputs) == ["q"]
+    with pytest.raises(TaskSpecError, match=r"is in no row of rows\.jsonl"):
+        infer_task(rows, description="t", outputs=["nope"], where="rows.jsonl")
+
+
 def test_default_where_says_row_n() -> None:
     with pytest.raises(TaskDataError, match=r"^row 2: field 'answer'"):
         infer_task([{"q": "a", "answer": 1}, {"q": "b"}], description="t")
@@ -142,10 +156,14 @@ def test_default_where_says_row_n() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "exc", "needle"),
     [
-        ({"outputs": ["nope"]}, TaskSpecError, "field 'nope' is not in row 1; its fields are q"),
-        ({"inputs": ["nope"]}, TaskSpecError, "field 'nope' is not in row 1"),
+        (
+            {"outputs": ["nope"]},
+            TaskSpecError,
+            "field 'nope' is in no row; the rows' fields are q, answer, other",
+        ),
+        ({"inputs": ["nope"]}, TaskSpecError, "field 'nope' is in no row"),
         ({"types": {"answer": "datetime"}}, TaskSpecError, "field 'answer': unknown type"),
-        ({"types": {"nope": "date"}}, TaskSpecError, "field 'nope' is not in row 1"),
+        ({"types": {"nope": "date"}}, TaskSpecError, "field 'nope' is in no row"),
         (
             {"inputs": ["q"], "outputs": ["answer"], "types": {"other": "date"}},
             TaskSpecError,

@@ -111,8 +111,8 @@ def to_score(raw: Any, *, where: str) -> Score:
         if len(raw) != 2 or not isinstance(raw[1], str):
             raise _bad_value(raw, where, "a tuple must be (score, feedback text)")
         value, feedback = raw
-    if isinstance(value, bool):
-        return Score(1.0 if value else 0.0, feedback, fields)
+    if isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", "") == "b":
+        return Score(1.0 if value else 0.0, feedback, fields)  # bool, or a numpy bool
     if not isinstance(value, numbers.Real):
         raise _bad_value(
             raw, where, "expected a float in [0, 1], a bool, a Score or (float, feedback)"

@@ -241,25 +241,37 @@ def parse_field_option(text: str) -> tuple[str, FieldType | None]:
     return name, _as_type(name, type_text.strip())
 
 
+def _all_keys(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every field of the rows, in order of first appearance."""
+    seen: dict[str, None] = {}
+    for row in rows:
+        for key in row:
+            if isinstance(key, str):
+                seen.setdefault(key, None)
+    return list(seen)
+
+
 def _default_split(
-    first: Mapping[str, Any], inputs: Sequence[str] | None, outputs: Sequence[str] | None
+    rows: Sequence[Mapping[str, Any]],
+    inputs: Sequence[str] | None,
+    outputs: Sequence[str] | None,
 ) -> tuple[list[str], list[str]]:
-    keys = [k for k in first if not (isinstance(k, str) and k.startswith("_"))]
     if inputs is not None and outputs is not None:
         return list(inputs), list(outputs)
+    keys = [k for k in _all_keys(rows) if not k.startswith("_") and k not in IGNORED_NAMES]
     if outputs is not None:
         outs = list(outputs)
-        return [k for k in keys if k not in outs and k not in IGNORED_NAMES], outs
+        return [k for k in keys if k not in outs], outs
     if inputs is not None:
         ins = list(inputs)
-        return ins, [k for k in keys if k not in ins and k not in IGNORED_NAMES]
-    candidates = [k for k in keys if k not in IGNORED_NAMES]
-    output = next((n for n in OUTPUT_NAMES if n in candidates), None)
+        return ins, [k for k in keys if k not in ins]
+    first = [k for k in rows[0] if k in keys]
+    output = next((n for n in OUTPUT_NAMES if n in keys), None)
     if output is None:
-        if not candidates:
+        if not first:
             return [], []
-        output = candidates[-1]
-    return [k for k in candidates if k != output], [output]
+        output = first[-1]
+    return [k for k in keys if k != output], [output]
 
 
 def infer_task(
@@ -275,9 +287,9 @@ def infer_task(
 
     Which fields: with neither ``inputs`` nor ``outputs``, the output is the first field
     named ``answer``, ``output``, ``label``, ``target``, ``result`` or ``y``, else the last
-    field of the first row, and every other field is an input. With only ``outputs`` (only
-    ``inputs``) given, the other fields are the inputs (outputs). A field named ``id`` or
-    starting with ``_`` is left out unless named.
+    field of the first row, and every other field (of any row) is an input. With only
+    ``outputs`` (only ``inputs``) given, the other fields are the inputs (outputs). A field
+    named ``id`` or starting with ``_`` is left out unless named.
 
     Which types: :func:`~sgde.task.types.infer_type` over each field's values (outputs may
     become an enum), unless ``types`` names one.
@@ -308,7 +320,7 @@ def infer_task(
                 where=row_where(where, i + 1),
             )
     overrides = {name: _as_type(name, t) for name, t in (types or {}).items()}
-    ins, outs = _default_split(rows[0], inputs, outputs)
+    ins, outs = _default_split(rows, inputs, outputs)
     if not outs:
         raise TaskDataError(
             "the rows have no field to use as the output",
@@ -322,11 +334,13 @@ def infer_task(
             hint="each row needs the task's inputs and its expected outputs",
         )
     named = {*ins, *outs}
-    known = [k for k in rows[0] if isinstance(k, str)]
+    known = _all_keys(rows)
     for name in [*ins, *outs, *overrides]:
-        if name not in rows[0]:
+        if name not in known:
             raise TaskSpecError(
-                f"field '{name}' is not in {row_where(where, 1)}; its fields are "
+                f"field '{name}' is in no row"
+                + (f" of {where}" if where != "rows" else "")
+                + "; the rows' fields are "
                 + ", ".join(known),
                 hint="name fields as the rows spell them",
             )
@@ -369,8 +383,10 @@ def _values(rows: Sequence[Mapping[str, Any]], name: str, where: str) -> list[An
     for i, row in enumerate(rows):
         if name not in row or row[name] is None:
             have = "missing" if name not in row else "null"
+            other = next((j for j, r in enumerate(rows) if r.get(name) is not None), None)
+            also = f" ({row_where(where, other + 1)} has it)" if other is not None else ""
             raise TaskDataError(
-                f"the value is {have}" + (f" (row 1 has '{name}')" if i else ""),
+                f"the value is {have}{also}",
                 where=row_where(where, i + 1),
                 field=name,
                 hint="give every row the same fields, or drop the row",
