@@ -82,6 +82,12 @@ class AnthropicBackend:
         return self._name
 
     @property
+    def endpoint(self) -> str | None:
+        """Base URL of the server (part of the request-cache key), if the client has one."""
+        base_url = getattr(self._client, "base_url", None)
+        return str(base_url).rstrip("/") if base_url else None
+
+    @property
     def capabilities(self) -> Capabilities:
         """JSON schema through a forced tool; no seed."""
         return Capabilities(json_schema=True, json_object=True, seed=False)

@@ -1,8 +1,15 @@
 """A persistent request cache in SQLite.
 
-The key is a sha256 over the model name and :meth:`ChatRequest.cache_key_data` (messages,
-sampling parameters, schema, stop sequences and ``sample_index``): the samples of one
-consensus node have distinct keys and differ, while a rerun replays them exactly. The
+The key is a sha256 over the model name, the endpoint that serves it (the base URL of an
+HTTP backend: two servers with the same model id do not share entries) and
+:meth:`ChatRequest.cache_key_data` (messages, sampling parameters, schema, stop sequences and
+``sample_index``): the samples of one consensus node have distinct keys and differ, while a
+rerun replays them exactly.
+
+Keys of backends without an endpoint (embedded local models, whose weights the name pins by
+sha256) are unchanged from earlier versions, so existing caches stay valid for them; entries
+of HTTP backends written before the endpoint was part of the key are never matched again
+(``sgde models cache --clear`` removes them). The
 database lives in the user cache directory (``$SGDE_CACHE_DIR`` overrides it) and is safe
 to share between processes (WAL mode, busy timeout).
 """
@@ -20,7 +27,7 @@ from typing import Any
 from sgde.errors import UsageError
 from sgde.runtime.backend import ChatRequest, ChatResponse, Usage
 
-__all__ = ["CACHE_FILENAME", "RequestCache", "cache_key"]
+__all__ = ["CACHE_FILENAME", "RequestCache", "backend_endpoint", "cache_key"]
 
 CACHE_FILENAME = "requests.sqlite"
 _KEY_VERSION = 1
@@ -36,9 +43,24 @@ CREATE TABLE IF NOT EXISTS responses (
 """
 
 
-def cache_key(model_name: str, request: ChatRequest) -> str:
-    """Stable hex key of one request to one model."""
-    payload = {"v": _KEY_VERSION, "model": model_name, **request.cache_key_data()}
+def backend_endpoint(backend: object) -> str | None:
+    """The endpoint a backend talks to (``endpoint`` attribute), or None when it has none."""
+    endpoint = getattr(backend, "endpoint", None)
+    return str(endpoint) if endpoint else None
+
+
+def cache_key(model_name: str, request: ChatRequest, *, endpoint: str | None = None) -> str:
+    """Stable hex key of one request to one model.
+
+    Args:
+        model_name: The ``provider:model`` name.
+        request: The request.
+        endpoint: Where the model is served (an HTTP base URL); None for embedded models.
+    """
+    payload: dict[str, object] = {"v": _KEY_VERSION, "model": model_name}
+    if endpoint:
+        payload["endpoint"] = endpoint.rstrip("/")
+    payload.update(request.cache_key_data())
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any
 
 from sgde.errors import UsageError
-from sgde.models.cache import RequestCache, cache_key
+from sgde.models.cache import RequestCache, backend_endpoint, cache_key
 from sgde.models.request import estimate_prompt_tokens
 from sgde.models.resolver import resolve_model
 from sgde.models.settings import ModelSettings, Price
@@ -82,7 +82,7 @@ class RoleBackend:
         """
         key: str | None = None
         if self._cache is not None:
-            key = cache_key(self.backend.name, request)
+            key = cache_key(self.backend.name, request, endpoint=backend_endpoint(self.backend))
             hit = self._cache.get(key)
             if hit is not None:
                 self._meter.record_cached(self.role)

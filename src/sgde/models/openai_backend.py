@@ -174,6 +174,12 @@ class OpenAIBackend:
         return self._name
 
     @property
+    def endpoint(self) -> str | None:
+        """Base URL of the server (part of the request-cache key), if the client has one."""
+        base_url = getattr(self._client, "base_url", None)
+        return str(base_url).rstrip("/") if base_url else None
+
+    @property
     def structured_output(self) -> StructuredOutputMode:
         """The structured-output form currently used."""
         return self._mode
