@@ -10,7 +10,7 @@ import pytest
 
 from sgde.errors import DataError, TaskDataError, TaskSpecError, UsageError
 from sgde.plan.model import Plan
-from sgde.task import FieldType, TaskSpec, infer_task, parse_field_option
+from sgde.task import FieldType, TaskSpec, default_metric, infer_task, parse_field_option
 
 DATE_ROWS: list[dict[str, Any]] = [
     {"id": 1, "start": "2024-01-05", "days": 3, "answer": "2024-01-08"},
@@ -313,3 +313,55 @@ def test_describe_lists_fields() -> None:
         "in   days: integer (an integer)",
         "out  answer: date (a date (YYYY-MM-DD))",
     ]
+
+
+REALISTIC = {
+    "letters": (
+        '{"word": "banana", "letter": "a", "count": 3}\n'
+        '{"word": "Mississippi", "letter": "s", "count": 4}\n',
+        {"word": "string", "letter": "string"},
+        {"count": "integer"},
+    ),
+    "order_total": (
+        '{"order": "3 pens at $1.20, 10% off", "subtotal": "3.60", "total": 3.24}\n'
+        '{"order": "2 mugs at $4, no discount", "subtotal": "8.00", "total": 8}\n',
+        {"order": "string", "subtotal": "number"},
+        {"total": "number"},
+    ),
+    "median": (
+        '{"numbers": [5, 1, 9], "answer": 5}\n{"numbers": [2.5, 4, 1, 8], "answer": 3.25}\n',
+        {"numbers": "list[number]"},
+        {"answer": "number"},
+    ),
+    "due_date": (
+        '{"id": "a1", "question": "Start 2024-01-30, add 3 days", "answer": "2024-02-02"}\n'
+        '{"id": "a2", "question": "From March 1st 2023 wait 10 days", "answer": "2023-03-11"}\n',
+        {"question": "string"},
+        {"answer": "date"},
+    ),
+    "sentiment": (
+        '{"review": "Loved it", "label": "positive", "stars": "5"}\n'
+        '{"review": "Meh", "label": "neutral", "stars": "3"}\n'
+        '{"review": "Great value", "label": "positive", "stars": "4"}\n',
+        {"review": "string", "stars": "integer"},
+        {"label": "enum[positive,neutral]"},
+    ),
+    "flags": (
+        '{"text": "Is 7 prime?", "answer": true, "_source": "gen"}\n'
+        '{"text": "Is 8 prime?", "answer": false, "_source": "gen"}\n',
+        {"text": "string"},
+        {"answer": "boolean"},
+    ),
+}
+
+
+@pytest.mark.parametrize("family", sorted(REALISTIC))
+def test_inference_on_realistic_jsonl(family: str) -> None:
+    text, inputs, outputs = REALISTIC[family]
+    rows = [json.loads(line) for line in text.splitlines()]
+    spec = infer_task(rows, description=family, where=f"{family}.jsonl")
+    assert _types(spec) == (inputs, outputs)
+    for i, row in enumerate(rows):
+        checked = spec.check_row(row, f"{family}.jsonl:{i + 1}")
+        assert default_metric(spec)(checked, checked).value == 1.0
+        assert default_metric(spec)(row, {k: row[k] for k in spec.outputs}).value == 1.0
