@@ -1,0 +1,312 @@
+"""Enumerative search: the smallest arithmetic expression of the inputs' quantities that fits.
+
+The source of last resort when the teacher's code verifies nowhere (issue 9 item 7). The
+quantities of each row are the numeric inputs and the numbers of its text inputs — aligned
+by position when every row holds the same count, else read by the teacher's typed extraction.
+Expressions over them and the constants 1, 2 and 100 with ``+ - * /`` are built bottom-up
+by operator count (at most ``max_ops``), deduplicated by their values on the training rows
+(observational equivalence), and the first of the smallest size that matches every row's
+gold (with the output's metric) wins; ``round(e)`` is tried for integer outputs.
+
+``searched`` counts every expression examined: the PAC statement then shows the hypothesis
+class this search implies, much larger than one teacher proposal. An expression must use
+at least one quantity and fit every training row (at least two), which guards against a
+constant or a one-row overfit.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sgde.optimize.lift import snippet
+from sgde.optimize.sources.context import row_inputs
+from sgde.optimize.sources.mentions import read_mentions
+from sgde.optimize.teacher import Teacher
+from sgde.runtime.calls import CodeRunner
+from sgde.runtime.numbers import decimals_of
+from sgde.task import FieldType, Metric, TaskSpec
+
+__all__ = ["SearchResult", "enumerative_program", "search_expressions"]
+
+_CONSTANTS = (1, 2, 100)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The outcome of :func:`search_expressions`.
+
+    Attributes:
+        expression: Python expression over the names (``None``: nothing fits).
+        ops: Its operator count.
+        searched: Expressions examined (hypotheses).
+        fits: Distinct fitting expressions of the smallest size (ambiguity).
+    """
+
+    expression: str | None
+    ops: int
+    searched: int
+    fits: int
+
+
+@dataclass(frozen=True)
+class _Expr:
+    text: str
+    values: tuple[float, ...]
+    uses: bool
+
+
+def _apply(op: str, a: float, b: float) -> float | None:
+    try:
+        if op == "+":
+            r = a + b
+        elif op == "-":
+            r = a - b
+        elif op == "*":
+            r = a * b
+        else:
+            if b == 0:
+                return None
+            r = a / b
+    except (OverflowError, ZeroDivisionError):
+        return None
+    return r if math.isfinite(r) and abs(r) < 1e15 else None
+
+
+def search_expressions(
+    names: Sequence[str],
+    rows: Sequence[Sequence[float]],
+    golds: Sequence[float],
+    *,
+    fits: Callable[[int, float], bool] | None = None,
+    max_ops: int = 3,
+    constants: Sequence[float] = _CONSTANTS,
+    max_hypotheses: int = 400_000,
+    integer: bool = False,
+) -> SearchResult:
+    """The smallest expression over ``names`` whose value fits every row's gold.
+
+    Args:
+        names: Variable names (``rows[i][k]`` is the value of ``names[k]`` in row ``i``).
+        rows: Per row, the variable values.
+        golds: Per row, the gold value.
+        fits: ``fits(row, value)``, the metric's judgement (default: within 1e-6, or at the
+            gold's decimals).
+        max_ops: Most operators in an expression.
+        constants: Constants available besides the variables.
+        max_hypotheses: Stop after examining this many expressions.
+        integer: Also try ``round(e)`` (an integer output).
+    """
+    m = len(golds)
+    if m < 2 or any(len(r) != len(names) for r in rows) or len(rows) != m:
+        return SearchResult(None, 0, 0, 0)
+    tol = [max(1e-6, 0.5 * 10 ** (-decimals_of(g))) for g in golds]
+
+    def near(values: tuple[float, ...]) -> bool:
+        return all(abs(v - g) <= t * 1.0000001 for v, g, t in zip(values, golds, tol, strict=True))
+
+    def check(values: tuple[float, ...]) -> bool:
+        return near(values) and (fits is None or all(fits(i, v) for i, v in enumerate(values)))
+
+    seen: set[tuple[float, ...]] = set()
+    levels: list[list[_Expr]] = [[]]
+    searched = 0
+    found: list[str] = []
+
+    def consider(expr: _Expr) -> None:
+        nonlocal searched
+        searched += 1
+        key = tuple(round(v, 9) for v in expr.values)
+        if key in seen:
+            return
+        seen.add(key)
+        levels[-1].append(expr)
+        if not expr.uses:
+            return
+        if check(expr.values):
+            found.append(expr.text)
+        elif integer:
+            searched += 1
+            rounded = tuple(float(round(v)) for v in expr.values)
+            if check(rounded):
+                found.append(f"round({expr.text})")
+
+    for k, name in enumerate(names):
+        consider(_Expr(name, tuple(float(r[k]) for r in rows), True))
+    for c in constants:
+        consider(_Expr(repr(c), tuple(float(c) for _ in range(m)), False))
+    ops_found = 0
+    for ops in range(1, max_ops + 1):
+        if found:
+            break
+        ops_found = ops
+        levels.append([])
+        for a in range(ops):
+            b = ops - 1 - a
+            for i, left in enumerate(levels[a]):
+                for j, right in enumerate(levels[b]):
+                    if searched >= max_hypotheses:
+                        break
+                    for op in ("+", "-", "*", "/"):
+                        if op in "+*" and (a > b or (a == b and j < i)):
+                            continue
+                        values = []
+                        for x, y in zip(left.values, right.values, strict=True):
+                            r = _apply(op, x, y)
+                            if r is None:
+                                break
+                            values.append(r)
+                        if len(values) != m:
+                            continue
+                        consider(
+                            _Expr(
+                                f"({left.text} {op} {right.text})",
+                                tuple(values),
+                                left.uses or right.uses,
+                            )
+                        )
+    if not found:
+        return SearchResult(None, 0, searched, 0)
+    best = found[0]
+    if best.startswith("(") and best.endswith(")"):
+        best = best[1:-1]
+    return SearchResult(best, ops_found if len(levels) > 1 else 0, searched, len(found))
+
+
+def _quantities(task: TaskSpec, inputs: Mapping[str, Any]) -> list[tuple[str, float, str]]:
+    """``(name hint, value, context)`` of every quantity of a row, in field/text order."""
+    out: list[tuple[str, float, str]] = []
+    for name, ftype in task.inputs.items():
+        value = inputs.get(name)
+        if ftype.kind in ("integer", "number") and isinstance(value, (int, float)):
+            out.append((name, float(value), ""))
+        elif ftype.kind == "string" and isinstance(value, str):
+            tm = read_mentions(value)
+            for m in tm.numbers:
+                after = [w.value for w in tm.words if w.start >= m.end][:1]
+                hint = after[0].lower() if after else "number"
+                val = m.value / 100 if m.percent else m.value
+                out.append((hint, float(val), snippet(value, m.start, m.end)))
+    return out
+
+
+async def enumerative_program(
+    teacher: Teacher,
+    sandbox: CodeRunner,
+    task: TaskSpec,
+    rows: Sequence[Mapping[str, Any]],
+    metric: Metric,
+    *,
+    budget: Any,
+    log: Callable[..., None],
+) -> Any:
+    """A :class:`~sgde.optimize.sources.programs.Program` of origin ``enumerative``, or None.
+
+    Applicable when every output is a number and the rows hold quantities.
+    """
+    from sgde.optimize.sources.programs import Program, teacher_extract, verify_program
+
+    outputs = task.outputs
+    if any(t.kind not in ("integer", "number") for t in outputs.values()):
+        log("enumerative", "not applicable: an output is not a number")
+        return None
+    per_row = [_quantities(task, row_inputs(task, r)) for r in rows]
+    if not per_row or not per_row[0]:
+        log("enumerative", "not applicable: the inputs hold no quantity")
+        return None
+    seed = per_row[0]
+    names: list[str] = []
+    for k, (hint, _, ctx) in enumerate(seed):
+        if not ctx and hint in task.inputs:
+            names.append(hint)
+            continue
+        base = "".join(ch if ch.isalnum() else "_" for ch in hint).strip("_") or "number"
+        names.append(f"q{k + 1}_{base}"[:32])
+    ftypes = {
+        n: FieldType(kind="integer" if float(v).is_integer() else "number")
+        for n, (_, v, _) in zip(names, seed, strict=True)
+    }
+    descriptions = {
+        n: f'the number in "{ctx}"' if ctx else f"the input {hint}"
+        for n, (hint, _, ctx) in zip(names, seed, strict=True)
+    }
+    values: list[dict[str, Any] | None] = []
+    seed_values = {n: v for n, (_, v, _) in zip(names, seed, strict=True)}
+    for i, quantities in enumerate(per_row):
+        if len(quantities) == len(seed):
+            values.append({n: q[1] for n, q in zip(names, quantities, strict=True)})
+            continue
+        got = await teacher_extract(
+            teacher,
+            task,
+            ftypes,
+            descriptions,
+            row_inputs(task, rows[0]),
+            seed_values,
+            row_inputs(task, rows[i]),
+        )
+        values.append(None if got is None else {n: float(got[n]) for n in names})
+    if any(v is None for v in values):
+        log("enumerative", "the quantities of some rows could not be read")
+        return None
+    table = [[float(v[n]) for n in names] for v in values if v is not None]
+    exprs: dict[str, str] = {}
+    searched = 0
+    for out_name, ftype in outputs.items():
+        golds = []
+        for r in rows:
+            try:
+                golds.append(float(ftype.coerce(r.get(out_name))))
+            except (ValueError, TypeError):
+                log("enumerative", f"not applicable: gold {out_name!r} is not a number")
+                return None
+
+        def fits(i: int, v: float, ftype: FieldType = ftype, name: str = out_name) -> bool:
+            return ftype.correct(v, rows[i].get(name))
+
+        result = search_expressions(
+            names,
+            table,
+            golds,
+            fits=fits,
+            max_ops=budget.enumerate_max_ops,
+            max_hypotheses=budget.enumerate_max_hypotheses,
+            integer=ftype.kind == "integer",
+        )
+        searched += result.searched
+        if result.expression is None:
+            log(
+                "enumerative",
+                f"no expression of <= {budget.enumerate_max_ops} operators "
+                f"fits {out_name!r} ({result.searched} examined)",
+                searched=result.searched,
+            )
+            return None
+        exprs[out_name] = result.expression
+    used = [n for n in names if any(re.search(rf"\b{n}\b", e) for e in exprs.values())]
+    body = ", ".join(f"{o!r}: {e}" for o, e in exprs.items())
+    code = f"def run({', '.join(used)}):\n    return {{{body}}}\n"
+    final = [{n: v[n] for n in used} if v is not None else None for v in values]
+    checks = await verify_program(sandbox, task, rows, metric, code, final)
+    verified = sum(c is None for c in checks)
+    log(
+        "enumerative",
+        f"{'; '.join(f'{o} = {e}' for o, e in exprs.items())} "
+        f"({searched} examined), verified on {verified}/{len(rows)} rows",
+        searched=searched,
+    )
+    if verified != len(rows):
+        return None
+    return Program(
+        code=code,
+        params={n: ftypes[n] for n in used},
+        values=final,
+        raw_inputs={n: n for n in used if n in task.inputs},
+        descriptions={n: descriptions[n] for n in used},
+        origin="enumerative",
+        searched=searched,
+        verified_rows=verified,
+    )

@@ -1,0 +1,606 @@
+"""Verified programs for a task, from several candidate sources (best first).
+
+* ``lift`` — typed solve-then-lift of each verified :class:`RowSolution`
+  (:mod:`~sgde.optimize.sources.lifting`): other rows' values are aligned by position where
+  they line up, else read by the teacher's grammar-constrained typed extraction (also for
+  rows where the aligned values fail); parameters equal in every training row fold back
+  into constants; failing candidates get a repair round fed the failing cases.
+* ``whole`` — the teacher writes ``run(**task_inputs)`` over the raw inputs, sampled
+  several times; for structured inputs such a program needs no student at all.
+* ``enumerative`` — when nothing else verifies: the smallest arithmetic expression over the
+  quantities of the inputs that fits every row (:mod:`~sgde.optimize.sources.enumerate`).
+
+Every program runs only in the sandbox and is verified with the task metric on every
+training row. Teacher garbage never raises: a candidate that fails is recorded (events)
+and the next source is tried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sgde.optimize.events import CompileEvent, EventSink, emit
+from sgde.optimize.sources.code import entry_params, program_source, run_harnessed
+from sgde.optimize.sources.context import read_outputs, row_inputs, task_context, value_text
+from sgde.optimize.sources.lifting import (
+    LiftParam,
+    TypedLift,
+    align_row,
+    lift_row_solution,
+    param_type,
+)
+from sgde.optimize.sources.solutions import RowSolution
+from sgde.optimize.teacher import Teacher, TeacherOutputError, render_prompt
+from sgde.runtime.calls import CodeRunner
+from sgde.runtime.numbers import vote_key
+from sgde.task import FieldType, Metric, TaskSpec, safe_score
+from sgde.task.types import TaskValueError
+
+__all__ = [
+    "Program",
+    "SourceBudget",
+    "describe_params",
+    "program_candidates",
+    "teacher_extract",
+    "verify_program",
+]
+
+_PASS = 1.0 - 1e-9
+_ORIGINS = ("lift", "repair", "whole", "enumerative")
+
+
+@dataclass(frozen=True)
+class Program:
+    """Code for a whole-task (or sub-task) code node, verified on the training rows.
+
+    Attributes:
+        code: ``def run(**params) -> dict`` with the task's output fields (self-contained:
+            it converts dates and sets to JSON values itself).
+        params: Parameter name -> type, in signature order.
+        values: Per training row, the parameter values that make the code right (``None``:
+            that row's values could not be aligned).
+        raw_inputs: Params that ARE task input fields, read verbatim (param -> input name).
+        descriptions: Param -> a description that holds across phrasings.
+        origin: ``"lift"``, ``"repair"``, ``"whole"`` or ``"enumerative"``.
+        searched: Hypotheses examined to find it (for the PAC statement).
+        verified_rows: Rows where ``run(**values[i])`` scored 1 with the task metric.
+    """
+
+    code: str
+    params: dict[str, FieldType]
+    values: list[dict[str, Any] | None]
+    raw_inputs: dict[str, str] = field(default_factory=dict)
+    descriptions: dict[str, str] = field(default_factory=dict)
+    origin: str = "lift"
+    searched: int = 1
+    verified_rows: int = 0
+
+    @property
+    def extracted(self) -> list[str]:
+        """Params that must be read from the inputs (not raw)."""
+        return [p for p in self.params if p not in self.raw_inputs]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (types by their spelling)."""
+        return {
+            "code": self.code,
+            "params": {k: str(v) for k, v in self.params.items()},
+            "values": self.values,
+            "raw_inputs": self.raw_inputs,
+            "descriptions": self.descriptions,
+            "origin": self.origin,
+            "searched": self.searched,
+            "verified_rows": self.verified_rows,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Program:
+        """Read :meth:`to_dict`'s form."""
+        return cls(
+            code=str(data["code"]),
+            params={k: FieldType.parse(v) for k, v in dict(data["params"]).items()},
+            values=[None if v is None else dict(v) for v in data.get("values", [])],
+            raw_inputs=dict(data.get("raw_inputs", {})),
+            descriptions=dict(data.get("descriptions", {})),
+            origin=str(data.get("origin", "lift")),
+            searched=int(data.get("searched", 1)),
+            verified_rows=int(data.get("verified_rows", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class SourceBudget:
+    """How much each candidate source may spend.
+
+    Attributes:
+        lift_candidates: Distinct verified solutions lifted (best first).
+        whole_samples: Teacher samples of whole-task code (0: skip the source).
+        repair_rounds: Repairs of a lifted program that fails on some rows.
+        enumerate: Run the enumerative search when no other program verifies on every row.
+        enumerate_max_ops: Operators in a searched expression.
+        enumerate_max_hypotheses: Cap on the expressions examined.
+        describe: Ask the teacher for descriptions of the extracted params.
+        temperature: Temperature of sampled teacher calls.
+        max_programs: Programs returned at most.
+    """
+
+    lift_candidates: int = 3
+    whole_samples: int = 2
+    repair_rounds: int = 1
+    enumerate: bool = True
+    enumerate_max_ops: int = 3
+    enumerate_max_hypotheses: int = 400_000
+    describe: bool = True
+    temperature: float = 0.7
+    max_programs: int = 4
+
+
+@dataclass
+class _Log:
+    events: EventSink | None
+    teacher: Teacher
+    lines: list[str] = field(default_factory=list)
+
+    def note(self, source: str, message: str, **data: Any) -> None:
+        self.lines.append(f"{source}: {message}")
+        emit(
+            self.events,
+            CompileEvent(
+                "supervision",
+                self.teacher.iteration,
+                f"program source {source}: {message}",
+                teacher_tokens=self.teacher.usage.total_tokens,
+                data={"source": source, **data},
+            ),
+        )
+
+
+async def verify_program(
+    sandbox: CodeRunner,
+    task: TaskSpec,
+    rows: Sequence[Mapping[str, Any]],
+    metric: Metric,
+    code: str,
+    values: Sequence[Mapping[str, Any] | None],
+) -> list[str | None]:
+    """Per row, ``None`` when ``run(**values[i])`` scores 1, else why not.
+
+    Raises:
+        TaskMetricError: when the user's metric raises on well-typed outputs.
+    """
+    out: list[str | None] = []
+    for i, row in enumerate(rows):
+        vals = values[i] if i < len(values) else None
+        if vals is None:
+            out.append("its parameter values could not be read")
+            continue
+        run = await run_harnessed(sandbox, code, "run", dict(vals), trace=False)
+        if not run.ok:
+            out.append(f"error: {run.error}")
+            continue
+        outputs = read_outputs(run.result, task.outputs)
+        if isinstance(outputs, str):
+            out.append(outputs)
+            continue
+        score = safe_score(metric, row, outputs, where=f"training row {i + 1}")
+        out.append(
+            None if score.value >= _PASS else f"got {value_text(outputs, 120)} ({score.feedback})"
+        )
+    return out
+
+
+def _fallback_description(p: LiftParam, ftype: FieldType) -> str:
+    words = p.name.replace("_", " ")
+    where = f' (in "{p.context}")' if p.context else ""
+    return f"the {words}: {ftype.describe()}{where}"
+
+
+async def teacher_extract(
+    teacher: Teacher,
+    task: TaskSpec,
+    params: Mapping[str, FieldType],
+    descriptions: Mapping[str, str],
+    example: Mapping[str, Any],
+    example_values: Mapping[str, Any],
+    inputs: Mapping[str, Any],
+    *,
+    purpose: str = "extract",
+) -> dict[str, Any] | None:
+    """The teacher reads typed ``params`` from ``inputs`` (grammar-constrained JSON, with
+    one worked example); ``None`` when its answer stays malformed or mistyped."""
+    if not params:
+        return {}
+    schema = {
+        "type": "object",
+        "properties": {
+            n: {**t.json_schema(), "description": descriptions.get(n, "")}
+            for n, t in params.items()
+        },
+        "required": list(params),
+        "additionalProperties": False,
+    }
+    prompt = render_prompt(
+        "extract_values.j2",
+        params=[
+            {"name": n, "describe": t.describe(), "description": descriptions.get(n, "")}
+            for n, t in params.items()
+        ],
+        example={k: value_text(v) for k, v in example.items()},
+        example_values=value_text(dict(example_values)),
+        case={k: value_text(v) for k, v in inputs.items()},
+        **task_context(task),
+    )
+    try:
+        data = await teacher.json(prompt, schema, purpose=purpose)
+    except TeacherOutputError:
+        return None
+    out: dict[str, Any] = {}
+    for n, t in params.items():
+        try:
+            out[n] = t.coerce(data.get(n))
+        except TaskValueError:
+            return None
+    return out
+
+
+async def describe_params(
+    teacher: Teacher,
+    task: TaskSpec,
+    rows: Sequence[Mapping[str, Any]],
+    params: Mapping[str, FieldType],
+    values: Sequence[Mapping[str, Any] | None],
+    fallback: Mapping[str, str],
+) -> dict[str, str]:
+    """Descriptions of ``params`` that hold across phrasings (the teacher's, checked to be
+    text and not to quote one row's value; ``fallback`` where it fails)."""
+    if not params:
+        return {}
+    listing = [
+        {
+            "name": n,
+            "describe": t.describe(),
+            "values": ", ".join(value_text(v.get(n), 60) for v in values if v is not None),
+        }
+        for n, t in params.items()
+    ]
+    schema = {
+        "type": "object",
+        "properties": {n: {"type": "string", "minLength": 3, "maxLength": 240} for n in params},
+        "required": list(params),
+        "additionalProperties": False,
+    }
+    cases = [value_text(row_inputs(task, r), 300) for r in rows[:6]]
+    prompt = render_prompt("describe_params.j2", params=listing, cases=cases, **task_context(task))
+    try:
+        data = await teacher.json(prompt, schema, purpose="describe")
+    except TeacherOutputError:
+        return dict(fallback)
+    out: dict[str, str] = {}
+    for n in params:
+        text = " ".join(str(data.get(n, "")).split())
+        quoted_value = any(
+            v is not None
+            and isinstance(v.get(n), (str, int, float))
+            and len(str(v.get(n))) > 1
+            and str(v.get(n)) in text
+            for v in values
+        )
+        out[n] = text if text and not quoted_value else fallback.get(n, text)
+    return out
+
+
+def _fold(lift: TypedLift, values: Sequence[Mapping[str, Any] | None]) -> frozenset[str]:
+    """Extracted params whose value is the same in every training row (they stay constants)."""
+    if len(values) < 2 or any(v is None for v in values):
+        return frozenset()
+    folded = set()
+    for p in lift.params:
+        if p.source.kind == "raw":
+            continue
+        keys = {vote_key(v.get(p.name)) for v in values if v is not None}
+        if len(keys) == 1:
+            folded.add(p.name)
+    return frozenset(folded)
+
+
+async def _lift_program(
+    solution: RowSolution,
+    *,
+    teacher: Teacher,
+    sandbox: CodeRunner,
+    task: TaskSpec,
+    rows: Sequence[Mapping[str, Any]],
+    metric: Metric,
+    budget: SourceBudget,
+    seed: int,
+    log: _Log,
+    seen: set[str],
+) -> Program | None:
+    seed_inputs = row_inputs(task, rows[solution.row])
+    lift = lift_row_solution(solution.code, task, seed_inputs, solution.row)
+    if isinstance(lift, str):
+        log.note("lift", f"row {solution.row + 1} ({solution.style}): {lift}")
+        return None
+    outputs = list(task.outputs)
+    values: list[dict[str, Any] | None] = []
+    for i, row in enumerate(rows):
+        if i == solution.row:
+            values.append({p.name: p.seed_value for p in lift.params})
+            continue
+        aligned = align_row(lift, task, seed_inputs, row_inputs(task, row))
+        values.append(aligned if len(aligned) == len(lift.params) else None)
+    ptypes = {
+        p.name: param_type(p, [v.get(p.name) if v else None for v in values], task)
+        for p in lift.params
+    }
+    fallback = {p.name: _fallback_description(p, ptypes[p.name]) for p in lift.params}
+    extracted_types = {n: t for n, t in ptypes.items() if n not in lift.raw_inputs()}
+    seed_values = {n: values[solution.row][n] for n in extracted_types}  # type: ignore[index]
+
+    async def by_teacher(i: int) -> dict[str, Any] | None:
+        inputs = row_inputs(task, rows[i])
+        got = await teacher_extract(
+            teacher, task, extracted_types, fallback, seed_inputs, seed_values, inputs
+        )
+        if got is None:
+            return None
+        raw = {p: inputs.get(src) for p, src in lift.raw_inputs().items()}
+        return {**raw, **got}
+
+    asked: set[int] = set()
+    for i in range(len(rows)):
+        if values[i] is None:
+            values[i] = await by_teacher(i)
+            asked.add(i)
+    code = lift.program(outputs)
+    if code is None or code in seen:
+        log.note("lift", f"row {solution.row + 1}: the lifted code is unusable or a repeat")
+        return None
+    seen.add(code)
+    checks = await verify_program(sandbox, task, rows, metric, code, values)
+    for i, problem in enumerate(checks):
+        if problem is not None and i != solution.row and i not in asked:
+            retry = await by_teacher(i)
+            if retry is not None and retry != values[i]:
+                values[i] = retry
+                again = await verify_program(sandbox, task, [rows[i]], metric, code, [retry])
+                checks[i] = again[0]
+    origin = "lift"
+    searched = 1
+    for round_ in range(budget.repair_rounds):
+        failures = [i for i, c in enumerate(checks) if c is not None and values[i] is not None]
+        if not failures:
+            break
+        names = lift.names()
+        prompt = render_prompt(
+            "repair_program.j2",
+            code=_readable(code),
+            params=names,
+            cases=[
+                {
+                    "inputs": value_text(row_inputs(task, rows[i]), 300),
+                    "params": value_text(values[i]),
+                    "expected": value_text({o: rows[i].get(o) for o in outputs}),
+                    "outcome": checks[i],
+                }
+                for i in failures[:3]
+            ],
+            **task_context(task),
+        )
+        repaired = await teacher.code(
+            prompt,
+            purpose="repair",
+            temperature=0.0 if round_ == 0 else budget.temperature,
+            seed=seed + 31 * round_,
+        )
+        searched += 1
+        if entry_params(repaired, "solution") != names:
+            log.note("repair", f"row {solution.row + 1}: the repair changed the signature")
+            continue
+        fixed = program_source(repaired, "solution", names, outputs)
+        if fixed is None:
+            continue
+        fixed_checks = await verify_program(sandbox, task, rows, metric, fixed, values)
+        if sum(c is None for c in fixed_checks) > sum(c is None for c in checks):
+            code, checks, origin = fixed, fixed_checks, "repair"
+    verified = sum(c is None for c in checks)
+    if checks[solution.row] is not None:
+        log.note("lift", f"row {solution.row + 1}: the lifted code fails on its own row")
+        return None
+    log.note(
+        "lift",
+        f"row {solution.row + 1} ({solution.style}): verified on {verified}/{len(rows)} rows",
+        verified=verified,
+    )
+    final_values = [v if c is None else None for v, c in zip(values, checks, strict=True)]
+    folded = _fold(lift, final_values) if verified == len(rows) else frozenset()
+    if folded:
+        folded_code = lift.program(outputs, folded) if origin == "lift" else None
+        if folded_code is not None:
+            code = folded_code
+            final_values = [
+                None if v is None else {k: x for k, x in v.items() if k not in folded}
+                for v in final_values
+            ]
+            ptypes = {k: t for k, t in ptypes.items() if k not in folded}
+    return Program(
+        code=code,
+        params=ptypes,
+        values=final_values,
+        raw_inputs={p: s for p, s in lift.raw_inputs().items() if p in ptypes},
+        descriptions={k: fallback[k] for k in ptypes},
+        origin=origin,
+        searched=searched,
+        verified_rows=verified,
+    )
+
+
+def _readable(code: str) -> str:
+    """The teacher's part of a program (without the JSON harness appended to it)."""
+    return code.split("\nimport datetime as sgde_datetime")[0].rstrip() + "\n"
+
+
+async def _whole_programs(
+    teacher: Teacher,
+    sandbox: CodeRunner,
+    task: TaskSpec,
+    rows: Sequence[Mapping[str, Any]],
+    metric: Metric,
+    *,
+    samples: int,
+    seed: int,
+    budget: SourceBudget,
+    log: _Log,
+    seen: set[str],
+) -> list[Program]:
+    names = list(task.inputs)
+    prompt = render_prompt(
+        "whole_task.j2",
+        cases=[
+            {
+                "inputs": value_text(row_inputs(task, r), 400),
+                "outputs": value_text({o: r.get(o) for o in task.outputs}),
+            }
+            for r in rows
+        ],
+        **task_context(task),
+    )
+    values: list[dict[str, Any] | None] = [row_inputs(task, r) for r in rows]
+    found: list[Program] = []
+    for k in range(samples):
+        text = await teacher.code(
+            prompt,
+            purpose="whole",
+            temperature=0.0 if k == 0 else budget.temperature,
+            seed=seed + 104729 * k,
+        )
+        params = entry_params(text, "run")
+        if params is None or sorted(params) != sorted(names):
+            log.note("whole", f"sample {k + 1}: run() must take ({', '.join(names)})")
+            continue
+        code = program_source(text, "run", params, list(task.outputs))
+        if code is None or code in seen:
+            continue
+        seen.add(code)
+        checks = await verify_program(sandbox, task, rows, metric, code, values)
+        verified = sum(c is None for c in checks)
+        log.note("whole", f"sample {k + 1}: verified on {verified}/{len(rows)} rows")
+        if verified == len(rows):
+            found.append(
+                Program(
+                    code=code,
+                    params={n: task.inputs[n] for n in params},
+                    values=[dict(v) for v in values if v is not None],
+                    raw_inputs={n: n for n in params},
+                    descriptions={},
+                    origin="whole",
+                    searched=k + 1,
+                    verified_rows=verified,
+                )
+            )
+            break
+    return found
+
+
+def _rank(task: TaskSpec, program: Program) -> tuple[int, int, int]:
+    structured = all(t.kind != "string" for t in task.inputs.values())
+    order = ("whole", "lift", "repair", "enumerative") if structured else _ORIGINS
+    return (-program.verified_rows, order.index(program.origin), len(program.extracted))
+
+
+async def program_candidates(
+    teacher: Teacher,
+    sandbox: CodeRunner,
+    task: TaskSpec,
+    rows: Sequence[Mapping[str, Any]],
+    metric: Metric,
+    solutions: Sequence[Sequence[RowSolution]],
+    *,
+    samples: int = 2,
+    seed: int = 0,
+    budget: SourceBudget | None = None,
+    events: EventSink | None = None,
+) -> list[Program]:
+    """Verified programs for the task, best first (see the module docstring).
+
+    Args:
+        teacher: The structured teacher.
+        sandbox: Runs all teacher code.
+        task: The task.
+        rows: Training rows.
+        metric: The task metric.
+        solutions: Per row, its verified solutions (from :func:`solve_rows`).
+        samples: Samples of whole-task code (``budget.whole_samples`` when a budget is given).
+        seed: Base seed of sampled teacher calls.
+        budget: Limits per source.
+        events: Progress listener.
+
+    Returns:
+        Programs verified on every row where their values are known, fully verified ones
+        first; ``[]`` when no source verifies (the events say why).
+
+    Raises:
+        TaskMetricError: when the user's metric raises.
+        BudgetExceeded: from a metered teacher; never swallowed.
+    """
+    budget = budget or SourceBudget(whole_samples=samples)
+    log = _Log(events, teacher)
+    seen: set[str] = set()
+    programs: list[Program] = []
+    pool = sorted((s for per_row in solutions for s in per_row), key=lambda s: (s.style, s.row))
+    for k, sol in enumerate(pool[: budget.lift_candidates]):
+        program = await _lift_program(
+            sol,
+            teacher=teacher,
+            sandbox=sandbox,
+            task=task,
+            rows=rows,
+            metric=metric,
+            budget=budget,
+            seed=seed + 7919 * k,
+            log=log,
+            seen=seen,
+        )
+        if program is not None and program.verified_rows >= min(2, len(rows)):
+            programs.append(program)
+            if program.verified_rows == len(rows):
+                break
+    if budget.whole_samples > 0:
+        programs += await _whole_programs(
+            teacher,
+            sandbox,
+            task,
+            rows,
+            metric,
+            samples=budget.whole_samples,
+            seed=seed,
+            budget=budget,
+            log=log,
+            seen=seen,
+        )
+    if budget.enumerate and not any(p.verified_rows == len(rows) for p in programs):
+        from sgde.optimize.sources.enumerate import enumerative_program
+
+        found = await enumerative_program(
+            teacher, sandbox, task, rows, metric, budget=budget, log=log.note
+        )
+        if found is not None:
+            programs.append(found)
+    programs.sort(key=lambda p: _rank(task, p))
+    programs = programs[: budget.max_programs]
+    if budget.describe:
+        described: list[Program] = []
+        for p in programs:
+            extracted = {n: p.params[n] for n in p.extracted}
+            if extracted:
+                desc = await describe_params(
+                    teacher, task, rows, extracted, p.values, p.descriptions
+                )
+                p = Program(**{**p.__dict__, "descriptions": {**p.descriptions, **desc}})
+            described.append(p)
+        programs = described
+    if not programs:
+        log.note("all", "no source produced a verified program: " + " | ".join(log.lines[-4:]))
+    return programs

@@ -1,0 +1,257 @@
+"""Typed solve-then-lift: strings, dates, lists of varying length, constants, misalignment."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from _sources_fakes import ScriptedTeacher, case_of
+
+from sgde.optimize.sources import RowSolution, SourceBudget, program_candidates
+from sgde.optimize.sources.lifting import align_row, lift_row_solution
+from sgde.optimize.sources.mentions import read_mentions
+from sgde.task import TaskSpec, default_metric
+from sgde.testing import InProcessCodeRunner
+
+LETTERS = TaskSpec(
+    description="Count how many times a letter occurs in a word.",
+    inputs={"question": "string"},
+    outputs={"answer": "integer"},
+)
+LETTER_ROWS = [
+    {"question": 'How many times does the letter "r" appear in "strawberry"?', "answer": 3},
+    {"question": 'How many times does the letter "s" appear in "mississippi"?', "answer": 4},
+    {"question": 'How many times does the letter "e" appear in "cheese"?', "answer": 3},
+]
+LETTER_CODE = (
+    'def solution():\n    word = "strawberry"\n    letter = "r"\n'
+    '    return {"answer": word.count(letter)}\n'
+)
+
+DATES = TaskSpec(
+    description="Add a number of days to a start date.",
+    inputs={"question": "string"},
+    outputs={"answer": "date"},
+)
+DATE_ROWS = [
+    {"question": "Start on March 5, 2024 and add 10 days.", "answer": "2024-03-15"},
+    {"question": "Start on 2023-12-30 and add 3 days.", "answer": "2024-01-02"},
+    {"question": "Start on July 1, 2024 and add 45 days.", "answer": "2024-08-15"},
+]
+DATE_CODE = (
+    "import datetime\n\ndef solution():\n    start = datetime.date(2024, 3, 5)\n"
+    "    days = 10\n    return {'answer': start + datetime.timedelta(days=days)}\n"
+)
+
+MEDIAN = TaskSpec(
+    description="Give the median of a list of numbers.",
+    inputs={"question": "string"},
+    outputs={"answer": "number"},
+)
+MEDIAN_ROWS = [
+    {"question": "Find the median of 3, 9, 4, 7 and 1.", "answer": 4},
+    {"question": "Find the median of 10, 2, 8, 6, 4, 12 and 14.", "answer": 8},
+    {"question": "Find the median of 5, 1, 9.", "answer": 5},
+]
+MEDIAN_CODE = (
+    "import statistics\n\ndef solution():\n    numbers = [3, 9, 4, 7, 1]\n"
+    "    return {'answer': statistics.median(numbers)}\n"
+)
+
+
+def _sol(code: str, row: int = 0) -> list[list[RowSolution]]:
+    out: list[list[RowSolution]] = [[], [], []]
+    out[row] = [RowSolution(row, code, {}, {}, "direct@0.0")]
+    return out
+
+
+def _no_teacher() -> ScriptedTeacher:
+    return ScriptedTeacher(
+        {"describe": lambda req: {k: f"the {k}" for k in req.json_schema["properties"]}}
+    )
+
+
+def test_mentions_keep_date_digits_out_of_numbers() -> None:
+    tm = read_mentions("Start on March 5, 2024 and add 10 days; or 2023-12-30 plus 3.")
+    assert [m.value for m in tm.dates] == ["2024-03-05", "2023-12-30"]
+    assert [m.value for m in tm.numbers] == [10, 3]
+
+
+def test_string_params_lift_and_align_by_quotes() -> None:
+    lift = lift_row_solution(LETTER_CODE, LETTERS, LETTER_ROWS[0], 0)
+    assert not isinstance(lift, str)
+    assert [(p.name, p.kind, p.seed_value) for p in lift.params] == [
+        ("word", "string", "strawberry"),
+        ("letter", "string", "r"),
+    ]
+    other = align_row(lift, LETTERS, LETTER_ROWS[0], LETTER_ROWS[1])
+    assert other == {"word": "mississippi", "letter": "s"}
+
+
+async def test_typed_lift_of_strings_verifies_and_folds_nothing_that_varies() -> None:
+    fake = _no_teacher()
+    programs = await program_candidates(
+        fake.teacher,
+        InProcessCodeRunner(),
+        LETTERS,
+        LETTER_ROWS,
+        default_metric(LETTERS),
+        _sol(LETTER_CODE),
+        budget=SourceBudget(whole_samples=0, enumerate=False),
+    )
+    assert programs and programs[0].origin == "lift"
+    p = programs[0]
+    assert p.verified_rows == 3
+    assert {k: str(v) for k, v in p.params.items()} == {"word": "string", "letter": "string"}
+    assert p.values[2] == {"word": "cheese", "letter": "e"}
+    assert p.descriptions == {"word": "the word", "letter": "the letter"}
+    assert fake.seen == ["describe"]
+
+
+async def test_a_literal_equal_in_every_row_stays_a_constant() -> None:
+    rows = [
+        {"question": f'How many times does the letter "r" appear in "{w}"?', "answer": w.count("r")}
+        for w in ("strawberry", "carrot", "mirror")
+    ]
+    fake = _no_teacher()
+    programs = await program_candidates(
+        fake.teacher,
+        InProcessCodeRunner(),
+        LETTERS,
+        rows,
+        default_metric(LETTERS),
+        _sol(LETTER_CODE),
+        budget=SourceBudget(whole_samples=0, enumerate=False),
+    )
+    p = programs[0]
+    assert list(p.params) == ["word"]
+    assert "letter = 'r'" in p.code
+    assert [v["word"] for v in p.values if v] == ["strawberry", "carrot", "mirror"]
+
+
+async def test_dates_lift_as_iso_params_across_formats() -> None:
+    fake = _no_teacher()
+    programs = await program_candidates(
+        fake.teacher,
+        InProcessCodeRunner(),
+        DATES,
+        DATE_ROWS,
+        default_metric(DATES),
+        _sol(DATE_CODE),
+        budget=SourceBudget(whole_samples=0, enumerate=False),
+    )
+    p = programs[0]
+    assert {k: str(v) for k, v in p.params.items()} == {"start": "date", "days": "integer"}
+    assert p.values[0] == {"start": "2024-03-05", "days": 10}
+    assert p.values[1] == {"start": "2023-12-30", "days": 3}
+    assert p.verified_rows == 3
+
+
+async def test_a_sequence_of_varying_length_becomes_a_list_param() -> None:
+    fake = _no_teacher()
+    programs = await program_candidates(
+        fake.teacher,
+        InProcessCodeRunner(),
+        MEDIAN,
+        MEDIAN_ROWS,
+        default_metric(MEDIAN),
+        _sol(MEDIAN_CODE),
+        budget=SourceBudget(whole_samples=0, enumerate=False),
+    )
+    p = programs[0]
+    assert {k: str(v) for k, v in p.params.items()} == {"numbers": "list[integer]"}
+    assert p.values[1] == {"numbers": [10, 2, 8, 6, 4, 12, 14]}
+    assert p.values[2] == {"numbers": [5, 1, 9]}
+    assert p.verified_rows == 3
+
+
+async def test_misaligned_rows_are_read_by_the_teachers_typed_extraction() -> None:
+    rows = [
+        {"question": "Start on March 5, 2024 and add 10 days.", "answer": "2024-03-15"},
+        {
+            "question": "What date is 3 days after 2023-12-30? (count 1 day per night)",
+            "answer": "2024-01-02",
+        },
+        {"question": "Add 45 days to July 1, 2024.", "answer": "2024-08-15"},
+    ]
+    extracted = {
+        "What date is 3 days after 2023-12-30? (count 1 day per night)": {
+            "start": "2023-12-30",
+            "days": 3,
+        },
+        "Add 45 days to July 1, 2024.": {"start": "2024-07-01", "days": 45},
+    }
+    seen_schemas = []
+
+    def extract(req):  # type: ignore[no-untyped-def]
+        seen_schemas.append(req.json_schema)
+        question = case_of(req, "Now this case:")["question"]
+        return extracted[question]
+
+    fake = ScriptedTeacher(
+        {"extract": extract, "describe": lambda req: {"start": "the start date", "days": "days"}}
+    )
+    programs = await program_candidates(
+        fake.teacher,
+        InProcessCodeRunner(),
+        DATES,
+        rows,
+        default_metric(DATES),
+        _sol(DATE_CODE),
+        budget=SourceBudget(whole_samples=0, enumerate=False),
+    )
+    p = programs[0]
+    assert p.verified_rows == 3
+    assert p.values[1] == {"start": "2023-12-30", "days": 3}
+    # one typed extraction per row that did not line up (row 2 has an extra number)
+    assert fake.seen.count("extract") >= 1
+    schema = seen_schemas[0]
+    assert schema["properties"]["start"]["type"] == "string"  # a date (the pattern is checked
+    # on the answer; llama.cpp grammars drop it)
+    assert schema["properties"]["days"]["type"] == "integer"
+
+
+async def test_teacher_garbage_in_alignment_gives_no_program_not_an_error() -> None:
+    rows = [
+        DATE_ROWS[0],
+        {"question": "Ten days after 2023-12-30, what day is it? 1 2", "answer": "2024-01-09"},
+        DATE_ROWS[2],
+    ]
+    fake = ScriptedTeacher({"extract": lambda req: "nonsense", "describe": lambda req: {}})
+    events = []
+    programs = await program_candidates(
+        fake.teacher,
+        InProcessCodeRunner(),
+        DATES,
+        rows,
+        default_metric(DATES),
+        _sol(DATE_CODE),
+        budget=SourceBudget(whole_samples=0, enumerate=False),
+        events=events.append,
+    )
+    # verified on the two rows that line up; the third is unknown (None), not wrong
+    assert programs and programs[0].verified_rows == 2
+    assert programs[0].values[1] is None
+    assert any("source" in e.data for e in events)
+
+
+def test_program_round_trips_through_json() -> None:
+    from sgde.optimize.sources import Program
+    from sgde.task import FieldType
+
+    p = Program(
+        "def run(x):\n    return {'answer': x}\n",
+        {"x": FieldType.parse("list[number]")},
+        [{"x": [1.5]}, None],
+        {},
+        {"x": "the numbers"},
+        "lift",
+        2,
+        1,
+    )
+    assert Program.from_dict(json.loads(json.dumps(p.to_dict()))) == p
+
+
+@pytest.mark.parametrize("bad", ["def solution(:\n", "x = 1\n", "def solution():\n    return 1\n"])
+def test_unliftable_code_says_why(bad: str) -> None:
+    assert isinstance(lift_row_solution(bad, LETTERS, LETTER_ROWS[0], 0), str)
