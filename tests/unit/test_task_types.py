@@ -191,6 +191,9 @@ def test_coerce(text: str, value: Any, expected: Any) -> None:
         ("list[integer]", [1, [2]], "nested lists"),
         ("list[integer]", [1, "x"], "item 2: expected an integer"),
         ("integer", None, "got null"),
+        ("integer", "3 4", "expected an integer"),
+        ("integer", "1,2", "expected an integer"),
+        ("number", "1,2", "expected a number"),
     ],
 )
 def test_coerce_rejects(text: str, value: Any, needle: str) -> None:

@@ -401,10 +401,8 @@ class FieldType(BaseModel):
         if value is None:
             raise TaskValueError(f"expected {self.describe()}, got null")
         kind = self.kind
-        if kind == "integer":
-            return _coerce_integer(value)
-        if kind == "number":
-            return _coerce_number(value)
+        if kind in ("integer", "number"):
+            return _coerce_numeric(value, integral=kind == "integer")
         if kind == "string":
             if isinstance(value, (list, tuple, set, dict)):
                 raise TaskValueError(f"expected a text, got {_short(value)}")
@@ -534,34 +532,27 @@ def _multiset_match(item: FieldType, preds: list[Any], golds: list[Any]) -> bool
     return all(augment(i, set()) for i in range(len(preds)))
 
 
-def _coerce_integer(value: Any) -> int:
-    if isinstance(value, bool):
-        raise TaskValueError(f"expected an integer, got {_short(value)}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        digits = re.sub(r"[\s,_$€£¥₹]", "", value)
-        if re.fullmatch(r"[+-]?\d+", digits):
-            return int(digits)
-    number = to_number(value)
-    if number is None or not number.is_integer():
-        raise TaskValueError(f"expected an integer, got {_short(value)}")
-    return int(number)
+def _integral_text(text: str) -> int | None:
+    """The exact integer a numeric text such as ``"1,234"`` or ``"$5"`` writes (None if the
+    text is not a number or has decimals); exact beyond float precision."""
+    if to_number(text) is None:
+        return None
+    digits = re.sub(r"[,_$€£¥₹]", "", text.strip())
+    return int(digits) if re.fullmatch(r"[+-]?\d+", digits) else None
 
 
-def _coerce_number(value: Any) -> int | float:
-    if isinstance(value, bool):
-        raise TaskValueError(f"expected a number, got {_short(value)}")
-    if isinstance(value, int):
+def _coerce_numeric(value: Any, *, integral: bool) -> int | float:
+    """An integer (``integral``) or a number: ints and integral text stay exact ints."""
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str):
-        digits = re.sub(r"[\s,_$€£¥₹]", "", value)
-        if re.fullmatch(r"[+-]?\d+", digits):
-            return int(digits)
-    number = to_number(value)
-    if number is None:
-        raise TaskValueError(f"expected a number, got {_short(value)}")
-    return number
+    exact = _integral_text(value) if isinstance(value, str) else None
+    if exact is not None:
+        return exact
+    number = None if isinstance(value, bool) else to_number(value)
+    if number is None or (integral and not number.is_integer()):
+        what = "an integer" if integral else "a number"
+        raise TaskValueError(f"expected {what}, got {_short(value)}")
+    return int(number) if integral else number
 
 
 def _coerce_boolean(value: Any) -> bool:
