@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from dataclasses import dataclass
 
 import pytest
@@ -11,16 +9,13 @@ from plan_samples import DUCK_YAML, REPORT_YAML
 
 from sgde.errors import PlanError, Problem
 from sgde.plan import check_plan, loads_plan, parse_plan, validate_plan
-
-try:
-    import sgde.plan.policy as real_policy
-except ModuleNotFoundError:  # the sandbox helper's module is not there yet
-    real_policy = None  # type: ignore[assignment]
+from sgde.plan.validate import CodePolicy
+from sgde.runtime.sandbox.policy import check_source as real_check_source
 
 
-def check(text: str) -> list[Problem]:
+def check(text: str, code_policy: CodePolicy | None = None) -> list[Problem]:
     parsed = parse_plan(text, source="p.yaml")
-    return validate_plan(parsed.plan, source_map=parsed.source_map)
+    return validate_plan(parsed.plan, source_map=parsed.source_map, code_policy=code_policy)
 
 
 def only(text: str) -> Problem:
@@ -32,14 +27,6 @@ def only(text: str) -> Problem:
 def duck(old: str, new: str) -> str:
     assert old in DUCK_YAML, old
     return DUCK_YAML.replace(old, new, 1)
-
-
-@pytest.fixture(autouse=True)
-def _no_sandbox_policy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Rules here are the plan's own; the sandbox policy is tested separately below."""
-    fake = types.ModuleType("sgde.plan.policy")
-    fake.check_source = lambda code, *, entry="run": []  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "sgde.plan.policy", fake)
 
 
 def test_sample_plans_are_valid() -> None:
@@ -449,60 +436,55 @@ class FakeViolation:
     line: int | None
 
 
-def test_policy_refusals_are_problems(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[tuple[str, str]] = []
+def test_policy_refusals_are_problems() -> None:
+    seen: list[str] = []
 
-    def check_source(code: str, *, entry: str = "run") -> list[FakeViolation]:
-        seen.append((code, entry))
+    def check_source(code: str) -> list[FakeViolation]:
+        seen.append(code)
         return [FakeViolation("import-not-allowed", "import of 'os' is not allowed", 1)]
 
-    fake = types.ModuleType("sgde.plan.policy")
-    fake.check_source = check_source  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "sgde.plan.policy", fake)
-    problem = only(code_plan("import os\ndef run(eggs):\n    return {'answer': eggs}"))
+    problems = check(
+        code_plan("import os\ndef run(eggs):\n    return {'answer': eggs}"), check_source
+    )
+    assert len(problems) == 1, problems
+    problem = problems[0]
     assert problem == Problem(
         "the sandbox policy refuses this code [import-not-allowed]: import of 'os' is not allowed",
         node_id="compute",
         field="code",
         line=26,
     )
-    assert seen == [("import os\ndef run(eggs):\n    return {'answer': eggs}\n", "run")]
+    assert seen == ["import os\ndef run(eggs):\n    return {'answer': eggs}\n"]
 
 
-def test_policy_duplicates_of_own_checks_are_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = types.ModuleType("sgde.plan.policy")
-    fake.check_source = lambda code, *, entry="run": [  # type: ignore[attr-defined]
-        FakeViolation("missing-entry", "no run", None)
-    ]
-    monkeypatch.setitem(sys.modules, "sgde.plan.policy", fake)
-    problems = check(code_plan("def main(eggs):\n    return {'answer': eggs}"))
+def test_policy_duplicates_of_own_checks_are_dropped() -> None:
+    problems = check(
+        code_plan("def main(eggs):\n    return {'answer': eggs}"),
+        lambda code: [FakeViolation("missing-entry", "no run", None)],
+    )
     assert [p.message for p in problems if "sandbox" in p.message] == []
 
 
-def test_validation_works_without_the_policy_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "sgde.plan.policy", None)  # import raises ModuleNotFoundError
+def test_validation_without_a_code_policy_checks_no_policy() -> None:
     assert check(code_plan("import os\ndef run(eggs):\n    return {'answer': eggs}")) == []
 
 
-def test_real_policy_refuses_os_import(monkeypatch: pytest.MonkeyPatch) -> None:
-    if real_policy is None:
-        pytest.skip("the sandbox policy is not installed yet")
-    monkeypatch.setitem(sys.modules, "sgde.plan.policy", real_policy)
-    problems = check(code_plan("import os\ndef run(eggs):\n    return {'answer': os.getpid()}"))
+def test_real_policy_refuses_os_import() -> None:
+    problems = check(
+        code_plan("import os\ndef run(eggs):\n    return {'answer': os.getpid()}"),
+        real_check_source,
+    )
     assert problems and all(p.field == "code" for p in problems)
     assert any("sandbox policy refuses" in p.message and p.line == 26 for p in problems)
 
 
-def test_real_policy_does_not_repeat_own_findings(monkeypatch: pytest.MonkeyPatch) -> None:
-    if real_policy is None:
-        pytest.skip("the sandbox policy is not installed yet")
-    monkeypatch.setitem(sys.modules, "sgde.plan.policy", real_policy)
+def test_real_policy_does_not_repeat_own_findings() -> None:
     for code, message in [
         ("async def run(eggs):\n    return {'answer': eggs}", "run must be a plain `def`"),
         ("def main(eggs):\n    return {'answer': eggs}", "code must define a top-level"),
         ("def run(eggs:\n    return {'answer': eggs}", "code does not parse"),
     ]:
-        problems = check(code_plan(code).replace("compute.answer", "compute.x"))
+        problems = check(code_plan(code).replace("compute.answer", "compute.x"), real_check_source)
         code_problems = [p for p in problems if p.field == "code"]
         assert len(code_problems) == 1, (code, problems)
         assert code_problems[0].message.startswith(message)

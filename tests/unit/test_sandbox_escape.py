@@ -21,8 +21,8 @@ import pytest
 import pytest_asyncio
 
 from sgde.errors import SandboxError
-from sgde.plan.policy import check_source
 from sgde.runtime.sandbox import SandboxLimits, SandboxPool
+from sgde.runtime.sandbox.policy import check_source
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from sgde.plan.policy import (
+from sgde.runtime.sandbox.policy import (
     ALLOWED_IMPORTS,
     RULES,
     PolicyViolation,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import difflib
 import keyword
 import re
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 import jsonschema
 
@@ -23,35 +23,59 @@ from sgde.plan.refs import INPUT, parse_ref
 from sgde.plan.sourcemap import SourceMap, YamlPath
 from sgde.plan.templates import check_template
 
-__all__ = ["check_plan", "validate_plan"]
+__all__ = ["CodePolicy", "PolicyFinding", "check_plan", "validate_plan"]
+
+
+class PolicyFinding(Protocol):
+    """One refusal of a code policy (e.g. ``sgde.runtime.sandbox.policy.PolicyViolation``)."""
+
+    @property
+    def rule(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def line(self) -> int | None: ...
+
+
+CodePolicy = Callable[[str], Iterable[PolicyFinding]]
+"""Checks code-node source (called with the source; the entry is ``run``). The sandbox's
+policy lives in the runtime layer: pass ``sgde.runtime.sandbox.policy.check_source``."""
 
 AnyNode = LlmNode | CodeNode | ConsensusNode
 
 
-def validate_plan(plan: Plan, *, source_map: SourceMap | None = None) -> list[Problem]:
+def validate_plan(
+    plan: Plan, *, source_map: SourceMap | None = None, code_policy: CodePolicy | None = None
+) -> list[Problem]:
     """Check a plan against every validation rule.
 
     Args:
         plan: The plan (already parsed).
         source_map: Where each value came from (from :func:`~sgde.plan.parse_plan`); without
             it problems carry no line numbers.
+        code_policy: Also check every code node against this policy (the sandbox's
+            ``check_source``); without it code is checked for syntax and signature only.
 
     Returns:
         All problems, ordered by line (then file order); empty when the plan is valid.
     """
-    problems = _Validator(plan, source_map).run()
+    problems = _Validator(plan, source_map, code_policy).run()
     return sorted(problems, key=lambda p: (p.line is None, p.line or 0))
 
 
 def check_plan(
-    plan: Plan, *, source_map: SourceMap | None = None, source: str | None = None
+    plan: Plan,
+    *,
+    source_map: SourceMap | None = None,
+    source: str | None = None,
+    code_policy: CodePolicy | None = None,
 ) -> None:
-    """Validate and raise when the plan has any problem.
+    """Validate (see :func:`validate_plan`) and raise when the plan has any problem.
 
     Raises:
         PlanError: listing every problem.
     """
-    problems = validate_plan(plan, source_map=source_map)
+    problems = validate_plan(plan, source_map=source_map, code_policy=code_policy)
     if problems:
         n = len(problems)
         raise PlanError(
@@ -78,9 +102,12 @@ def _listing(names: Iterable[str]) -> str:
 class _Validator:
     """One validation pass over one plan (holds the plan and its source map)."""
 
-    def __init__(self, plan: Plan, source_map: SourceMap | None) -> None:
+    def __init__(
+        self, plan: Plan, source_map: SourceMap | None, code_policy: CodePolicy | None = None
+    ) -> None:
         self.plan = plan
         self.smap = source_map
+        self.code_policy = code_policy
         self.problems: list[Problem] = []
         self.index: dict[str, int] = {}
         for i, node in enumerate(plan.nodes):
@@ -358,16 +385,12 @@ class _Validator:
                 )
 
     def check_policy(self, i: int, node: CodeNode, info: CodeInfo) -> None:
-        try:
-            from sgde.plan.policy import check_source
-        except ModuleNotFoundError as exc:  # the sandbox policy is not installed
-            if exc.name != "sgde.plan.policy":
-                raise
+        if self.code_policy is None:
             return
         path: YamlPath = ("nodes", i, "code")
         entry = info.entry
         async_line = entry.line if entry is not None and entry.is_async else None
-        for violation in check_source(node.code, entry="run"):
+        for violation in self.code_policy(node.code):
             # Skip what check_code already reported in its own words.
             if violation.rule == "syntax-error" and info.syntax_error is not None:
                 continue

@@ -58,6 +58,7 @@ from sgde.runtime.inputs import coerce_inputs
 from sgde.runtime.observe import ExecutionObserver, RunInfo, notify
 from sgde.runtime.parsing import compile_output_schema
 from sgde.runtime.render import PromptRenderer, load_prompt
+from sgde.runtime.sandbox.policy import check_source
 from sgde.runtime.trace import NodeTrace, RunTrace, SampleTrace, error_info
 
 __all__ = ["Executor", "ExecutorSettings", "OnResult", "RunResult", "required_roles"]
@@ -231,7 +232,7 @@ class Executor:
         if cached is not None and cached.plan is plan:
             return cached
         if self._settings.validate_plan:
-            check_plan(plan)
+            check_plan(plan, code_policy=check_source)
         topo = topo_order(plan)
         wrapped = plan.wrapped_ids()
         alias: dict[str, str] = {}

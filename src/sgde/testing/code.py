@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sgde.errors import SandboxError
-from sgde.plan.policy import check_source
+from sgde.runtime.sandbox.policy import check_source
 from sgde.runtime.sandbox.pool import policy_error
 
 __all__ = ["InProcessCodeRunner"]

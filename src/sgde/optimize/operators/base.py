@@ -10,6 +10,7 @@ from sgde.errors import PlanError
 from sgde.plan import check_plan
 from sgde.plan.model import CodeNode, ConsensusNode, LlmNode, Plan
 from sgde.plan.refs import parse_ref
+from sgde.runtime.sandbox.policy import check_source
 
 __all__ = ["Candidate", "EditFailure", "rewire", "unique_id", "validated"]
 
@@ -101,7 +102,7 @@ def validated(plan: Plan) -> tuple[Plan | None, list[str]]:
     """``(plan, [])`` when it passes :func:`check_plan`, else ``(None, problems)``."""
     try:
         rebuilt = Plan.model_validate(plan.model_dump())
-        check_plan(rebuilt)
+        check_plan(rebuilt, code_policy=check_source)
     except PlanError as exc:
         return None, [p.format() for p in exc.problems] or [exc.message]
     except ValueError as exc:

@@ -7,7 +7,10 @@ from typing import Any
 
 from sgde.errors import UsageError
 
-__all__ = ["SandboxLimits"]
+__all__ = ["MAX_TIMEOUT_S", "SandboxLimits"]
+
+MAX_TIMEOUT_S = 600.0
+"""Longest wall-clock time one sandboxed call may be given (seconds)."""
 
 
 @dataclass(frozen=True)
@@ -21,8 +24,9 @@ class SandboxLimits:
             ``RLIMIT_CPU`` (:attr:`worker_cpu_seconds`).
         memory_mb: Address space of a worker process (``RLIMIT_AS``), interpreter included
             (about 30 MB). Allocations beyond it raise ``MemoryError``.
-        wall_timeout_s: Wall-clock time one call may take, measured by the pool; the worker
-            is killed and replaced at the limit. ``SandboxPool.call(timeout_s=...)`` overrides.
+        wall_timeout_s: Wall-clock time one call may take (at most :data:`MAX_TIMEOUT_S`);
+            the worker kills the call at the limit (the pool kills the worker if it does
+            not answer shortly after). ``SandboxPool.call(timeout_s=...)`` overrides.
         max_output_bytes: Largest JSON-encoded result accepted.
         recursion_limit: Python recursion limit inside the worker.
         worker_cpu_seconds: Hard CPU budget of one worker over its lifetime; the worker is
@@ -38,9 +42,9 @@ class SandboxLimits:
 
     def __post_init__(self) -> None:
         checks = {
-            "cpu_seconds": self.cpu_seconds > 0,
+            "cpu_seconds": 0 < self.cpu_seconds <= MAX_TIMEOUT_S,
             "memory_mb": self.memory_mb >= 64,
-            "wall_timeout_s": self.wall_timeout_s > 0,
+            "wall_timeout_s": 0 < self.wall_timeout_s <= MAX_TIMEOUT_S,
             "max_output_bytes": self.max_output_bytes >= 16,
             "recursion_limit": 50 <= self.recursion_limit <= 100_000,
             "worker_cpu_seconds": self.worker_cpu_seconds > 2 * self.cpu_seconds,
@@ -49,7 +53,8 @@ class SandboxLimits:
         if bad:
             raise UsageError(
                 f"invalid SandboxLimits field(s): {', '.join(bad)} ({self})",
-                hint="use positive limits; memory_mb >= 64, max_output_bytes >= 16, "
+                hint=f"use positive limits; cpu_seconds and wall_timeout_s <= {MAX_TIMEOUT_S:g}, "
+                "memory_mb >= 64, max_output_bytes >= 16, "
                 "50 <= recursion_limit <= 100000, worker_cpu_seconds > 2 * cpu_seconds",
             )
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
+import logging
+import math
 import os
-import shutil
 import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -22,7 +23,8 @@ from types import TracebackType
 from typing import Any
 
 from sgde.errors import SandboxError, UsageError
-from sgde.plan.policy import (
+from sgde.runtime.sandbox.limits import MAX_TIMEOUT_S, SandboxLimits
+from sgde.runtime.sandbox.policy import (
     ALLOWED_IMPORTS,
     ALLOWED_SUBMODULES,
     DENIED_MODULE_MEMBERS,
@@ -30,12 +32,17 @@ from sgde.plan.policy import (
     PolicyViolation,
     check_source,
 )
-from sgde.runtime.sandbox.limits import SandboxLimits
 from sgde.runtime.sync import run_sync
 
-__all__ = ["SandboxPool", "policy_error", "run_code_sync"]
+__all__ = ["ISOLATION_ENV", "SandboxPool", "policy_error", "resolve_isolation", "run_code_sync"]
 
+ISOLATION_ENV = "SGDE_SANDBOX"
+"""Environment variable choosing the isolation: ``strong`` (default) or ``weak``."""
+
+_LOG = logging.getLogger("sgde.sandbox")
 _HEADER = struct.Struct(">I")
+_RESPONSE = struct.Struct(">IQ")
+_TIMEOUT_GRACE_S = 2.0
 _WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 _RUNTIME_RULES = frozenset(
     {
@@ -47,6 +54,7 @@ _RUNTIME_RULES = frozenset(
         "not-json",
         "forbidden-operation",
         "worker-crashed",
+        "isolation-unavailable",
     }
 )
 _POLICY_CACHE_SIZE = 512
@@ -54,18 +62,48 @@ _FRAME_OVERHEAD = 256 * 1024
 _REPAIR_HINT = "fix the code and try again; see docs/sandbox.md for what sandboxed code may do"
 
 
+_WEAK_LOSS = (
+    "the weak sandbox has no OS isolation: teacher code is contained only by Python-level "
+    "checks, and one bypass reaches the files, network and processes of the user running sgde"
+)
+
+
+def resolve_isolation(isolation: str | None = None) -> str:
+    """The isolation to use: the argument, else ``$SGDE_SANDBOX``, else ``strong``.
+
+    Raises:
+        UsageError: Neither ``strong`` nor ``weak``.
+    """
+    value = isolation if isolation is not None else os.environ.get(ISOLATION_ENV, "strong")
+    value = (value or "strong").strip().lower()
+    if value not in ("strong", "weak"):
+        raise UsageError(
+            f"unknown sandbox isolation {value!r} (from "
+            f"{'the isolation argument' if isolation is not None else ISOLATION_ENV})",
+            hint=f"use 'strong' (default) or 'weak' (e.g. {ISOLATION_ENV}=weak)",
+        )
+    return value
+
+
+def _unavailable(reason: str) -> SandboxError:
+    return SandboxError(
+        "the sandbox's OS isolation (Linux namespaces + seccomp) is not available on this "
+        f"host: {reason}. sgde refuses to run teacher-written code without it",
+        rule="isolation-unavailable",
+        hint=f"run sgde on Linux with user namespaces enabled and libseccomp installed; or, "
+        f"knowing that {_WEAK_LOSS}, opt in with {ISOLATION_ENV}=weak (or "
+        "SandboxPool(isolation='weak')); see docs/sandbox.md",
+    )
+
+
 @dataclass
 class _Registry:
-    """Live worker processes and their directories, for the pool's finaliser."""
+    """Live worker processes, for the pool's finaliser."""
 
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
-    directories: dict[int, str] = field(default_factory=dict)
 
     def forget(self, pid: int) -> None:
         self.processes.pop(pid, None)
-        directory = self.directories.pop(pid, None)
-        if directory is not None:
-            shutil.rmtree(directory, ignore_errors=True)
 
     def kill_all(self) -> None:
         """Kill and reap every live worker (used when a pool is dropped without close)."""
@@ -88,6 +126,7 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
 
 
 def _frame(message: Mapping[str, Any]) -> bytes:
+    """A request frame: 4-byte big-endian length, then UTF-8 JSON."""
     body = json.dumps(message, separators=(",", ":")).encode()
     return _HEADER.pack(len(body)) + body
 
@@ -122,17 +161,16 @@ class _Worker:
     def __init__(
         self,
         process: subprocess.Popen[bytes],
-        directory: str,
         reader: asyncio.StreamReader,
         read_transport: asyncio.ReadTransport,
         write_transport: asyncio.WriteTransport,
     ) -> None:
         self.process = process
-        self.directory = directory
         self.reader = reader
         self.read_transport = read_transport
         self.write_transport = write_transport
         self.calls = 0
+        self.isolation = ""
 
     @classmethod
     async def start(
@@ -140,26 +178,21 @@ class _Worker:
         *,
         python: str,
         config: Mapping[str, Any],
+        isolation: str,
         registry: _Registry,
         timeout: float,
     ) -> _Worker:
-        directory = tempfile.mkdtemp(prefix="sgde-sandbox-")
-        try:
-            process = subprocess.Popen(
-                [python, "-I", "-S", "-B", str(_WORKER_SCRIPT)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env={},
-                cwd=directory,
-                start_new_session=True,
-                close_fds=True,
-            )
-        except OSError:
-            shutil.rmtree(directory, ignore_errors=True)
-            raise
+        process = subprocess.Popen(
+            [python, "-I", "-S", "-B", str(_WORKER_SCRIPT), isolation, str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={},
+            cwd="/",
+            start_new_session=True,
+            close_fds=True,
+        )
         registry.processes[process.pid] = process
-        registry.directories[process.pid] = directory
         assert process.stdin is not None and process.stdout is not None
         assert process.stderr is not None
         os.set_blocking(process.stderr.fileno(), False)
@@ -169,24 +202,28 @@ class _Worker:
             lambda: asyncio.StreamReaderProtocol(reader), process.stdout
         )
         write_transport, _ = await loop.connect_write_pipe(asyncio.Protocol, process.stdin)
-        worker = cls(process, directory, reader, read_transport, write_transport)
+        worker = cls(process, reader, read_transport, write_transport)
         try:
             worker.write_transport.write(_frame(config))
-            ready = await asyncio.wait_for(worker._read_frame(1 << 20), timeout)
+            ready = await asyncio.wait_for(worker._read_frame(0, 1 << 20), timeout)
         except BaseException:
             await worker.dispose(registry, graceful=False)
             raise
+        if ready is not None and ready.get("rule") == "isolation-unavailable":
+            await worker.dispose(registry, graceful=False)
+            raise _unavailable(str(ready.get("message")))
         if ready is None or ready.get("ready") is not True:
             rule, message = worker._exit_reason()
             await worker.dispose(registry, graceful=False)
             raise SandboxError(f"sandbox worker failed to start: {message}", rule=rule)
+        worker.isolation = str(ready.get("isolation"))
         return worker
 
-    async def _read_frame(self, max_bytes: int) -> dict[str, Any] | None:
-        """The next frame, or None when the worker closed the channel."""
+    async def _read_frame(self, call_id: int, max_bytes: int) -> dict[str, Any] | None:
+        """The next frame (which must answer ``call_id``), or None when the channel closed."""
         try:
-            header = await self.reader.readexactly(_HEADER.size)
-            (size,) = _HEADER.unpack(header)
+            header = await self.reader.readexactly(_RESPONSE.size)
+            size, answered = _RESPONSE.unpack(header)
             if size > max_bytes:
                 raise SandboxError(
                     f"the worker sent a {size}-byte frame (limit {max_bytes}); it was killed",
@@ -195,11 +232,16 @@ class _Worker:
             body = await self.reader.readexactly(size)
         except asyncio.IncompleteReadError:
             return None
+        if answered != call_id:
+            raise SandboxError(
+                f"the worker answered call {answered} instead of call {call_id}; it was killed",
+                rule="worker-crashed",
+            )
         try:
             message = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise SandboxError(
-                f"the worker sent a malformed frame ({exc})", rule="worker-crashed"
+                f"the worker sent a malformed frame ({type(exc).__name__})", rule="worker-crashed"
             ) from None
         if not isinstance(message, dict):
             raise SandboxError("the worker sent a malformed frame", rule="worker-crashed")
@@ -218,15 +260,22 @@ class _Worker:
     def _exit_reason(self) -> tuple[str, str]:
         return _describe_exit(self.process.poll(), self._stderr())
 
-    async def request(self, frame: bytes, *, timeout: float, max_bytes: int) -> dict[str, Any]:
+    async def request(
+        self, frame: bytes, *, call_id: int, timeout: float, max_bytes: int
+    ) -> dict[str, Any]:
         """Send one call and wait for its answer.
+
+        The worker enforces ``timeout`` itself (it kills the call and answers ``timeout``);
+        the pool waits a little longer and kills the whole worker if it does not answer.
 
         Raises:
             SandboxError: ``timeout`` or a rule describing how the worker died.
         """
         try:
             self.write_transport.write(frame)
-            response = await asyncio.wait_for(self._read_frame(max_bytes), timeout)
+            response = await asyncio.wait_for(
+                self._read_frame(call_id, max_bytes), timeout + _TIMEOUT_GRACE_S
+            )
         except asyncio.TimeoutError:
             _kill(self.process)
             raise SandboxError(
@@ -234,6 +283,9 @@ class _Worker:
                 rule="timeout",
                 hint="make the code faster (avoid unbounded loops) or raise the timeout",
             ) from None
+        except SandboxError:
+            _kill(self.process)
+            raise
         except (ConnectionError, RuntimeError):
             response = None
         if response is None:
@@ -246,7 +298,7 @@ class _Worker:
         return response
 
     async def dispose(self, registry: _Registry, *, graceful: bool) -> None:
-        """Stop the process (politely when ``graceful``), reap it and remove its directory."""
+        """Stop the process (politely when ``graceful``) and reap it."""
         with contextlib.suppress(Exception):
             self.write_transport.close()
         if graceful:
@@ -271,14 +323,15 @@ class _Worker:
 
 
 class SandboxPool:
-    """Runs untrusted code-node functions in a pool of locked-down worker processes.
+    """Runs untrusted code-node functions in a pool of OS-confined worker processes.
 
-    Every call is first checked by :func:`sgde.plan.policy.check_source`, then runs
-    ``entry(**kwargs)`` in a separate Python process (isolated mode, empty environment,
-    empty working directory, resource limits, restricted builtins and imports, audit hook)
-    and returns the JSON result. Misbehaving workers are killed and replaced; the pool keeps
-    serving. Use it as an async context manager; a pool belongs to the event loop it
-    started on.
+    Every call is first checked by :func:`sgde.runtime.sandbox.policy.check_source`, then
+    runs ``entry(**kwargs)`` in a fresh process forked for that call from a worker confined
+    by Linux namespaces (no network, an empty read-only root, its own pid namespace and,
+    under root, its own uid) and seccomp, with resource limits and the Python-level layers
+    (restricted builtins and imports, audit hook) on top, and returns the JSON result. See
+    ``docs/sandbox.md``. Use it as an async context manager; a pool belongs to the event
+    loop it started on.
 
     Example:
         >>> async with SandboxPool(workers=2) as pool:  # doctest: +SKIP
@@ -289,9 +342,14 @@ class SandboxPool:
         workers: Number of worker processes (calls beyond it wait for a free worker).
         limits: Resource limits of every call.
         python: Interpreter for the workers (default: ``sys.executable``).
-        max_calls_per_worker: Calls after which a worker is replaced (bounds state that
-            code could leave behind in a worker).
+        max_calls_per_worker: Calls after which a worker is replaced.
         start_timeout_s: How long a worker may take to start.
+        isolation: ``"strong"`` (OS confinement; the pool refuses to start where it is
+            unavailable) or ``"weak"`` (Python-level layers only, an explicit opt-in);
+            default: ``$SGDE_SANDBOX``, else ``"strong"``.
+
+    Raises:
+        UsageError: Invalid arguments or isolation name.
     """
 
     def __init__(
@@ -302,6 +360,9 @@ class SandboxPool:
         python: str | None = None,
         max_calls_per_worker: int = 1000,
         start_timeout_s: float = 60.0,
+        isolation: str | None = None,
+        _python_layers: bool = True,
+        _preload: Sequence[str] = (),
     ) -> None:
         if workers < 1:
             raise UsageError(f"SandboxPool needs at least one worker, got workers={workers}")
@@ -312,6 +373,8 @@ class SandboxPool:
         self._python = python or sys.executable
         self._max_calls = max_calls_per_worker
         self._start_timeout = start_timeout_s
+        self._isolation = resolve_isolation(isolation)
+        self._call_ids = itertools.count(1)
         self._registry = _Registry()
         self._finalizer = weakref.finalize(self, self._registry.kill_all)
         self._workers: set[_Worker] = set()
@@ -331,12 +394,19 @@ class SandboxPool:
             "allowed_submodules": sorted(ALLOWED_SUBMODULES),
             "denied_members": {k: sorted(v) for k, v in DENIED_MODULE_MEMBERS.items()},
             "safe_builtins": sorted(SAFE_BUILTINS - {"None", "True", "False"}),
+            "python_layers": bool(_python_layers),
+            "preload": list(_preload),
         }
 
     @property
     def limits(self) -> SandboxLimits:
         """The limits applied to every call."""
         return self._limits
+
+    @property
+    def isolation(self) -> str:
+        """``"strong"`` (OS confinement) or ``"weak"`` (Python-level layers only)."""
+        return self._isolation
 
     @property
     def workers(self) -> int:
@@ -378,6 +448,10 @@ class SandboxPool:
         async with self._start_lock:
             if self._started:
                 return
+            if self._isolation == "weak":
+                _LOG.warning("sandbox: WEAK isolation (%s=weak): %s", ISOLATION_ENV, _WEAK_LOSS)
+            elif not sys.platform.startswith("linux"):
+                raise _unavailable(f"OS isolation needs Linux; this is {sys.platform}")
             spawned = await asyncio.gather(
                 *(self._spawn() for _ in range(self._size)), return_exceptions=True
             )
@@ -389,6 +463,10 @@ class SandboxPool:
                     else:
                         self._workers.add(item)
                         self._idle.put_nowait(item)
+            unavailable = [e for e in errors if isinstance(e, SandboxError)
+                           and e.rule == "isolation-unavailable"]  # fmt: skip
+            if unavailable:
+                raise unavailable[0]
             if errors:
                 raise SandboxError(
                     f"could not start the sandbox workers: {errors[0]}",
@@ -401,6 +479,7 @@ class SandboxPool:
         return await _Worker.start(
             python=self._python,
             config=self._config,
+            isolation=self._isolation,
             registry=self._registry,
             timeout=self._start_timeout,
         )
@@ -469,11 +548,18 @@ class SandboxPool:
         elif asyncio.get_running_loop() is not self._loop:
             raise UsageError("this SandboxPool belongs to another event loop")
         timeout = self._limits.wall_timeout_s if timeout_s is None else timeout_s
-        if timeout <= 0:
-            raise UsageError(f"timeout_s must be positive, got {timeout_s}")
+        if not (isinstance(timeout, (int, float)) and math.isfinite(timeout)) or not (
+            0 < timeout <= MAX_TIMEOUT_S
+        ):
+            raise UsageError(
+                f"timeout_s must be a number in (0, {MAX_TIMEOUT_S:g}] seconds, got {timeout_s!r}"
+            )
+        call_id = next(self._call_ids)
         frame = _frame(
             {
                 "op": "call",
+                "id": call_id,
+                "timeout_s": float(timeout),
                 "key": hashlib.sha256(code.encode()).hexdigest(),
                 "code": code,
                 "entry": entry,
@@ -486,11 +572,12 @@ class SandboxPool:
         try:
             response = await worker.request(
                 frame,
+                call_id=call_id,
                 timeout=timeout,
                 max_bytes=self._limits.max_output_bytes + _FRAME_OVERHEAD,
             )
             answered = True
-            keep = response.get("retire") is False
+            keep = True
         finally:
             worker.calls += 1
             if keep and worker.calls < self._max_calls and not self._closed:
@@ -586,7 +673,7 @@ def policy_error(violations: Sequence[PolicyViolation]) -> SandboxError:
     listed (up to 20), ``line`` of the first.
 
     Args:
-        violations: What :func:`sgde.plan.policy.check_source` found (not empty).
+        violations: What :func:`sgde.runtime.sandbox.policy.check_source` found (not empty).
     """
     first = violations[0]
     listing = "\n".join("  " + v.format() for v in violations[:20])

@@ -1,164 +1,79 @@
-"""The sandbox worker process: runs untrusted code-node functions.
+"""The sandbox worker process: a confined zygote that forks one process per call.
 
-Started by :mod:`sgde.runtime.sandbox.pool` as ``python -I -S -B worker.py`` with an empty
-environment in an empty directory. It imports nothing from sgde (only the standard
-library), so it can run without the package on ``sys.path``.
+Started by :mod:`sgde.runtime.sandbox.pool` as ``python -I -S -B worker.py <isolation>
+<parent pid>`` with an empty environment. It imports only the standard library and its two
+sibling modules (:mod:`confine`, :mod:`runner`), so it runs without sgde on ``sys.path``.
 
-Protocol: frames of a 4-byte big-endian length followed by UTF-8 JSON. The worker moves the
-channel off fds 0/1 at start-up (to private fds) and points fds 0/1 at ``/dev/null``, and
-``sys.stdout``/``sys.stderr`` to a bounded in-memory sink, so nothing user code prints can
-reach the channel. The first frame is the configuration; the worker then imports the allowed
-modules, locks itself down (rlimits, uid, audit hook) and answers ``{"ready": true}``.
-Each further frame is a call::
+Start-up (trusted code; no untrusted byte has been read yet):
 
-    {"op": "call", "key": "<sha256>", "code": "...", "entry": "run", "kwargs": "<json>"}
+1. Move the channel off fds 0/1 (to private fds), point fds 0/1 at ``/dev/null``; ask for
+   SIGKILL when the parent dies and check the parent is still the pool.
+2. Read the configuration frame (from the pool).
+3. ``strong`` isolation: unshare user (unless root), mount, network, pid, ipc, uts and
+   cgroup namespaces and fork; the child — the *zygote* — is pid 1 of the new pid
+   namespace, the first process only waits for it. ``weak``: the process is the zygote.
+4. The zygote imports and warms up the allowed modules, then (``strong``) replaces its root
+   with an empty read-only tmpfs, switches to a uid of its own when root, drops every
+   capability, sets ``no_new_privs`` and non-dumpable, sets rlimits and loads a seccomp
+   filter; then it answers ``{"ready": true}``.
 
-answered by ``{"ok": true, "result": <json>, "retire": bool}`` or
-``{"ok": false, "rule": ..., "message": ..., "line": ..., "stdout": ..., "retire": bool}``.
+Each call frame (JSON ``{"op": "call", "id": n, "code", "entry", "kwargs", "timeout_s"}``)
+is served by a *fresh fork* of the zygote: the call process closes the channel, loads a
+stricter seccomp filter (no processes, threads or signals), arms its CPU timer, runs the
+code, writes its response to a pipe private to this call and exits. The zygote waits for it
+(killing it at the wall-clock timeout) and sends the response framed with the call's id:
+``>IQ`` (body length, call id) + JSON body. Untrusted code never holds the channel, and no
+state of one call survives into another.
 """
 
 from __future__ import annotations
 
-import builtins
 import contextlib
-import decimal
-import importlib
+import importlib.util
 import json
+import math
 import os
 import resource
+import select
 import signal
 import struct
 import sys
-import types
+import time
 import warnings
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-_HEADER = struct.Struct(">I")
-_FILENAME = "<sandbox>"
+
+def _sibling(name: str) -> ModuleType:
+    """Load a sibling module by path (``python -I`` puts no script directory on sys.path,
+    and sgde itself is not importable in the worker)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"sgde_sandbox_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING or __package__:
+    from sgde.runtime.sandbox import confine, runner
+else:  # run as a script by the pool
+    confine = _sibling("confine")
+    runner = _sibling("runner")
+
+_REQUEST = struct.Struct(">I")
+_RESPONSE = struct.Struct(">IQ")
 _MAX_REQUEST_BYTES = 256 * 1024 * 1024
-_MAX_MESSAGE_CHARS = 4000
-_STDOUT_KEEP = 4096
-_CACHE_SIZE = 64
 _NOBODY = 65534
-
-# Audit events that are refused once the worker is locked down (prefix match).
-_BLOCKED_PREFIXES = (
-    "open",
-    "os.",
-    "subprocess.",
-    "socket.",
-    "ctypes.",
-    "shutil.",
-    "pty.",
-    "fcntl.",
-    "mmap.",
-    "resource.",
-    "signal.",
-    "syslog.",
-    "sqlite3.",
-    "urllib.",
-    "http.",
-    "ftplib.",
-    "smtplib.",
-    "poplib.",
-    "imaplib.",
-    "nntplib.",
-    "telnetlib.",
-    "webbrowser.",
-    "gc.",
-    "marshal.",
-    "pickle.",
-    "code.__new__",
-    "function.__new__",
-    "sys.addaudithook",
-    "sys._current_frames",
-    "sys.settrace",
-    "sys.setprofile",
-    "sys.set_asyncgen_hooks",
-    "cpython.",
-    "builtins.input",
-    "_thread.",
-    "threading.",
-    "tempfile.",
-    "glob.",
-    "winreg.",
-    "msvcrt.",
-    "_winapi.",
-)
-# Modules that C code of the allowed modules imports at call time (``PyImport_Import``
-# calls ``__import__`` from the caller's builtins but then takes the module from
-# ``sys.modules``); the guarded import answers those with None.
-_IMPLEMENTATION_MODULES = frozenset(
-    {"time", "_strptime", "json.decoder", "json.encoder", "json.scanner", "locale",
-     "calendar", "unicodedata", "_datetime", "_decimal", "numbers", "operator", "copyreg"}
-)  # fmt: skip
-
-# Imported inside functions of the allowed modules (e.g. Counter.most_common -> heapq);
-# loaded before lock-down because new module loads are refused afterwards.
-_PRELOAD = ("heapq", "copy", "unicodedata", "_statistics", "_strptime", "locale", "calendar")
+_RESPONSE_SLACK = 64 * 1024
+_EXIT_UNAVAILABLE = 3
 
 
-class SandboxViolation(RuntimeError):
-    """Raised inside the worker when sandboxed code attempts a blocked operation."""
+class Channel:
+    """The framed pipe pair to the pool."""
 
-
-class _Guard:
-    """State shared by the audit hook and the call loop (unreachable from user code)."""
-
-    def __init__(self) -> None:
-        self.locked = False
-        self.active = False
-        self.violation: str | None = None
-
-    def hook(self, event: str, args: tuple[Any, ...]) -> None:
-        if not self.locked or event in ("exec", "compile", "sys._getframe"):
-            return
-        if event == "import":
-            raise ImportError(f"module {args[0]!r} is not available in the sandbox")
-        if event.startswith(_BLOCKED_PREFIXES) or (
-            self.active and event.startswith(("object.__getattr__", "object.__delattr__"))
-        ):
-            if self.violation is None:
-                self.violation = event
-            raise SandboxViolation(f"operation '{event}' is not allowed in the sandbox")
-
-
-class _Sink:
-    """A bounded text sink for ``sys.stdout`` / ``sys.stderr``."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.kept = 0
-        self.dropped = 0
-
-    def write(self, text: str) -> int:
-        if not isinstance(text, str):
-            raise TypeError("write() argument must be str")
-        room = _STDOUT_KEEP - self.kept
-        if room > 0:
-            self.parts.append(text[:room])
-            self.kept += min(room, len(text))
-        self.dropped += max(0, len(text) - max(room, 0))
-        return len(text)
-
-    def flush(self) -> None:
-        return None
-
-    def reset(self) -> None:
-        self.parts.clear()
-        self.kept = 0
-        self.dropped = 0
-
-    def text(self) -> str:
-        out = "".join(self.parts)
-        if self.dropped:
-            out += f"\n... ({self.dropped} more characters dropped)"
-        return out
-
-
-class _Channel:
     def __init__(self, read_fd: int, write_fd: int) -> None:
         self.read_fd = read_fd
         self.write_fd = write_fd
@@ -174,10 +89,10 @@ class _Channel:
         return b"".join(chunks)
 
     def read(self) -> dict[str, Any] | None:
-        header = self._read_exact(_HEADER.size)
+        header = self._read_exact(_REQUEST.size)
         if header is None:
             return None
-        (size,) = _HEADER.unpack(header)
+        (size,) = _REQUEST.unpack(header)
         if size > _MAX_REQUEST_BYTES:
             return None
         body = self._read_exact(size)
@@ -186,354 +101,271 @@ class _Channel:
         message = json.loads(body)
         return message if isinstance(message, dict) else None
 
-    def write(self, payload: bytes) -> None:
-        view = memoryview(_HEADER.pack(len(payload)) + payload)
+    def write(self, call_id: int, body: bytes) -> None:
+        view = memoryview(_RESPONSE.pack(len(body), call_id) + body)
         while view:
             written = os.write(self.write_fd, view)
             view = view[written:]
 
+    def close(self) -> None:
+        for fd in (self.read_fd, self.write_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
-def _error(rule: str, message: str, line: int | None = None, **extra: Any) -> dict[str, Any]:
-    if len(message) > _MAX_MESSAGE_CHARS:
-        message = message[:_MAX_MESSAGE_CHARS] + " ...(truncated)"
-    return {"ok": False, "rule": rule, "message": message, "line": line, **extra}
+
+def _body(rule: str, message: str) -> bytes:
+    return json.dumps(runner.error_body(rule, message)).encode()
 
 
-def _safe_str(value: object) -> str:
+def _signal_name(sig: int) -> str:
     try:
-        text = str(value)
-    except Exception:
-        return "<unprintable>"
-    return text if len(text) <= 1000 else text[:1000] + "...(truncated)"
+        return signal.Signals(sig).name
+    except ValueError:
+        return str(sig)
 
 
-def _one_arg_type(obj: object, /) -> type:
-    """``type(obj)``; the three-argument form (class creation) is not available."""
-    return type(obj)
+class Zygote:
+    """Serves calls, each in a fresh fork of itself."""
 
-
-def _no_classes(*args: object, **kwargs: object) -> None:
-    raise TypeError("class definitions are not available in the sandbox")
-
-
-class _Runner:
-    """Compiles, caches and calls sandboxed functions."""
-
-    def __init__(self, config: Mapping[str, Any], guard: _Guard, sink: _Sink) -> None:
-        self.guard = guard
-        self.sink = sink
+    def __init__(self, config: Mapping[str, Any], channel: Channel, strong: bool) -> None:
+        self.config = config
+        self.channel = channel
+        self.strong = strong
         self.cpu_seconds = float(config["cpu_seconds"])
-        self.max_output = int(config["max_output_bytes"])
-        self.memory_bytes = int(config["memory_bytes"])
-        self.worker_cpu = int(config["worker_cpu_seconds"])
-        # Linux carries ru_maxrss over fork + exec: a worker started by a big parent (a
-        # process holding a loaded model) starts with the parent's peak. Only a peak above
-        # that inherited one is the worker's own.
-        self.inherited_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        self.allowed = frozenset(config["allowed_imports"]) | frozenset(
-            config["allowed_submodules"]
-        )
-        self.denied: dict[str, frozenset[str]] = {
-            name: frozenset(members) for name, members in config["denied_members"].items()
-        }
-        self.builtin_names = tuple(config["safe_builtins"])
-        self.modules: dict[str, types.ModuleType] = {
-            name: importlib.import_module(name) for name in sorted(self.allowed)
-        }
-        self.cache: OrderedDict[str, tuple[Callable[..., Any], list[str]]] = OrderedDict()
-        self.base_context = decimal.Context(
-            prec=28,
-            rounding=decimal.ROUND_HALF_EVEN,
-            Emin=-999999,
-            Emax=999999,
-            capitals=1,
-            clamp=0,
-            flags=[],
-            traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
-        )
+        self.max_body = int(config["max_output_bytes"]) + _RESPONSE_SLACK
+        self.guard = runner.Guard()
+        self.sink = runner.Sink()
+        sys.stdout = self.sink
+        sys.stderr = self.sink
+        self.runner = runner.Runner(config, self.guard, self.sink)
+        runner.warm_up(self.runner)
+        self.child_filter: Any = None
 
-    # -- namespaces -------------------------------------------------------------------------
+    def lock_down(self, *, as_root: bool) -> None:
+        """Confine this process (after the imports, before any untrusted byte)."""
+        if self.strong:
+            confine.isolate_filesystem(os.path.dirname(os.path.abspath(__file__)))
+            confine.drop_privileges(switch_uid=as_root)
+        elif as_root:
+            os.setgroups([])
+            os.setgid(_NOBODY)
+            os.setuid(_NOBODY)
+        limit = resource.setrlimit
+        limit(resource.RLIMIT_CORE, (0, 0))
+        limit(resource.RLIMIT_FSIZE, (0, 0))
+        memory = int(self.config["memory_bytes"])
+        limit(resource.RLIMIT_AS, (memory, memory))
+        cpu = int(self.config["worker_cpu_seconds"])
+        limit(resource.RLIMIT_CPU, (cpu, cpu))
+        if self.strong:
+            # Compiled now (before any untrusted byte), loaded by every call process.
+            self.child_filter = confine.SeccompFilter(confine.CHILD_DENIED, no_threads=True)
+            confine.load_seccomp(confine.WORKER_DENIED)
+        if self.runner.python_layers:
+            sys.addaudithook(self.guard.hook)
 
-    def _view(self, name: str) -> types.ModuleType:
-        real = self.modules[name]
-        view = types.ModuleType(name, real.__doc__)
-        denied = self.denied.get(name, frozenset())
-        for attr, value in vars(real).items():
-            if attr.startswith("_") or attr in denied or isinstance(value, types.ModuleType):
-                continue
-            setattr(view, attr, value)
-        return view
+    # -- one call -------------------------------------------------------------------------
 
-    def _namespace(self) -> dict[str, Any]:
-        views: dict[str, types.ModuleType] = {}
-
-        def view(name: str) -> types.ModuleType:
-            if name not in views:
-                views[name] = self._view(name)
-                parent, _, child = name.rpartition(".")
-                if parent:
-                    setattr(view(parent), child, views[name])
-            return views[name]
-
-        def guarded_import(
-            name: str,
-            globals: Mapping[str, Any] | None = None,
-            locals: Mapping[str, Any] | None = None,
-            fromlist: tuple[str, ...] | list[str] | None = (),
-            level: int = 0,
-        ) -> types.ModuleType | None:
-            if level:
-                raise ImportError("relative imports are not allowed in the sandbox")
-            if name in self.allowed:
-                module = view(name)
-                return module if fromlist else view(name.partition(".")[0])
-            if name in _IMPLEMENTATION_MODULES and name in sys.modules:
-                return None
-            raise ImportError(
-                f"import of {name!r} is not allowed; allowed: {', '.join(sorted(self.allowed))}"
-            )
-
-        safe: dict[str, Any] = {name: getattr(builtins, name) for name in self.builtin_names}
-        safe["type"] = _one_arg_type
-        safe["__import__"] = guarded_import
-        safe["__build_class__"] = _no_classes
-        return {"__builtins__": safe, "__name__": "sandbox"}
-
-    def _load(self, key: str, code: str, entry: str) -> tuple[Callable[..., Any], list[str]]:
-        cache_key = f"{key}:{entry}"
-        cached = self.cache.get(cache_key)
-        if cached is not None:
-            self.cache.move_to_end(cache_key)
-            return cached
-        compiled = compile(code, _FILENAME, "exec", dont_inherit=True)
-        namespace = self._namespace()
-        exec(compiled, namespace)
-        function = namespace.get(entry)
-        if not callable(function):
-            raise NameError(f"the code defines no function '{entry}'")
-        loaded = (function, code.splitlines())
-        self.cache[cache_key] = loaded
-        while len(self.cache) > _CACHE_SIZE:
-            self.cache.popitem(last=False)
-        return loaded
-
-    # -- calls ------------------------------------------------------------------------------
-
-    def call(self, message: Mapping[str, Any]) -> tuple[bytes, bool]:
-        """Run one call; returns the response frame and whether the worker must retire."""
-        code = str(message["code"])
-        entry = str(message.get("entry", "run"))
-        kwargs = json.loads(message["kwargs"])
-        if not isinstance(kwargs, dict):
-            kwargs = {}
-        self.sink.reset()
-        decimal.setcontext(self.base_context.copy())
-        self.guard.violation = None
-        lines: list[str] = code.splitlines()
-        response: dict[str, Any] = {}
-        payload: bytes | None = None
-        failure: BaseException | None = None
-        signal.setitimer(signal.ITIMER_PROF, self.cpu_seconds)
-        self.guard.active = True
-        try:
+    def serve(self, message: Mapping[str, Any]) -> bytes:
+        timeout = float(message.get("timeout_s", 10.0))
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the call process
+            status = 1
             try:
-                function, lines = self._load(str(message["key"]), code, entry)
-                result = function(**kwargs)
-            except MemoryError:
-                response = _error("memory-limit", "the code ran out of memory", retire=True)
-            except BaseException as exc:
-                failure = exc
-            else:
-                response, payload = self._serialise(result)
-                del result
-        finally:
-            self.guard.active = False
-            signal.setitimer(signal.ITIMER_PROF, 0)
-        if failure is not None:
-            response = self._runtime_error(failure, lines, entry)
-            failure = None
-        if self.guard.violation is not None:
-            response = _error(
-                "forbidden-operation",
-                f"the code attempted '{self.guard.violation}', which the sandbox blocks",
-                retire=True,
-            )
-            payload = None
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        bloated = usage.ru_maxrss > self.inherited_maxrss and (
-            usage.ru_maxrss * 1024 > self.memory_bytes // 2
-        )
-        retire = bool(response.get("retire")) or (
-            bloated or usage.ru_utime + usage.ru_stime > self.worker_cpu - 2 * self.cpu_seconds - 1
-        )
-        if payload is not None:
-            flag = b"true" if retire else b"false"
-            return b'{"ok":true,"retire":' + flag + b',"result":' + payload + b"}", retire
-        response["retire"] = retire
-        stdout = self.sink.text()
-        if stdout:
-            response["stdout"] = stdout
-        return json.dumps(response).encode(), retire
-
-    def _serialise(self, result: Any) -> tuple[dict[str, Any], bytes | None]:
+                os.close(read_fd)
+                self._enter_call(write_fd)
+                body = self.runner.call(message)
+                view = memoryview(body)
+                while view:
+                    view = view[os.write(write_fd, view) :]
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_fd)
         try:
-            text = json.dumps(result, allow_nan=False, separators=(",", ":"))
-        except MemoryError:
-            return _error(
-                "memory-limit", "ran out of memory encoding the result", retire=True
-            ), None
-        except (TypeError, ValueError, RecursionError) as exc:
-            where = _find_non_json(result)
-            return (
-                _error(
-                    "not-json",
-                    f"the result is not JSON-serialisable ({type(exc).__name__}: "
-                    f"{_safe_str(exc)}){where}; return only dict/list/str/int/float/bool/None "
-                    "(convert sets to sorted lists, Decimal/Fraction to float or str, "
-                    "NaN/inf to None)",
-                ),
-                None,
-            )
-        payload = text.encode()
-        if len(payload) > self.max_output:
-            return (
-                _error(
-                    "output-too-large",
-                    f"the result is {len(payload)} bytes of JSON; the limit is "
-                    f"{self.max_output} bytes",
-                ),
-                None,
-            )
-        return {"ok": True}, payload
+            return self._collect(pid, read_fd, timeout)
+        finally:
+            os.close(read_fd)
 
-    def _runtime_error(self, exc: BaseException, lines: list[str], entry: str) -> dict[str, Any]:
-        frames: list[tuple[int, str]] = []
-        if isinstance(exc, SyntaxError) and exc.filename == _FILENAME and exc.lineno:
-            frames.append((exc.lineno, "<module>"))
-        tb = exc.__traceback__
-        while tb is not None:
-            code = tb.tb_frame.f_code
-            if code.co_filename == _FILENAME:
-                frames.append((tb.tb_lineno, code.co_name))
-            tb = tb.tb_next
-        kind = type(exc).__name__
-        text = f"{kind}: {_safe_str(exc)}"
-        if isinstance(exc, TypeError) and not frames and f"{entry}()" in text:
-            text += f" (check the parameters of '{entry}' against the inputs passed)"
-        if not frames:
-            return _error("runtime-error", text)
-        shown = frames if len(frames) <= 8 else [*frames[:3], (-1, ""), *frames[-5:]]
-        rendered = []
-        for line, name in shown:
-            if line < 0:
-                rendered.append(f"  ... {len(frames) - 8} more frames")
+    def _enter_call(self, write_fd: int) -> None:
+        """Set up the call process: no channel, own limits, stricter filter, CPU timer."""
+        self.channel.close()
+        os.dup2(0, 2)  # fd 0 is /dev/null (opened before the root was replaced)
+        if sys.platform.startswith("linux"):
+            confine.set_parent_death_signal()
+        limit = resource.setrlimit
+        limit(resource.RLIMIT_NPROC, (0, 0))
+        cpu = math.ceil(self.cpu_seconds) + 1
+        limit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        limit(resource.RLIMIT_NOFILE, (write_fd + 1, write_fd + 1))
+        sys.setrecursionlimit(int(self.config["recursion_limit"]))
+        if self.child_filter is not None:
+            self.child_filter.load()
+        self.guard.locked = self.runner.python_layers
+        signal.setitimer(signal.ITIMER_PROF, self.cpu_seconds)
+
+    def _collect(self, pid: int, read_fd: int, timeout: float) -> bytes:
+        deadline = time.monotonic() + timeout
+        chunks: list[bytes] = []
+        size = 0
+        verdict: bytes | None = None
+        poller = select.poll()
+        poller.register(read_fd, select.POLLIN)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not poller.poll(max(1, int(left * 1000))):
+                if time.monotonic() >= deadline:
+                    verdict = _body(
+                        "timeout",
+                        f"the code did not finish within {timeout:g} s (wall clock); "
+                        "it was stopped",
+                    )
+                    break
                 continue
-            source = lines[line - 1].strip() if 0 < line <= len(lines) else ""
-            rendered.append(f"  line {line}, in {name}: {source}")
-        message = f"{text}\nTraceback (sandboxed code, most recent call last):\n" + "\n".join(
-            rendered
-        )
-        return _error("runtime-error", message, frames[-1][0])
+            chunk = os.read(read_fd, 1 << 20)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > self.max_body:
+                verdict = _body(
+                    "output-too-large",
+                    f"the call wrote more than {self.max_body} bytes of response",
+                )
+                break
+            chunks.append(chunk)
+        if verdict is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        status = self._reap(pid, deadline if verdict is None else time.monotonic() + 5)
+        if verdict is not None:
+            return verdict
+        if status is None:
+            return _body(
+                "timeout",
+                f"the code did not finish within {timeout:g} s (wall clock); it was stopped",
+            )
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            if sig in (signal.SIGPROF, signal.SIGXCPU):
+                return _body("cpu-limit", "the code used up its CPU time limit")
+            if sig == signal.SIGXFSZ:
+                return _body("forbidden-operation", "the code tried to write to a file")
+            if sig == signal.SIGSYS:
+                return _body("forbidden-operation", "the code made a forbidden system call")
+            return _body("worker-crashed", f"the call died from signal {_signal_name(sig)}")
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+        if code != 0 or not chunks:
+            return _body("worker-crashed", f"the call exited with status {code}")
+        return b"".join(chunks)
+
+    @staticmethod
+    def _reap(pid: int, deadline: float) -> int | None:
+        """Wait for the call process; SIGKILL it at ``deadline``. Returns its status."""
+        delay = 0.0002
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            if time.monotonic() >= deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
 
 
-def _find_non_json(value: Any) -> str:
-    """Describe where the first non-JSON value in ``value`` is (bounded search)."""
-    stack: list[tuple[Any, str]] = [(value, "result")]
-    seen = 0
-    while stack and seen < 10_000:
-        item, path = stack.pop()
-        seen += 1
-        if item is None or isinstance(item, (str, bool, int)):
-            continue
-        if isinstance(item, float):
-            if item != item or item in (float("inf"), float("-inf")):
-                return f" at {path} ({item!r})"
-            continue
-        if isinstance(item, dict):
-            for key, sub in item.items():
-                if not isinstance(key, (str, int, float, bool)) and key is not None:
-                    return f" at {path} (key of type {type(key).__name__})"
-                stack.append((sub, f"{path}[{key!r}]"))
-            continue
-        if isinstance(item, (list, tuple)):
-            stack.extend((sub, f"{path}[{i}]") for i, sub in enumerate(item))
-            continue
-        return f" at {path} (type {type(item).__name__})"
-    return ""
+def _exit_now(signum: int, frame: object) -> None:
+    os._exit(0)
 
 
-def _warm_up(runner: _Runner) -> None:
-    """Trigger the lazy imports of the allowed modules before imports are blocked."""
-    for name in _PRELOAD:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
-    modules = runner.modules
-    modules["datetime"].datetime.strptime("2000-01-02", "%Y-%m-%d")
-    modules["datetime"].date(2000, 1, 2).strftime("%Y %B %A")
-    with contextlib.suppress(ValueError):
-        modules["json"].loads("{")
-    modules["statistics"].mean([1, 2, 3])
-    modules["fractions"].Fraction("1/3")
-    modules["collections"].namedtuple("Warm", "a b")(1, 2)
-    modules["collections"].Counter("aab").most_common(1)
-    modules["re"].compile(r"\N{LATIN SMALL LETTER A}")
-    modules["re"].compile(r"(\d+)\s*[a-z]+").findall("12 ab")
-    for encoding in ("utf-8", "utf-8-sig", "utf-16", "utf-32", "latin-1", "ascii", "cp1252"):
-        "x".encode(encoding).decode(encoding)
-    f"{1234567.891:,.2f} {decimal.Decimal('1.5'):.1f} {0.5:%}"
+def _parent_alive(fd: int) -> bool:
+    """Whether the write end of the liveness pipe (held by the parent) is still open."""
+    return not select.select([fd], [], [], 0)[0]
 
 
-def _lock_down(config: Mapping[str, Any], channel: _Channel, guard: _Guard) -> None:
-    limit = resource.setrlimit
-    limit(resource.RLIMIT_CORE, (0, 0))
-    limit(resource.RLIMIT_FSIZE, (0, 0))
-    limit(resource.RLIMIT_NPROC, (0, 0))
-    cpu = int(config["worker_cpu_seconds"])
-    limit(resource.RLIMIT_CPU, (cpu, cpu))
-    memory = int(config["memory_bytes"])
-    limit(resource.RLIMIT_AS, (memory, memory))
-    highest = max(channel.read_fd, channel.write_fd, 2)
-    limit(resource.RLIMIT_NOFILE, (highest + 1, highest + 1))
-    if os.geteuid() == 0:
-        os.setgroups([])
-        os.setgid(_NOBODY)
-        os.setuid(_NOBODY)
-    sys.setrecursionlimit(int(config["recursion_limit"]))
-    sys.addaudithook(guard.hook)
-    guard.locked = True
-
-
-def main() -> int:
-    """Run the worker loop until the parent closes the channel or sends ``exit``."""
-    read_fd = os.dup(0)
-    write_fd = os.dup(1)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    os.dup2(devnull, 0)
-    os.dup2(devnull, 1)
-    os.close(devnull)
-    channel = _Channel(read_fd, write_fd)
-    guard = _Guard()
-    sink = _Sink()
-    sys.stdout = sink
-    sys.stderr = sink
-    sys.stdin = None
-    warnings.simplefilter("ignore")
-    config = channel.read()
-    if config is None:
-        return 0
-    runner = _Runner(config, guard, sink)
-    _warm_up(runner)
-    _lock_down(config, channel, guard)
-    channel.write(json.dumps({"ok": True, "ready": True, "pid": os.getpid()}).encode())
+def _serve(channel: Channel, zygote: Zygote) -> int:
     while True:
         message = channel.read()
         if message is None or message.get("op") != "call":
             return 0
-        response, retire = runner.call(message)
-        channel.write(response)
-        if retire:
+        call_id = int(message.get("id", 0))
+        channel.write(call_id, zygote.serve(message))
+
+
+def _unavailable(channel: Channel, reason: str) -> int:
+    channel.write(0, _body("isolation-unavailable", reason))
+    return _EXIT_UNAVAILABLE
+
+
+def main(argv: list[str]) -> int:
+    """Start (see the module docstring) and serve calls until the channel closes."""
+    isolation = argv[1] if len(argv) > 1 else "weak"
+    parent = int(argv[2]) if len(argv) > 2 else os.getppid()
+    channel = Channel(os.dup(0), os.dup(1))
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    sys.stdin = None
+    warnings.simplefilter("ignore")
+    linux = sys.platform.startswith("linux")
+    strong = isolation == "strong"
+    try:
+        if linux:
+            confine.set_parent_death_signal()
+    except confine.ConfinementUnavailable:
+        pass
+    if os.getppid() != parent:
+        return 0  # the pool died before we set the death signal
+    config = channel.read()
+    if config is None:
+        return 0
+    as_root = os.geteuid() == 0
+    if strong:
+        if not linux:
+            return _unavailable(channel, f"OS isolation needs Linux; this is {sys.platform}")
+        try:
+            confine.enter_namespaces()
+        except confine.ConfinementUnavailable as exc:
+            return _unavailable(channel, str(exc))
+        alive_read, alive_write = os.pipe()
+        pid = os.fork()
+        if pid:  # stays outside: waits for the zygote (pid 1 of the new namespace)
+            channel.close()
+            os.close(alive_read)
+            _, status = os.waitpid(pid, 0)
+            return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+        os.close(alive_write)
+        # Pid 1 ignores signals it has no handler for, even SIGKILL from the kernel.
+        signal.signal(signal.SIGHUP, _exit_now)
+        confine.set_parent_death_signal(signal.SIGHUP)
+        if not _parent_alive(alive_read):
             return 0
+    try:
+        zygote = Zygote(config, channel, strong)
+        zygote.lock_down(as_root=as_root)
+    except (confine.ConfinementUnavailable, OSError) as exc:
+        return _unavailable(channel, f"{type(exc).__name__}: {exc}")
+    # Changing credentials cleared the death signal: set it again, then check the parent.
+    if strong:
+        confine.set_parent_death_signal(signal.SIGHUP)
+        if not _parent_alive(alive_read):
+            return 0
+        os.close(alive_read)
+    elif linux:
+        confine.set_parent_death_signal()
+        if os.getppid() != parent:
+            return 0
+    channel.write(
+        0,
+        json.dumps(
+            {"ok": True, "ready": True, "isolation": isolation, "pid": os.getpid()}
+        ).encode(),
+    )
+    return _serve(channel, zygote)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv))
