@@ -179,7 +179,7 @@ def test_coerce(text: str, value: Any, expected: Any) -> None:
         ("number", "5 eggs", "expected a number"),
         ("number", float("nan"), "expected a number"),
         ("number", False, "expected a number"),
-        ("string", [1], "expected a text"),
+        ("string", [1], "expected text, got [1]"),
         ("boolean", "maybe", "expected a boolean"),
         ("boolean", 2, "expected a boolean"),
         ("date", "tomorrow", "expected a date (YYYY-MM-DD)"),
@@ -371,3 +371,6 @@ def test_plan_type_and_describe() -> None:
     assert FieldType.parse("list[integer]").plan_type() == "array"
     assert FieldType.parse("integer").plan_type() == "integer"
     assert FieldType.parse("set[date]").describe() == "an unordered list of dates (YYYY-MM-DD)"
+    assert FieldType.parse("string").describe() == "text"
+    assert FieldType.parse("list[string]").describe() == "a list of strings"
+    assert FieldType.parse("enum[a,b]").describe() == "one of 'a', 'b'"

@@ -341,7 +341,7 @@ class FieldType(BaseModel):
         return {
             "integer": "an integer",
             "number": "a number",
-            "string": "a text",
+            "string": "text",
             "boolean": "a boolean (true or false)",
             "date": "a date (YYYY-MM-DD)",
         }[self.kind]
@@ -354,7 +354,7 @@ class FieldType(BaseModel):
         return {
             "integer": "integers",
             "number": "numbers",
-            "string": "texts",
+            "string": "strings",
             "boolean": "booleans",
             "date": "dates (YYYY-MM-DD)",
         }.get(self.kind, self.describe())
@@ -405,7 +405,7 @@ class FieldType(BaseModel):
             return _coerce_numeric(value, integral=kind == "integer")
         if kind == "string":
             if isinstance(value, (list, tuple, set, dict)):
-                raise TaskValueError(f"expected a text, got {_short(value)}")
+                raise TaskValueError(f"expected text, got {_short(value)}")
             return _plain_text(value).strip()
         if kind == "boolean":
             return _coerce_boolean(value)
