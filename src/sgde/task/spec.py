@@ -210,7 +210,7 @@ class TaskSpec(BaseModel):
         }
 
     def describe(self) -> str:
-        """The fields in one line each, for showing the user (``"in   question: string (text)"``)."""
+        """The fields, one line each, for the user (``"in   question: string (text)"``)."""
         lines = [f"in   {n}: {t} ({t.describe()})" for n, t in self.inputs.items()]
         lines += [f"out  {n}: {t} ({t.describe()})" for n, t in self.outputs.items()]
         return "\n".join(lines)
