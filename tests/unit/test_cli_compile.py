@@ -61,10 +61,10 @@ def test_compile_writes_plan_report_and_checkpoint(tmp_path: Path, fakes: dict) 
             str(plan),
             "--train",
             str(train),
-            "-m",
+            "--rows",
             "3",
-            "--teacher",
-            "fake:teacher",
+            "-m",
+            "teacher=fake:teacher",
             "--student",
             "fake:student",
             "--out",
@@ -77,7 +77,7 @@ def test_compile_writes_plan_report_and_checkpoint(tmp_path: Path, fakes: dict) 
     )
     assert result.exit_code == 0, result.output
     assert "training loss 1.000 → 0.000" in result.output
-    assert "accepted: offload solve.answer" in result.output
+    assert "accepted: offload solve (answer) to a lift program" in result.output
     compiled = load_plan(out)
     assert compiled.metadata["compile"]["final_loss"] == 0.0
     report_dir = tmp_path / "compiled.report"
@@ -122,7 +122,16 @@ def test_compile_usage_errors(tmp_path: Path, fakes: dict) -> None:
     assert code == 2
     code = run_cli(
         _app(),
-        ["compile", str(plan), "--train", str(train), "-m", "9", "--out", str(tmp_path / "o.yaml")],
+        [
+            "compile",
+            str(plan),
+            "--train",
+            str(train),
+            "--rows",
+            "9",
+            "--out",
+            str(tmp_path / "o.yaml"),
+        ],
     )
     assert code == 2
     code = run_cli(
@@ -146,9 +155,18 @@ def test_compile_usage_error_messages(
     train, plan = _files(tmp_path)
     run_cli(
         _app(),
-        ["compile", str(plan), "--train", str(train), "-m", "9", "--out", str(tmp_path / "o.yaml")],
+        [
+            "compile",
+            str(plan),
+            "--train",
+            str(train),
+            "--rows",
+            "9",
+            "--out",
+            str(tmp_path / "o.yaml"),
+        ],
     )
-    assert "has 3 row(s), -m asks for 9" in capsys.readouterr().err
+    assert "has 3 row(s), --rows asks for 9" in capsys.readouterr().err
     run_cli(
         _app(),
         [
@@ -162,6 +180,16 @@ def test_compile_usage_error_messages(
         ],
     )
     assert "nothing to resume" in capsys.readouterr().err
+    code = run_cli(_app(), ["compile", str(plan), "--train", str(train), "-m", "3", "-o", "x"])
+    assert code == 2 and "the number of training rows is --rows N" in capsys.readouterr().err
+    code = run_cli(
+        _app(), ["compile", str(plan), "--train", str(train), "-m", "critic=x", "-o", "x"]
+    )
+    assert code == 2 and "teacher and student, not critic" in capsys.readouterr().err
+    code = run_cli(_app(), ["compile", str(plan), "--train", str(train), "--out", str(tmp_path)])
+    assert code == 2 and "cannot write --out" in capsys.readouterr().err
+    code = run_cli(_app(), ["compile", str(plan), "--train", str(train), "--out", str(plan)])
+    assert code == 2 and "it is an input of this command" in capsys.readouterr().err
 
 
 def test_bound_solves_for_m_and_epsilon() -> None:
@@ -176,6 +204,12 @@ def test_bound_solves_for_m_and_epsilon() -> None:
     result = runner.invoke(_app(), ["bound", "--m", "3", "--hypotheses", "4"])
     assert "ε = 1.4607" in result.output and "vacuous" in result.output
     assert run_cli(_app(), ["bound"]) == 2
+    result = runner.invoke(_app(), ["bound", "--m", "30", "--hypotheses", "4", "--json"])
+    data = json.loads(result.output)
+    assert data["m"] == 30 and 0 < data["epsilon_guaranteed"] < 1 and not data["vacuous"]
+    result = runner.invoke(_app(), ["bound", "--epsilon", "0.1", "--rows", "3", "--json"])
+    data = json.loads(result.output)
+    assert data["m_needed"] == 53 and data["m"] == 3 and data["vacuous"]
 
 
 def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(

@@ -19,7 +19,7 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -41,7 +41,10 @@ __all__ = [
     "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
     "EXIT_USAGE",
+    "ApiKeyOpt",
+    "JsonOpt",
     "OutputFile",
+    "PricesOpt",
     "check_output_dir",
     "check_output_file",
     "check_output_parent",
@@ -58,6 +61,30 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print the result as JSON on stdout (for scripts).")
+]
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        metavar="KEY",
+        help="API key of HTTP model providers (default: OPENAI_API_KEY, ANTHROPIC_API_KEY, "
+        "...). Prefer the variable: arguments show in the process list.",
+        show_default=False,
+    ),
+]
+PricesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--prices",
+        metavar="FILE",
+        help="YAML of model prices, NAME: {input: USD/1M, output: USD/1M}, over the "
+        "built-in table (for --budget-usd and cost reports).",
+        show_default=False,
+    ),
+]
 
 out_console: Console = SafeConsole(soft_wrap=True)
 err_console: Console = SafeConsole(stderr=True, soft_wrap=True)

@@ -15,7 +15,17 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from sgde.cli.common import err_console, out_console
+from sgde.cli.common import (
+    ApiKeyOpt,
+    JsonOpt,
+    PricesOpt,
+    check_output_dir,
+    check_output_file,
+    err_console,
+    out_console,
+    parse_assignments,
+)
+from sgde.cli.output import dumps_json
 from sgde.errors import DataError, UsageError
 from sgde.models import DEFAULT_STUDENT, DEFAULT_TEACHER, ModelHub, ModelSettings
 from sgde.optimize import CompileEvent, CompileResult, CompileSettings, compile_async
@@ -49,9 +59,9 @@ def _rows(path: Path, m: int, plan: Plan | None, outputs: list[str]) -> list[dic
     rows = read_jsonl(path)
     if len(rows) < m:
         raise DataError(
-            f"the training file has {len(rows)} row(s), -m asks for {m}",
+            f"the training file has {len(rows)} row(s), --rows asks for {m}",
             path=str(path),
-            hint=f"add rows or pass -m {len(rows)}",
+            hint=f"add rows or pass --rows {len(rows)}",
         )
     rows = rows[:m]
     needed = list(plan.inputs) if plan is not None else []
@@ -161,10 +171,27 @@ def compile_plan(
     task: Annotated[
         str | None, typer.Option("--task", help="Task text: the teacher drafts the plan.")
     ] = None,
-    m: Annotated[int, typer.Option("-m", min=1, help="Use the first M training rows.")] = 3,
+    m: Annotated[
+        int,
+        typer.Option(
+            "--rows", "--m", min=1, help="Use the first N training rows (the m of the PAC bound)."
+        ),
+    ] = 3,
     teacher: Annotated[str, typer.Option(help="Teacher model URI.")] = DEFAULT_TEACHER,
     student: Annotated[str, typer.Option(help="Student model URI.")] = DEFAULT_STUDENT,
-    max_iters: Annotated[int, typer.Option("--max-iters", min=0)] = 5,
+    models: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="ROLE=URI",
+            help="teacher=URI or student=URI (as --teacher/--student; repeat per role).",
+            show_default=False,
+        ),
+    ] = None,
+    max_iters: Annotated[
+        int, typer.Option("--max-iters", min=0, help="Most teacher iterations.")
+    ] = 5,
     repeats: Annotated[int, typer.Option("--repeats", "-k", min=1, help="Runs per row.")] = 2,
     patience: Annotated[int, typer.Option(min=1, help="Stop after P failed tries.")] = 3,
     budget_tokens: Annotated[
@@ -184,11 +211,29 @@ def compile_plan(
     base_url: Annotated[
         str | None, typer.Option("--base-url", help="Endpoint of openai-compatible models.")
     ] = None,
+    api_key: ApiKeyOpt = None,
+    prices: PricesOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Compile a plan (or a task) with SGDe: the teacher edits, the student runs.
 
     Writes the plan to --out; report.json, report.md and the checkpoint to --report.
     """
+    if any(item.strip().isdigit() for item in models or []):
+        raise UsageError(
+            "-m/--model binds a model (ROLE=URI); the number of training rows is --rows N",
+            hint="e.g. sgde compile PLAN --train rows.jsonl --rows 3 --out plan.yaml",
+        )
+    given = parse_assignments(models, option="--model")
+    unknown = sorted(set(given) - {"teacher", "student"})
+    if unknown:
+        raise UsageError(
+            f"sgde compile binds the roles teacher and student, not {', '.join(unknown)}",
+            hint="e.g. -m teacher=local:qwen2.5-coder-1.5b -m student=local:smollm2-135m "
+            "(the number of training rows is --rows N)",
+        )
+    teacher = given.get("teacher", teacher)
+    student = given.get("student", student)
     if (plan is None) == (task is None):
         raise UsageError(
             "give either a PLAN file or --task TEXT (exactly one)",
@@ -198,8 +243,10 @@ def compile_plan(
         raise UsageError("give --budget-tokens or --budget-usd, not both")
     start: Plan | str = load_plan(plan) if plan is not None else str(task)
     outputs = list(start.outputs) if isinstance(start, Plan) else ["answer"]
-    rows = _rows(train, m, start if isinstance(start, Plan) else None, outputs)
+    check_output_file(out, option="--out", inputs=[plan, train])
     report_dir = report or out.with_name(out.stem + ".report")
+    check_output_dir(report_dir, option="--report")
+    rows = _rows(train, m, start if isinstance(start, Plan) else None, outputs)
     checkpoint_dir = report_dir / "checkpoint"
     if resume and not (checkpoint_dir / "state.json").is_file():
         raise UsageError(
@@ -209,6 +256,8 @@ def compile_plan(
     settings = CompileSettings(max_iters=max_iters, repeats=repeats, patience=patience, seed=seed)
     model_settings = ModelSettings(
         base_url=base_url,
+        api_key=api_key,
+        prices_file=prices,
         budget_tokens=budget_tokens,
         budget_usd=budget_usd,
         use_cache={"teacher": True, "student": True},
@@ -248,6 +297,23 @@ def compile_plan(
     }
     json_path, md_path = rep.write(report_dir)
     accepted = rep.accepted_edits()
+    if as_json:
+        summary = {
+            "plan": str(out),
+            "plan_name": rep.plan_name,
+            "report_json": str(json_path),
+            "report_md": str(md_path),
+            "initial_loss": rep.initial_loss,
+            "final_loss": rep.final_loss,
+            "iterations": len(rep.iterations),
+            "stop_reason": rep.stop_reason,
+            "accepted_edits": list(accepted),
+            "usage": rep.usage,
+            "wall_s": rep.wall_s,
+            "pac": rep.pac,
+        }
+        typer.echo(dumps_json(summary, indent=2, default=str))
+        return
     out_console.print(
         f"compiled [bold]{escape(rep.plan_name)}[/]: training loss "
         f"{rep.initial_loss:.3f} → {rep.final_loss:.3f} in {len(rep.iterations)} iteration(s) "
@@ -279,12 +345,13 @@ def bound(
         float | None, typer.Option("--epsilon", help="Target true error ε (solve for m).")
     ] = None,
     m: Annotated[
-        int | None, typer.Option("--m", "-m", min=1, help="Training rows (solve for ε).")
+        int | None, typer.Option("--m", "--rows", min=1, help="Training rows (solve for ε).")
     ] = None,
     ln_prior: Annotated[
         float | None,
         typer.Option("--ln-prior", min=0.0, help="ln(1/P(h)) for the Occam/prior form."),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """PAC sample complexity (realisable): m ≥ (ln|H| + ln(1/δ)) / ε, and the Occam form.
 
@@ -293,22 +360,33 @@ def bound(
     """
     if epsilon is None and m is None:
         raise UsageError("give --epsilon (to solve for m) or --m (to solve for ε)")
+    result: dict[str, Any] = {"delta": delta, "hypotheses": hypotheses, "ln_prior": ln_prior}
+    lines: list[str] = []
     if epsilon is not None:
         need = pac_mod.sample_size(epsilon, delta, hypotheses)
-        out_console.print(
+        result.update(epsilon=epsilon, m_needed=need)
+        lines.append(
             f"finite class: m ≥ (ln {hypotheses} + ln(1/{delta:g})) / {epsilon:g} → m = {need}"
         )
         if ln_prior is not None:
             need_occam = pac_mod.sample_size_occam(epsilon, delta, ln_prior)
-            out_console.print(
+            result["m_needed_occam"] = need_occam
+            lines.append(
                 f"Occam form: m ≥ ({ln_prior:g} + ln(1/{delta:g})) / {epsilon:g} → m = {need_occam}"
             )
     if m is not None:
         eps = pac_mod.epsilon_for(m, delta, hypotheses)
+        result.update(m=m, epsilon_guaranteed=eps, vacuous=eps >= 1)
         note = " (vacuous: ε ≥ 1)" if eps >= 1 else ""
-        out_console.print(
+        lines.append(
             f"finite class: with m = {m}, |H| = {hypotheses}, δ = {delta:g}: ε = {eps:.4f}{note}"
         )
         if ln_prior is not None:
             eps_o = pac_mod.epsilon_occam(m, delta, ln_prior)
-            out_console.print(f"Occam form: ε = {eps_o:.4f}")
+            result["epsilon_guaranteed_occam"] = eps_o
+            lines.append(f"Occam form: ε = {eps_o:.4f}")
+    if as_json:
+        typer.echo(dumps_json(result, indent=2))
+        return
+    for line in lines:
+        out_console.print(line, highlight=False, markup=False)

@@ -9,19 +9,23 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.progress import TextColumn
 
 from sgde.cli.common import (
-    check_output_parent,
+    ApiKeyOpt,
+    OutputFile,
+    PricesOpt,
+    check_output_file,
     err_console,
     item_progress,
     parse_assignments,
     parse_input_value,
 )
+from sgde.cli.output import dumps_json
 from sgde.errors import DataError, UsageError
 from sgde.models import DEFAULT_STUDENT, ModelHub, ModelSettings
 from sgde.models.plan_models import plan_model_targets
@@ -115,7 +119,7 @@ def _line(index: int, row: Mapping[str, Any], result: RunResult) -> str:
     record.update(ok=result.ok, outputs=result.outputs)
     if result.error is not None:
         record["error"] = result.error
-    return json.dumps(record, ensure_ascii=False, default=str)
+    return dumps_json(record, default=str)
 
 
 def _usage_text(usage: Mapping[str, Usage]) -> str:
@@ -126,7 +130,7 @@ def _usage_text(usage: Mapping[str, Usage]) -> str:
 class _OrderedSink:
     """Writes results to stdout (and traces to a file) in row order as rows finish."""
 
-    def __init__(self, rows: list[dict[str, Any]], trace_file: IO[str] | None) -> None:
+    def __init__(self, rows: list[dict[str, Any]], trace_file: OutputFile | None) -> None:
         self._rows = rows
         self._trace_file = trace_file
         self._pending: dict[int, RunResult] = {}
@@ -154,17 +158,18 @@ async def _execute(
     *,
     single: bool,
     targets: dict[str, str],
-    base_url: str | None,
+    model_settings: ModelSettings,
     trace_path: Path | None,
     seed: int,
     concurrency: int,
+    full_record: bool = False,
 ) -> int:
     started = time.perf_counter()
     async with contextlib.AsyncExitStack() as stack:
         bindings: dict[str, Backend] = {}
         hub: ModelHub | None = None
         if targets:
-            hub = _open_hub(ModelSettings(base_url=base_url))
+            hub = _open_hub(model_settings)
             stack.push_async_callback(hub.aclose)
             bindings = hub.bind(targets)
         sandbox: CodeRunner | None = None
@@ -174,12 +179,15 @@ async def _execute(
             bindings, sandbox=sandbox, settings=ExecutorSettings(max_concurrency=concurrency)
         )
         trace_file = (
-            stack.enter_context(trace_path.open("w", encoding="utf-8")) if trace_path else None
+            stack.enter_context(OutputFile(trace_path, option="--trace")) if trace_path else None
         )
 
         if single:
             result = await executor.run(plan, rows[0], seed=seed)
-            sys.stdout.write(json.dumps(result.outputs, ensure_ascii=False, default=str) + "\n")
+            if full_record:
+                sys.stdout.write(_line(0, rows[0], result) + "\n")
+            else:
+                sys.stdout.write(dumps_json(result.outputs, default=str) + "\n")
             if trace_file is not None:
                 trace_file.write(result.trace.to_json() + "\n")
             if not result.ok:
@@ -198,7 +206,7 @@ async def _execute(
             redirect_stderr=False,
         )
         with progress:
-            task = progress.add_task(plan.name, total=len(rows), failed=0)
+            task = progress.add_task(escape(plan.name), total=len(rows), failed=0)
 
             def on_result(index: int, result: RunResult) -> None:
                 sink.add(index, result)
@@ -271,6 +279,16 @@ def run(
             "--limit", min=1, help="Use only the first N dataset rows.", show_default=False
         ),
     ] = None,
+    api_key: ApiKeyOpt = None,
+    prices: PricesOpt = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the full record {index, ok, outputs, error} of a single run, as "
+            "--dataset prints for every row (default for --input: the outputs only).",
+        ),
+    ] = False,
 ) -> None:
     """Run a plan and print its outputs as JSON (one line per row for --dataset)."""
     if bool(inputs) == (dataset is not None):
@@ -284,17 +302,18 @@ def run(
     else:
         rows = [_input_row(plan, inputs or [])]
     targets = _model_targets(plan, models)
-    check_output_parent(trace, option="--trace")
+    check_output_file(trace, option="--trace", inputs=[plan_path, dataset])
     code = asyncio.run(
         _execute(
             plan,
             rows,
             single=dataset is None,
             targets=targets,
-            base_url=base_url,
+            model_settings=ModelSettings(base_url=base_url, api_key=api_key, prices_file=prices),
             trace_path=trace,
             seed=seed,
             concurrency=concurrency,
+            full_record=as_json,
         )
     )
     if code:
