@@ -265,6 +265,29 @@ def test_from_metadata_errors(data: Any, needle: str) -> None:
     assert needle in str(info.value)
 
 
+def test_plan_inputs_build_a_valid_plan_declaration() -> None:
+    spec = TaskSpec(
+        description="t",
+        inputs={
+            "d": "date",
+            "n": "integer",
+            "xs": "set[number]",
+            "ok": "boolean",
+            "c": "enum[a,b]",
+        },
+        outputs={"a": "string"},
+    )
+    declared = spec.plan_inputs()
+    assert declared == {
+        "d": "string",
+        "n": "integer",
+        "xs": "array",
+        "ok": "boolean",
+        "c": "string",
+    }
+    assert Plan.model_validate({"name": "p", "inputs": declared}).inputs == declared
+
+
 def test_output_schema() -> None:
     spec = TaskSpec(
         description="t", inputs={"q": "string"}, outputs={"due": "date", "n": "integer"}

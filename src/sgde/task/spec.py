@@ -201,6 +201,11 @@ class TaskSpec(BaseModel):
                 ) from None
         return out
 
+    def plan_inputs(self) -> dict[str, str]:
+        """The plan's ``inputs`` declaration: each input's plan type (dates and labels travel
+        as strings, lists as arrays; see :meth:`FieldType.plan_type`)."""
+        return {name: t.plan_type() for name, t in self.inputs.items()}
+
     def output_schema(self) -> dict[str, Any]:
         """JSON schema (an object) of all outputs, for a student's structured output."""
         return {
