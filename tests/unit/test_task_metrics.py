@@ -149,6 +149,7 @@ def test_to_score_accepts(raw: Any, expected: Score) -> None:
         ((0.5, "a", "b"), "(score, feedback text)"),
         (Score(2.0), "must lie in [0, 1]"),
         (Score(0.5, feedback=3), "feedback must be text"),  # type: ignore[arg-type]
+        (Score(True, feedback=3), "feedback must be text"),  # type: ignore[arg-type]
     ],
 )
 def test_to_score_rejects_naming_the_metric_and_value(raw: Any, needle: str) -> None:

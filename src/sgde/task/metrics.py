@@ -111,6 +111,8 @@ def to_score(raw: Any, *, where: str) -> Score:
         if len(raw) != 2 or not isinstance(raw[1], str):
             raise _bad_value(raw, where, "a tuple must be (score, feedback text)")
         value, feedback = raw
+    if not isinstance(feedback, str):
+        raise _bad_value(raw, where, "feedback must be text")
     if isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", "") == "b":
         return Score(1.0 if value else 0.0, feedback, fields)  # bool, or a numpy bool
     if not isinstance(value, numbers.Real):
@@ -122,8 +124,6 @@ def to_score(raw: Any, *, where: str) -> Score:
         raise _bad_value(raw, where, "a score cannot be NaN")
     if not -_SCORE_SLACK <= number <= 1 + _SCORE_SLACK:
         raise _bad_value(raw, where, "a score must lie in [0, 1]")
-    if not isinstance(feedback, str):
-        raise _bad_value(raw, where, "feedback must be text")
     return Score(min(1.0, max(0.0, number)), feedback, dict(fields))
 
 
