@@ -20,7 +20,8 @@ ALLOWED: dict[str, set[str]] = {
     "task": {"plan", "runtime"},
     "optimize": {"plan", "runtime", "models", "task"},
     "evaluation": {"plan", "runtime", "models", "optimize", "task"},
-    "cli": {"plan", "runtime", "models", "optimize", "evaluation", "testing", "task"},
+    "serve": {"plan", "runtime", "models", "optimize", "evaluation", "task"},
+    "cli": {"plan", "runtime", "models", "optimize", "evaluation", "testing", "task", "serve"},
 }
 
 
