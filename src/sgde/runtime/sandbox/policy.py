@@ -14,7 +14,8 @@ Rules (the ``rule`` of each :class:`PolicyViolation`):
 ``import-not-allowed``   import of a module outside :data:`ALLOWED_IMPORTS` /
                          :data:`ALLOWED_SUBMODULES`, relative or ``*`` imports
 ``dunder-access``        any name, attribute, parameter, keyword or string constant of the
-                         form ``__x__`` (no exceptions)
+                         form ``__x__``, and string constants starting or ending with ``__``
+                         (pieces of a dunder name built at run time) — no exceptions
 ``private-access``       attributes starting with ``_`` (except the namedtuple API
                          ``_asdict``, ``_replace``, ``_fields``, ``_make``,
                          ``_field_defaults``) and ``from m import _x``
@@ -25,7 +26,14 @@ Rules (the ``rule`` of each :class:`PolicyViolation`):
                          (:data:`DENIED_MODULE_MEMBERS`), and attributes of an allowed module
                          that are themselves modules (``statistics.sys``, ``json.codecs``)
 ``attribute-assignment`` assigning or deleting attributes (``x.a = 1``, ``del x.a``)
-``class-creation``       ``class`` statements and ``type()`` with other than one argument
+``class-creation``       ``class`` statements, ``type()`` with other than one argument, and any
+                         use of ``type(x)`` other than comparing it (``type(x) is int``):
+                         the type of a class is a metaclass that creates classes
+``match-pattern``        ``match`` class patterns other than a builtin type with at most one
+                         positional sub-pattern (``case int(n)``): keyword sub-patterns and
+                         ``__match_args__`` read attributes by name
+``import-time-code``     decorators, default values and annotations of top-level functions
+                         that call functions defined in the code (they run at import)
 ``format-string``        ``.format`` / ``.format_map`` on anything but a string literal, or with
                          attribute / index fields (``"{0.__class__}"``, ``"{0[k]}"``)
 ``unsupported-syntax``   ``async def``, ``await``, ``async for``, ``async with``
@@ -213,7 +221,9 @@ RULES: Mapping[str, str] = types.MappingProxyType(
         "forbidden-name": "builtin that is not available in the sandbox",
         "forbidden-attribute": "introspection attribute or denied module member",
         "attribute-assignment": "assigning or deleting attributes",
-        "class-creation": "class statements and three-argument type()",
+        "class-creation": "class statements, three-argument type(), type(x) not compared",
+        "match-pattern": "match class patterns beyond `case <builtin type>(x)`",
+        "import-time-code": "decorators/defaults/annotations of top-level defs calling code",
         "format-string": "str.format with a non-literal template or attribute/index fields",
         "unsupported-syntax": "async constructs",
     }
@@ -232,6 +242,12 @@ _NAMED_BINDERS = (
     ast.MatchStar,
 )
 _DUNDER = re.compile(r"^__\w*__$")
+_DUNDER_PIECE = re.compile(r"^__|__$")
+_MATCH_TYPES = frozenset(
+    {"bool", "bytearray", "bytes", "dict", "float", "frozenset", "int", "list", "set", "str",
+     "tuple"}
+)  # fmt: skip
+_COMPARISONS = (ast.Is, ast.IsNot, ast.Eq, ast.NotEq, ast.In, ast.NotIn)
 _CONSTRUCTORS = frozenset(
     {"bool", "bytes", "complex", "dict", "float", "frozenset", "int", "list", "range", "set",
      "str", "tuple", "sorted", "len", "min", "max", "sum", "abs", "round", "pow", "chr", "ord"}
@@ -328,6 +344,7 @@ class _Checker:
         self.bound: set[str] = set()
         self.imported_names: set[str] = set()
         self._members: dict[str, frozenset[str]] = {}
+        self.parents: dict[int, ast.AST] = {}
 
     def members(self, module: str) -> frozenset[str]:
         if module not in self._members:
@@ -340,6 +357,9 @@ class _Checker:
 
     def run(self) -> None:
         nodes = list(ast.walk(self.tree))
+        for node in nodes:
+            for child in ast.iter_child_nodes(node):
+                self.parents[id(child)] = node
         self._collect_bindings(nodes)
         self._check_top_level()
         for node in nodes:
@@ -394,7 +414,10 @@ class _Checker:
                 None,
             )
         for stmt in body:
-            if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.FunctionDef)):
+            if isinstance(stmt, ast.FunctionDef):
+                self._check_definition_time(stmt, user_callables)
+                continue
+            if isinstance(stmt, (ast.Import, ast.ImportFrom)):
                 continue
             if isinstance(stmt, ast.AsyncFunctionDef):
                 continue  # reported as unsupported-syntax
@@ -416,6 +439,51 @@ class _Checker:
                 "only imports, defs and constant assignments — move it into a function",
                 stmt,
             )
+
+    def _check_definition_time(self, stmt: ast.FunctionDef, user_callables: set[str]) -> None:
+        """Decorators, defaults and annotations of a top-level def run at import."""
+        args = stmt.args
+        parts: list[ast.expr] = [*stmt.decorator_list, *args.defaults]
+        parts += [d for d in args.kw_defaults if d is not None]
+        every = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+        every += [a for a in (args.vararg, args.kwarg) if a is not None]
+        parts += [a.annotation for a in every if a.annotation is not None]
+        if stmt.returns is not None:
+            parts.append(stmt.returns)
+        for part in parts:
+            for node in ast.walk(part):
+                if isinstance(node, (ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr)) or (
+                    isinstance(node, ast.Call) and not self._pure_call(node, user_callables)
+                ):
+                    self.add(
+                        "import-time-code",
+                        f"a decorator, default value or annotation of '{stmt.name}' calls "
+                        "code defined here, which would run at import time; call it inside "
+                        "the function instead",
+                        node,
+                    )
+                    return
+            if part in stmt.decorator_list and not self._module_member(part, user_callables):
+                self.add(
+                    "import-time-code",
+                    f"decorator of '{stmt.name}' is not a function of an allowed module "
+                    "(e.g. functools.lru_cache); user-defined decorators run at import time",
+                    part,
+                )
+                return
+
+    def _module_member(self, expr: ast.expr, user_callables: set[str]) -> bool:
+        """``expr`` is (a call of) a name imported from an allowed module."""
+        if isinstance(expr, ast.Call):
+            expr = expr.func
+        root = expr
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        return (
+            isinstance(root, ast.Name)
+            and root.id in self.imported_names
+            and root.id not in user_callables
+        )
 
     def _check_constant_assignment(
         self, stmt: ast.Assign | ast.AnnAssign, user_callables: set[str]
@@ -469,6 +537,8 @@ class _Checker:
             self._check_import(node)
         elif isinstance(node, ast.Name):
             self._check_identifier(node.id, node, "name")
+            if node.id == "type" and isinstance(node.ctx, ast.Load) and "type" not in self.bound:
+                self._check_type_use(node)
             if (
                 isinstance(node.ctx, ast.Load)
                 and node.id in FORBIDDEN_NAMES
@@ -511,6 +581,13 @@ class _Checker:
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             if _DUNDER.match(node.value):
                 self.add("dunder-access", f"string '{node.value}' names a dunder", node)
+            elif _DUNDER_PIECE.search(node.value):
+                self.add(
+                    "dunder-access",
+                    f"string {node.value[:40]!r} starts or ends with '__' (a piece of a "
+                    "dunder name)",
+                    node,
+                )
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             for name in node.names:
                 self._check_identifier(name, node, "name")
@@ -519,8 +596,7 @@ class _Checker:
         elif isinstance(node, ast.MatchClass):
             for attr in node.kwd_attrs:
                 self._check_attribute(attr, node)
-        elif isinstance(node, ast.Call):
-            self._check_call(node)
+            self._check_match_class(node)
 
     def _check_identifier(self, name: str, node: ast.AST, what: str) -> None:
         if _DUNDER.match(name):
@@ -596,19 +672,67 @@ class _Checker:
                     node,
                 )
 
-    def _check_call(self, node: ast.Call) -> None:
-        func = node.func
-        if (
-            isinstance(func, ast.Name)
-            and func.id == "type"
-            and "type" not in self.bound
-            and (len(node.args) != 1 or node.keywords)
-        ):
+    def _check_match_class(self, node: ast.MatchClass) -> None:
+        cls = node.cls
+        name = cls.id if isinstance(cls, ast.Name) else None
+        if name is None or name not in _MATCH_TYPES or name in self.bound:
+            self.add(
+                "match-pattern",
+                "class patterns may only name a builtin type "
+                f"({', '.join(sorted(_MATCH_TYPES))}), as in 'case int(n)'; other classes "
+                "read attributes through __match_args__ — test with isinstance() instead",
+                node,
+            )
+        if node.kwd_attrs:
+            self.add(
+                "match-pattern",
+                f"keyword sub-patterns ({', '.join(node.kwd_attrs)}=...) read attributes by "
+                "name; match the value itself and read what you need explicitly",
+                node,
+            )
+        if len(node.patterns) > 1:
+            self.add(
+                "match-pattern",
+                "a class pattern takes at most one positional sub-pattern ('case int(n)')",
+                node,
+            )
+
+    def _check_type_use(self, node: ast.Name) -> None:
+        """``type`` may only be called with one argument, and the result only compared."""
+        parent = self.parents.get(id(node))
+        call = parent if isinstance(parent, ast.Call) and parent.func is node else None
+        if call is None:
+            self.add(
+                "class-creation",
+                "'type' may only be called as type(x) and compared (type(x) is int); use "
+                "isinstance() — the type object itself creates classes",
+                node,
+            )
+            return
+        if len(call.args) != 1 or call.keywords:
             self.add(
                 "class-creation",
                 "type() takes exactly one argument in the sandbox (three-argument type() "
                 "creates classes)",
-                node,
+                call,
+            )
+            return
+        outer = self.parents.get(id(call))
+        compared = isinstance(outer, ast.Compare) and all(
+            isinstance(op, _COMPARISONS) for op in outer.ops
+        )
+        shown = (
+            isinstance(outer, ast.Call)
+            and isinstance(outer.func, ast.Name)
+            and outer.func.id in ("str", "repr")
+            and outer.func.id not in self.bound
+        )
+        if not (compared or shown):
+            self.add(
+                "class-creation",
+                "the result of type(x) may only be compared (type(x) is int, type(x) in "
+                "(int, float)) or shown (str(type(x))); use isinstance() otherwise",
+                call,
             )
 
     def _check_format(self, node: ast.Attribute) -> None:
