@@ -18,12 +18,17 @@ from rich.progress import (
 from rich.table import Table
 
 from sgde.cli.common import (
-    check_output_parent,
+    ApiKeyOpt,
+    JsonOpt,
+    PricesOpt,
+    check_output_dir,
+    check_output_file,
     err_console,
     item_progress,
     out_console,
     parse_assignments,
 )
+from sgde.cli.output import dumps_json
 from sgde.cli.run_cmd import read_dataset
 from sgde.evaluation.bench import (
     BenchObserver,
@@ -168,7 +173,7 @@ class RichBenchObserver(BenchObserver):
 
 # -- sgde eval ------------------------------------------------------------------------------
 def _eval_table(result: EvalResult) -> Table:
-    table = Table(title=f"{result.name} — {result.n} items", title_justify="left")
+    table = Table(title=f"{escape(result.name)} — {result.n} items", title_justify="left")
     for col in (
         "accuracy",
         "95 % interval",
@@ -226,6 +231,8 @@ async def _run_eval(
     base_url: str | None,
     limit: int | None,
     quiet: bool,
+    api_key: str | None = None,
+    prices: Path | None = None,
 ) -> EvalResult:
     plan = load_plan(plan_path)
     rows = read_dataset(dataset, plan, limit=limit)
@@ -233,7 +240,7 @@ async def _run_eval(
     for note in choice.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False)
     targets = choice.names()
-    settings = ModelSettings(base_url=base_url)
+    settings = ModelSettings(base_url=base_url, api_key=api_key, prices_file=prices)
     keep = "all" if trace_path is not None else "failures"
     spec = WorkerSpec(
         models=targets, model_settings=settings.model_dump(mode="json"), concurrency=concurrency
@@ -281,7 +288,12 @@ def eval_plan(
     ],
     model: Annotated[
         list[str] | None,
-        typer.Option("--model", "-m", help="ROLE=URI, e.g. student=local:smollm2-135m."),
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="ROLE=URI",
+            help="Bind a model role, e.g. student=local:smollm2-135m (repeat per role).",
+        ),
     ] = None,
     trace: Annotated[
         Path | None, typer.Option("--trace", help="Write every run's trace here (JSONL).")
@@ -299,10 +311,12 @@ def eval_plan(
     limit: Annotated[
         int | None, typer.Option(help="Evaluate only the first N rows.", min=1)
     ] = None,
+    api_key: ApiKeyOpt = None,
+    prices: PricesOpt = None,
 ) -> None:
     """Evaluate a plan on a labelled dataset: accuracy (Wilson 95 %), tokens, latency, failures."""
     engine_name = check_engine_name(engine)
-    check_output_parent(trace, option="--trace")
+    check_output_file(trace, option="--trace", inputs=[plan, dataset])
     targets = parse_assignments(model, option="--model")
     result = asyncio.run(
         _run_eval(
@@ -317,6 +331,8 @@ def eval_plan(
             base_url=base_url,
             limit=limit,
             quiet=as_json,
+            api_key=api_key,
+            prices=prices,
         )
     )
     if as_json:
@@ -373,8 +389,28 @@ def _print_outcome(outcome: BenchOutcome, title: str) -> None:
                 f"{escape(str(cell.get('error') or ''))}",
                 highlight=False,
             )
-    out_console.print(f"\nresults: {outcome.results_path}", highlight=False)
-    out_console.print(f"report:  [bold]{outcome.report.html}[/]", highlight=False)
+    out_console.print(f"\nresults: {escape(str(outcome.results_path))}", highlight=False)
+    out_console.print(f"report:  [bold]{escape(str(outcome.report.html))}[/]", highlight=False)
+
+
+def _outcome_json(outcome: BenchOutcome) -> str:
+    results = outcome.results
+    return dumps_json(
+        {
+            "results": str(outcome.results_path),
+            "report": str(outcome.report.html),
+            "ran": outcome.ran,
+            "skipped": outcome.skipped,
+            "summary": results.get("summary", []),
+            "comparisons": results.get("comparisons", []),
+            "cells": [
+                {"id": c["cell"]["id"], "status": c.get("status"), "error": c.get("error")}
+                for c in results.get("cells", [])
+            ],
+        },
+        indent=2,
+        default=str,
+    )
 
 
 def bench(
@@ -392,6 +428,7 @@ def bench(
     retry_errors: Annotated[
         bool, typer.Option("--retry-errors", help="Rerun cells that ended with an error.")
     ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Run a grid of templates × m × methods × seeds; write results.json and an HTML report.
 
@@ -400,6 +437,7 @@ def bench(
     engine_name = check_engine_name(engine)
     cfg = load_bench_config(config)
     out_dir = out or Path(f"bench-{config.stem}")
+    check_output_dir(out_dir, option="--out")
     with RichBenchObserver(err_console) as observer:
         outcome = asyncio.run(
             run_bench_async(
@@ -411,7 +449,12 @@ def bench(
                 retry_errors=retry_errors,
             )
         )
-    _print_outcome(outcome, f"{cfg.name}: {outcome.ran} cell(s) run, {outcome.skipped} resumed")
+    if as_json:
+        typer.echo(_outcome_json(outcome))
+        return
+    _print_outcome(
+        outcome, f"{escape(cfg.name)}: {outcome.ran} cell(s) run, {outcome.skipped} resumed"
+    )
 
 
 def demo(
@@ -423,8 +466,13 @@ def demo(
     template: Annotated[str, typer.Option(help="GSM-Hard template id.")] = DEFAULT_TEMPLATE,
     student: Annotated[str, typer.Option(help="Student model URI.")] = DEFAULT_STUDENT,
     teacher: Annotated[str, typer.Option(help="Teacher model URI.")] = DEFAULT_TEACHER,
-    n_test: Annotated[int | None, typer.Option("--n-test", hidden=True, min=1)] = None,
-    max_iters: Annotated[int | None, typer.Option("--max-iters", hidden=True, min=0)] = None,
+    n_test: Annotated[
+        int | None, typer.Option("--n-test", hidden=True, min=1, help="Test items (override).")
+    ] = None,
+    max_iters: Annotated[
+        int | None,
+        typer.Option("--max-iters", hidden=True, min=0, help="Compile iterations (override)."),
+    ] = None,
     methods: Annotated[
         str | None, typer.Option("--methods", hidden=True, help="Comma-separated methods.")
     ] = None,
@@ -443,6 +491,7 @@ def demo(
         max_iters=max_iters,
         methods=tuple(m.strip() for m in methods.split(",") if m.strip()) if methods else None,
     )
+    check_output_dir(options.out_dir, option="--out")
     check_demo(options)
     err_console.print(
         f"[bold]sgde demo[/]{' --quick' if quick else ''}: student {escape(student)}, "
@@ -459,4 +508,4 @@ def demo(
             f"{c['n_pairs']} paired items (McNemar p = {c['p_value']:.3g})",
             highlight=False,
         )
-    out_console.print(f"\nreport: [bold]{outcome.report.html}[/]", highlight=False)
+    out_console.print(f"\nreport: [bold]{escape(str(outcome.report.html))}[/]", highlight=False)
