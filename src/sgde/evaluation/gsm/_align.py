@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from sgde.evaluation.gsm._mentions import Mention
 from sgde.optimize.lift import make_entry
+from sgde.optimize.sources.code import instrument
 
 __all__ = [
     "BATCH_ENTRY",
@@ -484,54 +485,6 @@ def build_code(code: str, params: list[ParamDraft]) -> str:
         body.append(_Rewrite(params).visit(stmt))
     func.body = body
     make_entry(func, "run", [p.name for p in params])
-    ast.fix_missing_locations(tree)
-    return ast.unparse(tree) + "\n"
-
-
-class _Instrument(ast.NodeTransformer):
-    def __init__(self, names: list[str]) -> None:
-        self.names = names
-
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.FunctionDef:
-        return node  # nested helpers keep their own returns
-
-    def visit_Return(self, node: ast.Return) -> ast.Return:
-        trace = ast.Dict(
-            keys=[ast.Constant(n) for n in self.names],
-            values=[ast.Name(id=n, ctx=ast.Load()) for n in self.names],
-        )
-        value = ast.Dict(
-            keys=[ast.Constant("result"), ast.Constant("vars")],
-            values=[node.value or ast.Constant(None), trace],
-        )
-        return ast.copy_location(ast.Return(value=value), node)
-
-
-def instrument(code: str, entry: str = "run") -> str:
-    """Make ``entry`` return ``{"result": <value>, "vars": {<intermediate>: value, ...}}``.
-
-    The intermediates are the names assigned by top-level statements of ``entry`` before each
-    ``return`` (straight-line code; names bound only inside branches or loops are left out, as
-    they may be unbound). Used to check constraints on intermediate values when sampling.
-    """
-    tree = ast.parse(code)
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == entry:
-            params = {a.arg for a in node.args.args}
-            seen: list[str] = []
-            new_body: list[ast.stmt] = []
-            for stmt in node.body:
-                if isinstance(stmt, ast.Return) or any(
-                    isinstance(n, ast.Return) for n in ast.walk(stmt)
-                ):
-                    stmt = _Instrument(list(seen)).visit(stmt)
-                new_body.append(stmt)
-                if isinstance(stmt, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
-                    targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
-                    for t in targets:
-                        if isinstance(t, ast.Name) and t.id not in params and t.id not in seen:
-                            seen.append(t.id)
-            node.body = new_body
     ast.fix_missing_locations(tree)
     return ast.unparse(tree) + "\n"
 
