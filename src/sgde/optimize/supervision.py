@@ -14,13 +14,13 @@
 
 from __future__ import annotations
 
-import ast
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sgde.errors import SandboxError
+from sgde.optimize.sources.code import instrument
 from sgde.optimize.teacher import Teacher, render_prompt
 from sgde.plan import node_fields
 from sgde.plan.model import ConsensusNode, LlmNode, Plan
@@ -78,36 +78,6 @@ async def run_code(sandbox: CodeRunner, code: str, kwargs: Mapping[str, Any], en
     return await sandbox.call(code, dict(kwargs), entry=entry)
 
 
-def _instrument(code: str) -> str | None:
-    """Rewrite ``solution()`` to return ``{"result": ..., "vars": {...}}`` (top-level vars)."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return None
-    funcs = [s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "solution"]
-    if not funcs:
-        return None
-    func = funcs[0]
-    last = func.body[-1] if func.body else None
-    if not isinstance(last, ast.Return) or last.value is None:
-        return None
-    names: list[str] = []
-    for stmt in func.body[:-1]:
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-            target = stmt.targets[0]
-            if isinstance(target, ast.Name) and target.id not in names:
-                names.append(target.id)
-    env = ast.Dict(
-        keys=[ast.Constant(n) for n in names],
-        values=[ast.Name(id=n, ctx=ast.Load()) for n in names],
-    )
-    last.value = ast.Dict(
-        keys=[ast.Constant("result"), ast.Constant("vars")], values=[last.value, env]
-    )
-    ast.fix_missing_locations(tree)
-    return ast.unparse(tree)
-
-
 async def _check_solution(
     sandbox: CodeRunner, code: str, gold: Any
 ) -> tuple[bool, Any, dict[str, float], str]:
@@ -121,7 +91,10 @@ async def _check_solution(
     if not numbers_match(answer, gold):
         return False, answer, {}, f"It returned {answer!r}, which is not the right answer."
     variables: dict[str, float] = {}
-    instrumented = _instrument(code)
+    try:
+        instrumented: str | None = instrument(code, "solution")
+    except (SyntaxError, ValueError):
+        instrumented = None
     if instrumented is not None:
         try:
             out = await run_code(sandbox, instrumented, {}, "solution")
