@@ -81,9 +81,11 @@ async def run_compile(
 
         # "before": the plan the compile started from (the cached cold-start draft)
         from sgde.optimize.teacher import Teacher
+        from sgde.task import infer_task
 
+        spec = infer_task(train, description=TASK)
         initial, _ = await cold_start(
-            TASK, train, teacher=Teacher(bindings["teacher"]), settings=CompileSettings()
+            spec, train, teacher=Teacher(bindings["teacher"]), settings=CompileSettings()
         )
         before = await accuracy(initial)
         after = await accuracy(result.plan)

@@ -108,6 +108,18 @@ def system_text(req: ChatRequest) -> str:
     return "\n".join(m.content for m in req.messages if m.role == "system")
 
 
+def case_text(prompt: str) -> str:
+    """The case of a solve prompt: the text after its marker, up to the first blank line."""
+    for marker in ("Problem: ", "The case:", "Here is one case of this task:"):
+        if marker in prompt:
+            part = prompt.split(marker)[-1].strip()
+            return part.split("\n\n")[0]
+    return prompt
+
+
+PARAM_ORDER = {"eggs_per_day": 0, "eaten": 1, "baked": 2, "price": 3}
+
+
 class FakeTeacher:
     """A scripted teacher: answers by prompt kind; records the purposes it saw."""
 
@@ -121,8 +133,12 @@ class FakeTeacher:
         repair: str = REPAIRED,
         budget_after: int | None = None,
         crash_on: str | None = None,
+        whole: str = "```python\ndef run(question):\n    return {'answer': 0}\n```",
+        parser: str = "no code",
     ) -> None:
         self.solution = solution
+        self.whole = whole
+        self.parser = parser
         self.critique = critique
         self.rewrite = list(rewrite or [])
         self.coldstart = list(coldstart or [])
@@ -140,8 +156,20 @@ class FakeTeacher:
             raise BudgetExceeded("teacher token budget of 100 exhausted")
         if "Write the instruction for a small language model" in text:
             kind = "coldstart"
-        elif "Solve this problem by writing" in text:
+        elif (
+            "Solve this problem by writing" in text
+            or "Solve ONE case of this task" in text
+            or "First write two or three short comment lines" in text
+        ):
             kind = "solve"
+        elif "that computes the outputs of ANY case" in text:
+            kind = "whole"
+        elif "For each parameter, write one short description" in text:
+            kind = "describe"
+        elif "Read these values from a case" in text:
+            kind = "extract"
+        elif "that READS these values" in text:
+            kind = "parser"
         elif "It gives wrong results on these cases" in text:
             kind = "repair"
         elif "Find the node at fault" in text:
@@ -166,9 +194,17 @@ class FakeTeacher:
                 }
             )
         if kind == "solve":
-            problem = text.split("Problem: ")[-1]
+            problem = case_text(text)
             a, b, c, d = numbers(problem)[:4]
             return "```python\n" + self.solution.format(a=a, b=b, c=c, d=d) + "```"
+        if kind == "whole":
+            return self.whole
+        if kind == "parser":
+            return self.parser
+        if kind == "describe":
+            found = re.search(r"with the keys ([\w, ]+), each mapped", text)
+            names = [n.strip() for n in found.group(1).split(",")] if found else []
+            return {n: f"the {n.replace('_', ' ')} in the problem" for n in names}
         if kind == "repair":
             return self.repair
         if kind == "critique":
@@ -200,6 +236,12 @@ def student_backend(
 
     def reply(req: ChatRequest) -> dict[str, Any]:
         text = user_text(req)
+        if "You copy values out of a text" in system_text(req):
+            index = next(i for i, r in enumerate(ROWS) if r["question"] in text)
+            props = dict((req.json_schema or {}).get("properties", {}))
+            counter["n"] += 1
+            shift = 1 if extract_error(counter["n"]) else 0
+            return {n: VALUES[index][PARAM_ORDER[n]] + shift for n in props}
         if "copy numbers" in system_text(req):
             line = next(ln for ln in text.splitlines() if ln.startswith("Text:"))
             props = dict((req.json_schema or {}).get("properties", {}))

@@ -116,9 +116,8 @@ async def test_worsening_edit_is_rejected_and_fed_back() -> None:
         return {"answer": row["answer"] if row is not ROWS[2] else 0}
 
     fake = FakeTeacher(solution=WRONG_SOLUTION)
-    result = await _compile(
-        fake, student=student_backend(solve), settings=CompileSettings(max_iters=3, repeats=1)
-    )
+    settings = CompileSettings(max_iters=3, repeats=1, consensus_max_error=0.0)
+    result = await _compile(fake, student=student_backend(solve), settings=settings)
     report = result.report
     first = report.iterations[0]
     assert first.proposal["direction"] == "rewrite_prompt"
@@ -126,7 +125,7 @@ async def test_worsening_edit_is_rejected_and_fed_back() -> None:
     assert "loss 1.000 vs 0.333" in first.why
     assert report.final_loss == pytest.approx(1 / 3)
     assert plan_hash(result.plan) == plan_hash(single_plan())
-    assert report.stop_reason == "no applicable edit"
+    assert report.stop_reason.startswith("no applicable edit")
 
 
 async def test_consensus_wrap_when_mode_is_right_but_repeats_vary() -> None:
@@ -182,7 +181,7 @@ async def test_resume_after_an_interruption(tmp_path: Path) -> None:
     _, state = Checkpoint(tmp_path).load()
     assert state["iteration"] == 0 and state["report"]["initial_loss"] == 1.0
     solves_before = crashing.seen.count("solve")
-    assert solves_before == 3
+    assert solves_before == 3 * CompileSettings().program_samples
 
     fresh = FakeTeacher()
     result = await _compile(fresh, checkpoint_dir=tmp_path, resume=True)

@@ -53,7 +53,7 @@ def test_placement_thresholds() -> None:
     noisy = _stats([[gold[0], gold[1], gold[2]], [0, gold[1], 0], [gold[0], gold[1], gold[2]]])
     ranked = rank_proposals(plan, noisy, settings=s, computable=set())
     assert ranked[0].direction == "consensus"
-    stricter = CompileSettings(consensus_min_disagreement=0.9)
+    stricter = CompileSettings(consensus_min_disagreement=0.9, consensus_max_error=0.0)
     ranked = rank_proposals(plan, noisy, settings=stricter, computable=set())
     assert "consensus" not in [p.direction for p in ranked]
     perfect = _stats([gold, gold])
@@ -83,7 +83,7 @@ def test_placement_splits_wide_nodes() -> None:
     stats = node_statistics(plan, outputs, expected)
     assert stats["ex"].fields["f5"].error_rate == 1.0 and stats["ex"].fields["f0"].error_rate == 0
     ranked = rank_proposals(plan, stats, settings=CompileSettings(), computable=set())
-    assert [p.direction for p in ranked] == ["topology", "rewrite_prompt"]
+    assert [p.direction for p in ranked] == ["split_fields", "topology", "rewrite_prompt"]
 
 
 async def test_solutions_are_kept_only_when_they_reproduce_the_gold() -> None:

@@ -102,6 +102,9 @@ def demo_config(options: DemoOptions) -> BenchConfig:
         "repeats": 1,
         "patience": 2,
         "seed": options.seed,
+        # synthesised GSM rows also carry id, seed, values...: only the question is an input
+        "input_fields": ("question",),
+        "output_fields": ("answer",),
     }
     compile_fields.update(options.compile_overrides)
     return BenchConfig(

@@ -24,7 +24,8 @@ from sgde.plan.model import Plan
 
 __all__ = ["CHECKPOINT_VERSION", "Checkpoint"]
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+"""2: typed edit records in ``history``, the task spec, candidate-source solutions."""
 
 
 class Checkpoint:
@@ -81,10 +82,13 @@ class Checkpoint:
                 f"the checkpoint in {self.directory} is unreadable: {exc}",
                 hint="delete the directory and compile again without --resume",
             ) from exc
-        if state.get("schema_version") != CHECKPOINT_VERSION:
+        version = state.get("schema_version") if isinstance(state, dict) else None
+        if version != CHECKPOINT_VERSION:
+            older = isinstance(version, int) and version < CHECKPOINT_VERSION
             raise CompileError(
-                f"the checkpoint in {self.directory} has version "
-                f"{state.get('schema_version')!r}, expected {CHECKPOINT_VERSION}",
-                hint="compile again without --resume",
+                f"the checkpoint in {self.directory} has format version {version!r}; this "
+                f"sgde reads version {CHECKPOINT_VERSION}"
+                + (" (it was written by an older sgde and cannot be resumed)" if older else ""),
+                hint="compile again without --resume (or delete the directory)",
             )
         return plan, state

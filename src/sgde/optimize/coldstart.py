@@ -1,7 +1,8 @@
 """Cold start: the teacher drafts the initial plan from the task text and the examples.
 
-The draft is one student LLM node answering the task with a JSON output (one number per
-output field). The teacher writes the node's name, system prompt and template
+The draft is one student LLM node answering the task with a JSON output typed from the
+task's outputs (:class:`~sgde.task.TaskSpec`: a string label stays a string, a date an ISO
+date, several outputs are allowed). The teacher writes the node's name, system prompt and template
 (JSON-constrained); the assembled plan must pass ``check_plan`` and read every input, else
 the validator's messages go back to the teacher (bounded retries). When no draft validates,
 a deterministic minimal plan is used so that compile never dies on a bad draft; the report
@@ -19,9 +20,10 @@ from sgde.optimize.operators.base import validated
 from sgde.optimize.settings import CompileSettings
 from sgde.optimize.teacher import Teacher, TeacherOutputError, render_prompt
 from sgde.plan import template_variables
-from sgde.plan.model import LlmNode, Plan
+from sgde.plan.model import InputType, LlmNode, Plan
+from sgde.task import FieldType, TaskSpec
 
-__all__ = ["COLDSTART_SCHEMA", "cold_start", "infer_inputs", "minimal_plan"]
+__all__ = ["COLDSTART_SCHEMA", "cold_start", "minimal_plan", "plan_input_type"]
 
 COLDSTART_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -35,22 +37,28 @@ COLDSTART_SCHEMA: dict[str, Any] = {
 }
 
 
-def infer_inputs(rows: Sequence[Mapping[str, Any]], settings: CompileSettings) -> list[str]:
-    """Plan inputs of a cold start: ``settings.input_fields`` or the rows' text fields.
+def plan_input_type(ftype: FieldType) -> InputType:
+    """The plan-level type of a task input (plans know JSON types; dates, enums are text)."""
+    kinds: dict[str, InputType] = {
+        "integer": "integer",
+        "number": "number",
+        "boolean": "boolean",
+        "list": "array",
+    }
+    return kinds.get(ftype.kind, "string")
 
-    Raises:
-        CompileError: when no input can be found.
-    """
-    if settings.input_fields:
-        return list(settings.input_fields)
-    skip = set(settings.output_fields) | {"id", "template_id"}
-    names = [k for k, v in rows[0].items() if isinstance(v, str) and k not in skip] if rows else []
-    if not names:
-        raise CompileError(
-            "cannot tell the task's inputs from the training rows",
-            hint="give the rows a text field such as 'question', or set input_fields",
-        )
-    return names
+
+def _output_schema(task: TaskSpec) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {o: dict(t.json_schema()) for o, t in task.outputs.items()},
+        "required": list(task.outputs),
+        "additionalProperties": False,
+    }
+
+
+def _describe_outputs(task: TaskSpec) -> list[str]:
+    return [f"{o} ({t})" for o, t in task.outputs.items()]
 
 
 def _slug(text: str) -> str:
@@ -58,57 +66,61 @@ def _slug(text: str) -> str:
     return (slug or "task")[:40]
 
 
-def _plan(
-    name: str, task: str, inputs: list[str], outputs: Sequence[str], system: str, prompt: str
-) -> Plan:
+def _plan(name: str, task: TaskSpec, system: str, prompt: str) -> Plan:
+    outputs = list(task.outputs)
+    long_outputs = sum(1 for t in task.outputs.values() if t.kind in ("list", "string"))
     node = LlmNode(
         id="solve",
         model="student",
         description="answers the task",
-        inputs={v: f"input.{v}" for v in inputs},
+        inputs={v: f"input.{v}" for v in task.inputs},
         system=system,
         prompt=prompt,
-        output_schema={
-            "type": "object",
-            "properties": {o: {"type": "number"} for o in outputs},
-            "required": list(outputs),
-            "additionalProperties": False,
-        },
+        output_schema=_output_schema(task),
         temperature=0.0,
-        max_tokens=24 + 16 * len(outputs),
+        max_tokens=24 + 16 * len(outputs) + 48 * long_outputs,
     )
     return Plan(
         name=_slug(name),
-        description=task,
-        inputs={v: "string" for v in inputs},
+        description=task.description,
+        inputs={v: plan_input_type(t) for v, t in task.inputs.items()},
         outputs={o: f"solve.{o}" for o in outputs},
         nodes=[node],
+        metadata={"task": task.to_metadata()},
     )
 
 
-def minimal_plan(task: str, inputs: list[str], outputs: Sequence[str]) -> Plan:
+def minimal_plan(task: TaskSpec) -> Plan:
     """The deterministic fallback plan: one student node, a generic instruction."""
-    safe_task = task.replace("{", "(").replace("}", ")")
-    fields = ", ".join(f'"{o}": <number>' for o in outputs)
-    lines = [f"{v}: {{{{ {v} }}}}" for v in inputs]
+    safe_task = task.description.replace("{", "(").replace("}", ")")
+    fields = ", ".join(f'"{o}": <{t}>' for o, t in task.outputs.items())
+    lines = [f"{v}: {{{{ {v} }}}}" for v in task.inputs]
     prompt = "\n".join([*lines, "", f"Answer with JSON {{{fields}}}."])
-    return _plan(task, task, inputs, outputs, f"Solve the task. {safe_task}".strip(), prompt)
+    return _plan(task.description, task, f"Solve the task. {safe_task}".strip(), prompt)
 
 
 async def cold_start(
-    task: str,
+    task: TaskSpec,
     rows: Sequence[Mapping[str, Any]],
     *,
     teacher: Teacher,
     settings: CompileSettings,
 ) -> tuple[Plan, dict[str, Any]]:
-    """Draft the initial plan; returns it and a record for the report.
+    """Draft the initial plan of ``task``; returns it and a record for the report.
 
     The record says whether the teacher's draft was used (``"teacher"``) or the fallback
     (``"fallback"``) and lists the validator messages of rejected drafts.
+
+    Raises:
+        CompileError: when the task has no input field.
     """
-    inputs = infer_inputs(rows, settings)
-    outputs = list(settings.output_fields)
+    inputs = list(task.inputs)
+    outputs = list(task.outputs)
+    if not inputs:
+        raise CompileError(
+            "the task has no input field",
+            hint="training rows need at least one input field besides the output(s)",
+        )
     examples = [
         {"inputs": {v: r.get(v) for v in inputs}, "outputs": {o: r.get(o) for o in outputs}}
         for r in rows[:3]
@@ -126,7 +138,7 @@ async def cold_start(
             msg = f"the prompt must insert {', '.join('{{ ' + v + ' }}' for v in missing)}"
             rejected.append([msg])
             return msg
-        draft = _plan(answer["name"], task, inputs, outputs, answer["system"], answer["prompt"])
+        draft = _plan(answer["name"], task, answer["system"], answer["prompt"])
         checked, problems = validated(draft)
         if checked is None:
             rejected.append(problems)
@@ -136,10 +148,10 @@ async def cold_start(
 
     prompt = render_prompt(
         "coldstart.j2",
-        task=task,
+        task=task.description,
         examples=examples,
         variables=inputs,
-        outputs=outputs,
+        outputs=_describe_outputs(task),
         problems=[],
     )
     try:
@@ -152,5 +164,5 @@ async def cold_start(
         )
     except TeacherOutputError as exc:
         record = {"source": "fallback", "rejected_drafts": rejected, "error": exc.message}
-        return minimal_plan(task, inputs, outputs), record
+        return minimal_plan(task), record
     return box["plan"], {"source": "teacher", "rejected_drafts": rejected}

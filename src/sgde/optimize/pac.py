@@ -12,16 +12,21 @@ Two forms are implemented, both for the *realisable* case:
 
 Assumptions (stated in every compile report): training rows are i.i.d. draws from the task
 distribution the plan will see; the plan is consistent with the training set in every
-repeat; ``H`` is the set of candidate plans the compiler *evaluated* (the initial plan plus
-every edit it scored) — a bound over what was searched, not over all plans the teacher could
-write; the student's sampling is treated as part of the plan (greedy nodes are deterministic).
+repeat; ``H`` is the set of hypotheses the compiler *searched*: the candidate plans it
+scored (the initial plan, every edit, every look-ahead follow-up) plus every hypothesis its
+code sources examined against the training rows (sampled programs, and — when the
+enumerative search ran — every expression it tried, which is where the class grows and the
+teacher's prior earns its keep) — a bound over what was searched, not over all plans the
+teacher could write; the student's sampling is treated as part of the plan (greedy nodes
+are deterministic).
 With non-zero training loss the realisable bound does not apply and the report says so.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from sgde.errors import UsageError
 
@@ -106,6 +111,7 @@ class PacStatement:
     epsilon_finite: float | None
     ln_inv_prior: float
     epsilon_occam: float | None
+    sources: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -116,8 +122,23 @@ class PacStatement:
             "epsilon_finite_class": self.epsilon_finite,
             "ln_inv_prior": round(self.ln_inv_prior, 6),
             "epsilon_occam": self.epsilon_occam,
+            "sources": dict(self.sources),
             "text": self.text(),
         }
+
+    def _breakdown(self) -> str:
+        if not self.sources:
+            return ""
+        parts = ", ".join(f"{n} {origin}" for origin, n in sorted(self.sources.items()))
+        enum = self.sources.get("enumerative", 0)
+        floor = (math.log(enum) + math.log(1.0 / self.delta)) / self.m if enum and self.m else 0
+        larger = (
+            f"; the enumerative search alone tried {enum} expressions, so without the "
+            f"teacher's prior ε would be at least {floor:.3f}"
+            if enum and self.m
+            else ""
+        )
+        return f" |H| counts the hypotheses the code sources examined ({parts}){larger}."
 
     def text(self) -> str:
         """One paragraph for the report."""
@@ -130,23 +151,40 @@ class PacStatement:
         occ = self.epsilon_occam if self.epsilon_occam is not None else float("inf")
         vacuous = " (vacuous: ε ≥ 1)" if min(fin, occ) >= 1 else ""
         return (
-            f"Realisable finite-class bound: with |H|={self.hypotheses} candidate plans "
-            f"evaluated and m={self.m} consistent i.i.d. examples, the true error is at most "
+            f"Realisable finite-class bound: with |H|={self.hypotheses} hypotheses "
+            f"searched and m={self.m} consistent i.i.d. examples, the true error is at most "
             f"ε={fin:.3f} with probability ≥ {1 - self.delta:.2f}. Occam form with the "
             f"edit-path prior ln(1/P(h))={self.ln_inv_prior:.2f}: ε={occ:.3f}{vacuous}. "
             f"Samples needed for ε=0.1 at this δ: "
-            f"{sample_size(0.1, self.delta, self.hypotheses)} (finite class)."
+            f"{sample_size(0.1, self.delta, self.hypotheses)} (finite class)." + self._breakdown()
         )
 
 
 def pac_statement(
-    *, m: int, hypotheses: int, delta: float, consistent: bool, ln_inv_prior: float
+    *,
+    m: int,
+    hypotheses: int,
+    delta: float,
+    consistent: bool,
+    ln_inv_prior: float,
+    sources: Mapping[str, int] | None = None,
 ) -> PacStatement:
-    """Build the report's PAC statement (``ε`` for both forms, ``None`` when inconsistent)."""
+    """Build the report's PAC statement (``ε`` for both forms, ``None`` when inconsistent).
+
+    Args:
+        m: Training rows.
+        hypotheses: ``|H|``, every hypothesis searched (plans scored + source hypotheses).
+        delta: Failure probability.
+        consistent: Whether the plan has zero training loss in every repeat.
+        ln_inv_prior: ``ln(1/P(h))`` of the edit path.
+        sources: Hypotheses examined per code source (``lift``, ``whole``,
+            ``enumerative``...), already included in ``hypotheses``; shown in the text.
+    """
     _check(delta=delta)
     hyp = max(1, hypotheses)
+    by_source = dict(sources or {})
     if not consistent or m < 1:
-        return PacStatement(m, hyp, delta, False, None, ln_inv_prior, None)
+        return PacStatement(m, hyp, delta, False, None, ln_inv_prior, None, by_source)
     return PacStatement(
         m,
         hyp,
@@ -155,4 +193,5 @@ def pac_statement(
         epsilon_for(m, delta, hyp),
         ln_inv_prior,
         epsilon_occam(m, delta, ln_inv_prior),
+        by_source,
     )

@@ -5,12 +5,20 @@ teacher's critique only explains it (MODELS.md: the 1.5B teacher names the right
 3/10 traces). Rules, per erring LLM node, most erring first (ties: upstream first):
 
 1. **offload** — error rate ≥ ``offload_min_error`` and the node's output is *computable*
-   (it yields a numeric plan output, and the teacher solved training rows as verified code).
-2. **consensus** — the repeats disagree on ≥ ``consensus_min_disagreement`` of the rows while
-   the per-row majority is right on ≥ ``consensus_min_mode_accuracy`` of them.
-3. **topology** — split a node with ≥ ``split_min_fields`` output fields; unwrap a consensus
+   (the teacher solved training rows as verified code, so a program candidate may exist).
+2. **parse** — an extraction node (made by an offload) still wrong on a field at
+   ≥ ``offload_min_error`` after a prompt rewrite was tried on it: teacher-written parsing
+   code may read that field instead.
+3. **consensus** — a sampled node whose repeats disagree on ≥ ``consensus_min_disagreement``
+   of the rows while the per-row majority is right on ≥ ``consensus_min_mode_accuracy`` of
+   them; or a greedy node (temperature 0: its repeats cannot disagree) that is right on most
+   but not all pairs (0 < error ≤ ``consensus_max_greedy_error``): votes over sampled
+   answers fix the rows where the greedy answer is the unlucky one.
+4. **split_fields** — an erring node with several fields, some right and some wrong: one
+   call per field.
+5. **topology** — split a node with ≥ ``split_min_fields`` output fields; unwrap a consensus
    node whose majority is mostly wrong (voting hurts when most samples are wrong).
-4. **rewrite_prompt** — otherwise.
+6. **rewrite_prompt** — otherwise.
 
 All applicable directions are returned, ranked, so the compiler can try the next one when an
 edit is rejected.
@@ -18,7 +26,7 @@ edit is rejected.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,8 +37,15 @@ from sgde.plan.model import ConsensusNode, LlmNode, Plan
 
 __all__ = ["DIRECTIONS", "Direction", "Proposal", "rank_proposals"]
 
-Direction = Literal["rewrite_prompt", "offload", "consensus", "topology"]
-DIRECTIONS: tuple[Direction, ...] = ("rewrite_prompt", "offload", "consensus", "topology")
+Direction = Literal["rewrite_prompt", "offload", "parse", "consensus", "split_fields", "topology"]
+DIRECTIONS: tuple[Direction, ...] = (
+    "rewrite_prompt",
+    "offload",
+    "parse",
+    "consensus",
+    "split_fields",
+    "topology",
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +66,8 @@ def rank_proposals(
     *,
     settings: CompileSettings,
     computable: set[str],
+    extractions: Set[str] = frozenset(),
+    rewritten: Set[str] = frozenset(),
 ) -> list[Proposal]:
     """Ranked proposals for the current plan (empty when no LLM node can be changed).
 
@@ -59,6 +76,8 @@ def rank_proposals(
         stats: Per-node statistics of its last forward pass.
         settings: Thresholds.
         computable: Ids of LLM nodes whose output can be offloaded to verified code.
+        extractions: Ids of extraction nodes made by an offload (parse candidates).
+        rewritten: Ids of nodes whose prompt rewrite was already tried.
     """
     order = {nid: i for i, nid in enumerate(topo_order(plan))}
     wrapped = {n.of: n.id for n in plan.nodes if isinstance(n, ConsensusNode)}
@@ -89,6 +108,17 @@ def rank_proposals(
                     f"error {err:.0%} ≥ {settings.offload_min_error:.0%} on a computable output",
                 )
             )
+        worst = max(
+            (f.error_rate for f in st.fields.values() if f.error_rate is not None), default=0.0
+        )
+        if node.id in extractions and node.id in rewritten and worst >= settings.offload_min_error:
+            out.append(
+                Proposal(
+                    node.id,
+                    "parse",
+                    f"a field is still wrong on {worst:.0%} after a prompt rewrite: parse it",
+                )
+            )
         mode = st.mode_accuracy
         if (
             node.id not in wrapped
@@ -102,6 +132,27 @@ def rank_proposals(
                     "consensus",
                     f"disagreement {st.disagreement:.0%} with the majority right "
                     f"on {mode:.0%} of rows",
+                )
+            )
+        elif (
+            node.id not in wrapped and err is not None and 0.0 < err <= settings.consensus_max_error
+        ):
+            out.append(
+                Proposal(
+                    node.id,
+                    "consensus",
+                    f"answers right on {1 - err:.0%} of pairs: a majority of sampled answers "
+                    "is right more often than one answer",
+                )
+            )
+        right_fields = [f for f in st.fields.values() if f.error_rate == 0.0]
+        wrong_fields = [f for f in st.fields.values() if f.error_rate]
+        if node.id not in wrapped and right_fields and wrong_fields and st.n_fields >= 2:
+            out.append(
+                Proposal(
+                    node.id,
+                    "split_fields",
+                    f"{len(wrong_fields)} of {st.n_fields} fields wrong: one call per field",
                 )
             )
         if node.id in wrapped and mode is not None and mode < 0.5:

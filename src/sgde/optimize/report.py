@@ -64,6 +64,7 @@ class CompileReport:
     trainset_hash: str = ""
     sgde_version: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
+    task: dict[str, Any] = field(default_factory=dict)
     coldstart: dict[str, Any] | None = None
     supervision: dict[str, Any] = field(default_factory=dict)
     initial_loss: float | None = None
@@ -130,6 +131,11 @@ class CompileReport:
                 for role, b in self.billed.items()
             )
             lines += ["", f"Billed in this run (request-cache hits are free): {billed}."]
+        if self.task:
+            lines += ["", "## Task", "", str(self.task.get("description", "")), ""]
+            for role in ("inputs", "outputs"):
+                for name, ftype in dict(self.task.get(role, {})).items():
+                    lines.append(f"- {role[:-1]} `{name}`: {ftype}")
         if self.coldstart:
             lines += [
                 "",
@@ -144,8 +150,13 @@ class CompileReport:
                 "",
                 "## Supervision",
                 "",
-                f"Teacher solutions verified against the gold answers: "
-                f"{self.supervision.get('verified', 0)}/{self.m}.",
+                f"Training rows solved by verified teacher code: "
+                f"{self.supervision.get('verified', 0)}/{self.m}"
+                + (
+                    f" ({self.supervision['solutions']} verified solutions in all)."
+                    if "solutions" in self.supervision
+                    else "."
+                ),
             ]
         lines += [
             "",

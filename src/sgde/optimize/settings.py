@@ -30,10 +30,18 @@ class CompileSettings(BaseModel):
             of rows ...
         consensus_min_mode_accuracy: ... while the majority across repeats is right on at
             least this fraction of rows, is wrapped in consensus (``consensus_n`` samples).
+        consensus_max_error: A node wrong on more than 0 and at most this fraction of
+            (row, repeat) pairs is tried in consensus even when its repeats agree (greedy
+            nodes): a majority of samples each right with p > 1/2 is right more often.
         split_min_fields: An erring LLM node with at least this many output fields is split
             into two nodes (topology change).
         consensus_n: Samples in a consensus wrap.
         consensus_temperature: Sampling temperature of the fan-out.
+
+    Search:
+        beam_width: Follow-up edits tried on a rejected candidate that lowered the
+            node-level error (one step of look-ahead); 0 disables the look-ahead.
+        program_samples: Solutions sampled per training row by the candidate sources.
 
     Teacher:
         teacher_retries: Extra attempts when the teacher's JSON is malformed (each attempt
@@ -49,10 +57,11 @@ class CompileSettings(BaseModel):
             before falling back to a minimal valid plan.
         max_failures_shown: Failing traces included in a critique prompt.
 
-    Cold start:
-        input_fields: Plan inputs for a cold start; ``None`` infers them from the training
-            rows (string-valued keys other than outputs and ``id``).
-        output_fields: Plan outputs for a cold start (numbers).
+    Task (when no :class:`~sgde.task.TaskSpec` is given and the compile starts from a text):
+        input_fields: Names of the input fields; ``None``: every field but the outputs
+            (see :func:`sgde.task.infer_task`).
+        output_fields: Names of the output fields; ``None``: ``answer`` (or ``output``,
+            ``label``...), else the last field of the first row. Types are inferred.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -65,9 +74,13 @@ class CompileSettings(BaseModel):
     offload_min_error: float = Field(default=0.34, ge=0.0, le=1.0)
     consensus_min_disagreement: float = Field(default=0.34, ge=0.0, le=1.0)
     consensus_min_mode_accuracy: float = Field(default=0.5, ge=0.0, le=1.0)
+    consensus_max_error: float = Field(default=0.5, ge=0.0, le=1.0)
     split_min_fields: int = Field(default=5, ge=2, le=1000)
     consensus_n: int = Field(default=5, ge=2, le=64)
     consensus_temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+
+    beam_width: int = Field(default=2, ge=0, le=8)
+    program_samples: int = Field(default=2, ge=1, le=10)
 
     teacher_retries: int = Field(default=2, ge=0, le=10)
     teacher_max_tokens: int = Field(default=512, gt=0)
@@ -80,4 +93,4 @@ class CompileSettings(BaseModel):
     max_failures_shown: int = Field(default=3, ge=1, le=20)
 
     input_fields: tuple[str, ...] | None = None
-    output_fields: tuple[str, ...] = ("answer",)
+    output_fields: tuple[str, ...] | None = None

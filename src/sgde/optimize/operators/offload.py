@@ -47,13 +47,15 @@ class OffloadTarget:
     vote_id: str | None
     output_field: str
     text_inputs: dict[str, str]
+    fields: tuple[str, ...] = ()
 
 
 def offload_target(plan: Plan, node_id: str) -> OffloadTarget | str:
     """Check that ``node_id`` can be offloaded; the reason as a string when it cannot.
 
-    Offloadable: an LLM node (or the node a consensus node wraps) of which exactly one field
-    is used downstream, reading at least one string plan input.
+    Offloadable: an LLM node (or the node a consensus node wraps) of which at least one field
+    is used downstream, reading at least one plan input (``output_field`` is the first used
+    field; :func:`used_fields` lists them all).
     """
     try:
         node = plan.node(node_id)
@@ -75,16 +77,15 @@ def offload_target(plan: Plan, node_id: str) -> OffloadTarget | str:
         ref = parse_ref(text)
         if ref.source in sources:
             used.add(ref.field)
-    if len(used) != 1:
-        return f"{node.id!r} feeds {len(used)} fields downstream; offload needs exactly one"
+    if not used:
+        return f"{node.id!r} feeds nothing downstream"
     text_inputs = {
-        param: parse_ref(r).field
-        for param, r in node.inputs.items()
-        if parse_ref(r).is_input and plan.inputs.get(parse_ref(r).field) == "string"
+        param: parse_ref(r).field for param, r in node.inputs.items() if parse_ref(r).is_input
     }
     if not text_inputs:
-        return f"{node.id!r} reads no text input of the plan to extract numbers from"
-    return OffloadTarget(node, vote_id, next(iter(used)), text_inputs)
+        return f"{node.id!r} reads no input of the plan"
+    ordered = [f for f in node.fields() if f in used] + sorted(used - set(node.fields()))
+    return OffloadTarget(node, vote_id, ordered[0], text_inputs, tuple(ordered))
 
 
 @dataclass

@@ -8,7 +8,13 @@ from sgde.optimize.operators.base import Candidate, EditFailure, rewire, unique_
 from sgde.plan.model import ConsensusNode, LlmNode, Plan
 from sgde.plan.refs import parse_ref
 
-__all__ = ["change_topology", "prune_unused", "split_node", "unwrap_consensus"]
+__all__ = [
+    "change_topology",
+    "prune_unused",
+    "split_node",
+    "split_per_field",
+    "unwrap_consensus",
+]
 
 
 def split_node(plan: Plan, node_id: str) -> Candidate | EditFailure:
@@ -18,6 +24,20 @@ def split_node(plan: Plan, node_id: str) -> Candidate | EditFailure:
     which shortens what a small student must emit in one go. References are rewired per
     field.
     """
+    return _split(plan, node_id, per_field=False)
+
+
+def split_per_field(plan: Plan, node_id: str) -> Candidate | EditFailure:
+    """Split an LLM node (typically an extraction) into one call per output field.
+
+    Each call keeps the inputs, system prompt and template and asks for one field, with that
+    field's schema (type and description): a small student that copies one value at a time
+    errs less than one filling a long schema. References are rewired per field.
+    """
+    return _split(plan, node_id, per_field=True)
+
+
+def _split(plan: Plan, node_id: str, *, per_field: bool) -> Candidate | EditFailure:
     try:
         node = plan.node(node_id)
     except KeyError:
@@ -30,15 +50,21 @@ def split_node(plan: Plan, node_id: str) -> Candidate | EditFailure:
     if len(fields) < 2:
         return EditFailure("topology", node_id, f"{node_id!r} has fewer than two fields")
     half = (len(fields) + 1) // 2
-    parts = [fields[:half], fields[half:]]
+    parts = [[f] for f in fields] if per_field else [fields[:half], fields[half:]]
     schema = node.output_schema
     props: dict[str, Any] = dict(schema.get("properties", {}))
     required = list(schema.get("required", fields))
-    ids = [unique_id(plan, f"{node_id}_a"), unique_id(plan, f"{node_id}_b")]
+    ids: list[str] = []
+    for part in parts:
+        suffix = part[0] if per_field else ("a" if not ids else "b")
+        nid = unique_id(plan, f"{node_id}_{suffix}")
+        while nid in ids:
+            nid = f"{nid}_x"
+        ids.append(nid)
     new_nodes: list[LlmNode] = []
     owner: dict[str, str] = {}
     for nid, part in zip(ids, parts, strict=False):
-        sub = {
+        sub: dict[str, Any] = {
             **schema,
             "properties": {f: props[f] for f in part},
             "required": [f for f in required if f in part],
@@ -66,13 +92,15 @@ def split_node(plan: Plan, node_id: str) -> Candidate | EditFailure:
     checked, problems = validated(edited)
     if checked is None:
         return EditFailure("topology", node_id, "; ".join(problems))
+    listing = " and ".join(
+        f"{nid} ({', '.join(part)})" for nid, part in zip(ids, parts, strict=False)
+    )
     return Candidate(
         checked,
-        "topology",
+        "split_fields" if per_field else "topology",
         node_id,
-        f"split {node_id} into {ids[0]} ({', '.join(parts[0])}) and "
-        f"{ids[1]} ({', '.join(parts[1])})",
-        details={"split": {ids[0]: parts[0], ids[1]: parts[1]}},
+        f"split {node_id} into {listing}",
+        details={"split": dict(zip(ids, parts, strict=False))},
     )
 
 

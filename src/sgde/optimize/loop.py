@@ -1,0 +1,671 @@
+"""The SGDe loop: forward → statistics → backward → step → accept, with checkpoints.
+
+Per iteration:
+
+1. *forward*: the current plan runs on the m training rows, k repeats
+   (:mod:`sgde.optimize.evaluate`);
+2. *statistics*: every node's outputs against the expected values from the teacher's
+   verified solutions (node-level supervision) → per-field error, disagreement, majority
+   accuracy, and the plan's node-level error (partial credit per field);
+3. *placement* ranks the directions (:mod:`sgde.optimize.placement`); the first whose
+   operator is registered, applicable and untried on this plan is taken; the teacher's
+   critique explains the failure (and is logged when it disagrees);
+4. *step*: the operator (:mod:`sgde.optimize.operators.registry`) builds a validated edit;
+5. *accept*: the edited plan is kept when the end-to-end loss drops, or ties with a lower
+   node-level error (an offload that moved the error into an extraction the student can be
+   helped with), or ties on both at fewer student tokens. A rejected candidate that lowered
+   the node-level error gets one step of look-ahead: up to ``beam_width`` follow-up edits on
+   it (rewrite the extraction prompt, one call per field, a vote) are scored, and the
+   compound edit is kept when it beats the current plan.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sgde._version import __version__
+from sgde.errors import BudgetExceeded, CompileError
+from sgde.optimize.backward import critique, failure_cases
+from sgde.optimize.checkpoint import Checkpoint
+from sgde.optimize.coldstart import cold_start
+from sgde.optimize.evaluate import PlanEval, evaluate_plan_rows, node_loss
+from sgde.optimize.events import CompileEvent, EventSink, emit
+from sgde.optimize.expected import carry_expected, plan_expected
+from sgde.optimize.operators.base import Candidate, EditFailure
+from sgde.optimize.operators.offload import offload_target
+from sgde.optimize.operators.registry import EditContext, OperatorRegistry
+from sgde.optimize.pac import pac_statement
+from sgde.optimize.placement import Proposal, rank_proposals
+from sgde.optimize.program_source import SupervisionSource
+from sgde.optimize.records import EditRecord, history_lines
+from sgde.optimize.report import CompileReport, IterationRecord
+from sgde.optimize.settings import CompileSettings
+from sgde.optimize.state import LoopState
+from sgde.optimize.supervision import NodeStats, node_statistics
+from sgde.optimize.teacher import Teacher
+from sgde.plan import plan_hash
+from sgde.plan.model import LlmNode, Plan
+from sgde.runtime.backend import Backend
+from sgde.runtime.calls import CodeRunner
+from sgde.runtime.executor import Executor
+from sgde.task import Metric, TaskSpec
+
+__all__ = ["CompileLoop", "CompileResult", "decide"]
+
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    """The compiled plan and the report of how it was compiled."""
+
+    plan: Plan
+    report: CompileReport
+
+
+@dataclass(frozen=True)
+class _Decision:
+    accepted: bool
+    why: str
+
+
+def decide(current: PlanEval, candidate: PlanEval) -> _Decision:
+    """The accept rule: lower loss; or the same loss at a lower node-level error; or the same
+    on both at fewer student tokens."""
+    cn, un = candidate.node_loss, current.node_loss
+    known = cn is not None and un is not None
+    node = f", node-level error {cn:.3f} vs {un:.3f}" if known else ""
+    rejected = (
+        f"loss {candidate.loss:.3f} vs {current.loss:.3f}{node} at "
+        f"{candidate.student_tokens} vs {current.student_tokens} student tokens"
+    )
+    if candidate.loss < current.loss - _EPS:
+        return _Decision(True, "loss improved")
+    if abs(candidate.loss - current.loss) > _EPS:
+        return _Decision(False, rejected)
+    if cn is not None and un is not None and cn < un - _EPS:
+        return _Decision(
+            True, f"same loss, node-level error {un:.3f} → {cn:.3f} (kept to be repaired)"
+        )
+    if (not known or abs((cn or 0.0) - (un or 0.0)) <= _EPS) and (
+        candidate.student_tokens < current.student_tokens
+    ):
+        return _Decision(
+            True,
+            f"same loss at fewer student tokens ({candidate.student_tokens} < "
+            f"{current.student_tokens})",
+        )
+    return _Decision(False, rejected)
+
+
+class CompileLoop:
+    """One compile: holds the state, runs the loop, writes checkpoints."""
+
+    def __init__(
+        self,
+        *,
+        rows: list[dict[str, Any]],
+        task: TaskSpec,
+        metric: Metric,
+        metric_name: str,
+        teacher: Backend,
+        student: Backend,
+        sandbox: CodeRunner,
+        settings: CompileSettings,
+        checkpoint: Checkpoint | None,
+        events: EventSink | None,
+        operators: OperatorRegistry,
+    ) -> None:
+        self.rows = rows
+        self.task = task
+        self.metric = metric
+        self.metric_name = metric_name
+        self.teacher_backend = teacher
+        self.student = student
+        self.sandbox = sandbox
+        self.settings = settings
+        self.checkpoint = checkpoint
+        self.events = events
+        self.operators = operators
+        self.teacher = Teacher(
+            teacher,
+            max_tokens=settings.teacher_max_tokens,
+            code_max_tokens=settings.code_max_tokens,
+            retries=settings.teacher_retries,
+            events=events,
+        )
+        self.executor = Executor({"student": student, "teacher": teacher}, sandbox=sandbox)
+        self.state = LoopState(task=task.to_metadata())
+        self.source = SupervisionSource(self)
+        self.started = time.monotonic()
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def report(self) -> CompileReport:
+        return self.state.report
+
+    def event(self, kind: Any, message: str, *, loss: float | None = None, **data: Any) -> None:
+        st = self.state
+        emit(
+            self.events,
+            CompileEvent(
+                kind,
+                st.iteration,
+                message,
+                loss=loss,
+                teacher_tokens=self.teacher.usage.total_tokens,
+                student_tokens=st.student_usage.total_tokens,
+                usd=self.teacher.usage.usd + st.student_usage.usd,
+                data=data,
+            ),
+        )
+
+    async def evaluate(self, plan: Plan, label: str) -> PlanEval:
+        trace = None
+        if self.checkpoint is not None:
+            trace = self.checkpoint.directory / "traces" / f"{label}.jsonl"
+        result = await evaluate_plan_rows(
+            self.executor,
+            plan,
+            self.rows,
+            metric=self.metric,
+            metric_name=self.metric_name,
+            repeats=self.settings.repeats,
+            seed=self.settings.seed,
+            trace_path=trace,
+        )
+        self.state.student_usage = self.state.student_usage + result.usage
+        return result
+
+    def expected(
+        self, plan: Plan, lifted: Mapping[str, list[dict[str, Any] | None]] | None = None
+    ) -> dict[str, list[dict[str, Any] | None]]:
+        return plan_expected(
+            plan,
+            self.rows,
+            solutions=self.state.solutions,
+            row_solutions=self.source.row_solutions,
+            lifted={**self.state.lifted, **(lifted or {})},
+        )
+
+    def _computable(self, plan: Plan, expected: Mapping[str, Any]) -> set[str]:
+        if not self.source.has_material():
+            return set()
+        out: set[str] = set()
+        for node in plan.nodes:
+            target = offload_target(plan, node.id)
+            if isinstance(target, str):
+                continue
+            rows = expected.get(target.node.id)
+            if rows and all(r is not None and target.output_field in r for r in rows):
+                out.add(target.node.id)
+        return out
+
+    def _elapsed(self) -> float:
+        return self.state.elapsed_s + (time.monotonic() - self.started)
+
+    def _usage_report(self) -> dict[str, dict[str, Any]]:
+        return {
+            "teacher": self.teacher.usage.to_dict(),
+            "student": self.state.student_usage.to_dict(),
+        }
+
+    def _snapshot(self, loss: float) -> dict[str, Any]:
+        st = self.state
+        st.loss = loss
+        st.teacher_usage = self.teacher.usage
+        data = st.to_dict()
+        data["elapsed_s"] = self._elapsed()
+        return data
+
+    def save(self, plan: Plan, loss: float) -> None:
+        if self.checkpoint is None:
+            return
+        self.report.usage = self._usage_report()
+        self.checkpoint.save(plan, self._snapshot(loss))
+        self.event("checkpoint", f"checkpoint saved to {self.checkpoint.directory}", loss=loss)
+
+    # ------------------------------------------------------------------ steps
+
+    async def _start(self, plan_or_task: Plan | str) -> Plan:
+        if isinstance(plan_or_task, Plan):
+            meta = dict(plan_or_task.metadata)
+            meta["task"] = self.task.to_metadata()
+            return plan_or_task.model_copy(update={"metadata": meta})
+        self.event("coldstart", "drafting the initial plan with the teacher")
+        plan, record = await cold_start(
+            self.task, self.rows, teacher=self.teacher, settings=self.settings
+        )
+        self.report.coldstart = record
+        if record["source"] == "fallback":
+            self.report.notes.append(
+                "cold start: no teacher draft validated; used the minimal fallback plan "
+                f"({record.get('error', '')})"
+            )
+        return plan
+
+    def _stats(self, plan: Plan, evaluation: PlanEval) -> dict[str, NodeStats]:
+        expected = self.expected(plan)
+        if evaluation.node_loss is None:
+            node_loss(plan, evaluation, expected)
+        return node_statistics(plan, evaluation.outputs, expected)
+
+    def _proposals(self, plan: Plan, stats: Mapping[str, NodeStats]) -> list[Proposal]:
+        expected = self.expected(plan)
+        rewritten = {r.node_id for r in self.state.history if r.direction == "rewrite_prompt"}
+        extractions = {
+            n.id
+            for n in plan.nodes
+            if isinstance(n, LlmNode) and self.source.program_of(n.id) is not None
+        }
+        ranked = rank_proposals(
+            plan,
+            stats,
+            settings=self.settings,
+            computable=self._computable(plan, expected),
+            extractions=extractions,
+            rewritten=rewritten,
+        )
+        tried = set(self.state.tried.get(plan_hash(plan), []))
+        out: list[Proposal] = []
+        for p in ranked:
+            op = self.operators.get(p.direction)
+            if p.key() in tried or op is None or op.check(plan, p.node_id) is not None:
+                continue
+            out.append(p)
+        return out
+
+    async def _propose(
+        self,
+        plan: Plan,
+        proposal: Proposal,
+        stats: Mapping[str, NodeStats],
+        failures: list[dict[str, Any]],
+        diagnosis: str,
+        seed: int,
+    ) -> Candidate | EditFailure:
+        op = self.operators.get(proposal.direction)
+        assert op is not None  # filtered by _proposals
+        self.state.tried.setdefault(plan_hash(plan), []).append(proposal.key())
+        ctx = EditContext(
+            plan=plan,
+            node_id=proposal.node_id,
+            reason=proposal.reason,
+            teacher=self.teacher,
+            sandbox=self.sandbox,
+            rows=self.rows,
+            task=self.task,
+            metric=self.metric,
+            settings=self.settings,
+            seed=seed,
+            expected=self.expected(plan),
+            stats=stats,
+            failures=failures,
+            diagnosis=diagnosis,
+            history=list(self.state.history),
+            supervision=self.source,
+            events=self.events,
+        )
+        return await op.propose(ctx)
+
+    async def _score(
+        self, plan: Plan, edit: Candidate, label: str
+    ) -> tuple[PlanEval, dict[str, list[dict[str, Any] | None]]]:
+        lifted = carry_expected(plan, edit.plan, self.expected(plan), edit.lifted)
+        evaluation = await self.evaluate(edit.plan, label)
+        node_loss(edit.plan, evaluation, self.expected(edit.plan, lifted))
+        return evaluation, lifted
+
+    def _failures(self, plan: Plan, evaluation: PlanEval) -> list[dict[str, Any]]:
+        cases = failure_cases(
+            plan,
+            self.rows,
+            evaluation.outputs[0],
+            evaluation.finals[0],
+            evaluation.scores[0],
+            self.expected(plan),
+            limit=self.settings.max_failures_shown,
+        )
+        for case in cases:
+            text = evaluation.feedback[0][case["row"]] if evaluation.feedback else ""
+            if text:
+                case["feedback"] = text
+        return cases
+
+    def _accept(
+        self,
+        edit: Candidate,
+        lifted: dict[str, list[dict[str, Any] | None]],
+        ranked: int,
+    ) -> None:
+        self.state.lifted.update(lifted)
+        self.state.ln_prior += math.log(max(1, ranked)) + math.log(max(1, edit.proposals))
+
+    async def _lookahead(
+        self,
+        current: PlanEval,
+        base: Candidate,
+        base_eval: PlanEval,
+        base_lifted: dict[str, list[dict[str, Any] | None]],
+        record: IterationRecord,
+    ) -> tuple[Plan, PlanEval] | None:
+        """Try up to ``beam_width`` follow-up edits on a rejected candidate that lowered the
+        node-level error; returns the accepted compound plan, if any."""
+        saved = dict(self.state.lifted)
+        self.state.lifted.update(base_lifted)
+        try:
+            stats = self._stats(base.plan, base_eval)
+            proposals = [
+                p for p in self._proposals(base.plan, stats) if p.direction != base.direction
+            ]
+            failures = self._failures(base.plan, base_eval)
+            for j, follow in enumerate(proposals[: self.settings.beam_width], start=1):
+                seed = self.settings.seed + 101 * self.state.iteration + 13 * j
+                edit = await self._propose(base.plan, follow, stats, failures, follow.reason, seed)
+                self.report.hypotheses += (
+                    max(1, edit.proposals) if isinstance(edit, Candidate) else edit.proposals
+                )
+                if isinstance(edit, EditFailure):
+                    self._record(follow, "failed", edit.reason, current, None, base.summary)
+                    continue
+                evaluation, lifted = await self._score(
+                    base.plan, edit, f"iter{self.state.iteration:02d}-lookahead{j}"
+                )
+                decision = decide(current, evaluation)
+                record.details.setdefault("lookahead", []).append(
+                    {
+                        "edit": edit.summary,
+                        "loss": evaluation.loss,
+                        "node_loss": evaluation.node_loss,
+                        "accepted": decision.accepted,
+                        "why": decision.why,
+                    }
+                )
+                outcome = "accepted" if decision.accepted else "rejected"
+                self._record(follow, outcome, decision.why, current, evaluation, base.summary, edit)
+                if decision.accepted:
+                    self.state.lifted = saved
+                    self._accept(base, base_lifted, len(proposals) + 1)
+                    self._accept(edit, lifted, len(proposals) + 1)
+                    record.edit = f"{base.summary}; then {edit.summary}"
+                    record.candidate_loss = evaluation.loss
+                    record.why = f"compound edit: {decision.why}"
+                    return edit.plan, evaluation
+        finally:
+            if self.state.lifted is not saved:
+                self.state.lifted = saved
+        return None
+
+    def _record(
+        self,
+        proposal: Proposal,
+        outcome: Any,
+        reason: str,
+        before: PlanEval,
+        after: PlanEval | None,
+        parent: str | None = None,
+        edit: Candidate | None = None,
+    ) -> None:
+        self.state.history.append(
+            EditRecord(
+                iteration=self.state.iteration,
+                direction=proposal.direction,
+                node_id=proposal.node_id,
+                outcome=outcome,
+                summary=edit.summary if edit is not None else proposal.reason,
+                reason=reason,
+                loss_before=before.loss,
+                loss_after=after.loss if after is not None else None,
+                node_loss_before=before.node_loss,
+                node_loss_after=after.node_loss if after is not None else None,
+                parent=parent,
+            )
+        )
+
+    async def _critique(
+        self,
+        plan: Plan,
+        proposal: Proposal,
+        stats: Mapping[str, NodeStats],
+        failures: list[dict[str, Any]],
+        record: IterationRecord,
+    ) -> str:
+        gradient, error = await critique(
+            plan,
+            teacher=self.teacher,
+            stats=stats,
+            failures=failures,
+            history=history_lines(self.state.history),
+            proposal=proposal,
+        )
+        it = self.state.iteration
+        if gradient is None:
+            self.report.notes.append(f"iteration {it}: critique malformed ({error})")
+            self.event("critique", f"(no valid critique) statistics: {proposal.reason}")
+            return proposal.reason
+        record.critique = gradient
+        agrees = gradient["node_id"] == proposal.node_id and (
+            gradient["direction"] == proposal.direction
+        )
+        record.critique_agrees = agrees
+        if not agrees:
+            self.report.notes.append(
+                f"iteration {it}: the teacher suggested {gradient['direction']} on "
+                f"{gradient['node_id']}; the statistics chose {proposal.direction} on "
+                f"{proposal.node_id} ({proposal.reason})"
+            )
+        self.event("critique", f"{gradient['node_id']}: {gradient['diagnosis']}")
+        return f"{gradient['diagnosis']} ({proposal.reason})"
+
+    async def iterate(self, plan: Plan, current: PlanEval) -> tuple[Plan, PlanEval, bool]:
+        """One iteration; returns (plan, evaluation, whether an edit was accepted)."""
+        t0 = time.monotonic()
+        teacher_before = self.teacher.usage.total_tokens
+        student_before = self.state.student_usage.total_tokens
+        it = self.state.iteration
+        self.teacher.iteration = it
+        record = IterationRecord(iteration=it, loss_before=current.loss)
+        self.report.iterations.append(record)
+
+        stats = self._stats(plan, current)
+        proposals = self._proposals(plan, stats)
+        if not proposals:
+            record.why = "no untried edit applies to the current plan"
+            return plan, current, False
+        proposal = proposals[0]
+        record.proposal = {
+            "node_id": proposal.node_id,
+            "direction": proposal.direction,
+            "reason": proposal.reason,
+        }
+        record.details["statistics"] = {k: v.to_dict() for k, v in stats.items()}
+        record.details["node_loss_before"] = current.node_loss
+        failures = self._failures(plan, current)
+        diagnosis = await self._critique(plan, proposal, stats, failures, record)
+        edit = await self._propose(
+            plan, proposal, stats, failures, diagnosis, self.settings.seed + 101 * it
+        )
+        accepted = False
+        if isinstance(edit, EditFailure):
+            self.report.hypotheses += edit.proposals
+            record.why = f"no valid edit: {edit.reason}"
+            record.details["edit"] = edit.details
+            self._record(proposal, "failed", edit.reason, current, None)
+            self.event("no_edit", f"{proposal.direction} {proposal.node_id}: {edit.reason}")
+        else:
+            record.edit = edit.summary
+            record.details["edit"] = edit.details
+            self.report.hypotheses += max(1, edit.proposals)
+            self.event("edit", edit.summary)
+            candidate, lifted = await self._score(plan, edit, f"iter{it:02d}-candidate")
+            record.candidate_loss = candidate.loss
+            record.details["node_loss_after"] = candidate.node_loss
+            decision = decide(current, candidate)
+            record.why = decision.why
+            self._record(
+                proposal,
+                "accepted" if decision.accepted else "rejected",
+                decision.why,
+                current,
+                candidate,
+                edit=edit,
+            )
+            if decision.accepted:
+                self._accept(edit, lifted, len(proposals))
+                self.event(
+                    "accepted",
+                    f"{edit.summary}: loss {current.loss:.3f} → {candidate.loss:.3f}",
+                    loss=candidate.loss,
+                )
+                plan, current, accepted = edit.plan, candidate, True
+            else:
+                self.event("rejected", f"{edit.summary}: {decision.why}", loss=current.loss)
+                lowered = (
+                    candidate.node_loss is not None
+                    and current.node_loss is not None
+                    and candidate.node_loss < current.node_loss - _EPS
+                )
+                if lowered and self.settings.beam_width > 0:
+                    compound = await self._lookahead(current, edit, candidate, lifted, record)
+                    if compound is not None:
+                        plan, current = compound
+                        accepted = True
+                        self.event("accepted", f"{record.edit}: {record.why}", loss=current.loss)
+        record.accepted = accepted
+        record.teacher_tokens = self.teacher.usage.total_tokens - teacher_before
+        record.student_tokens = self.state.student_usage.total_tokens - student_before
+        record.wall_s = round(time.monotonic() - t0, 3)
+        return plan, current, accepted
+
+    # ------------------------------------------------------------------ main
+
+    def _restore(self, data: Mapping[str, Any]) -> None:
+        try:
+            self.state = LoopState.from_dict(data)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CompileError(
+                f"the checkpoint state is malformed: {exc}",
+                hint="compile again without --resume",
+            ) from None
+        if self.state.task and self.state.task != self.task.to_metadata():
+            raise CompileError(
+                "the checkpoint was made for a different task (inputs, outputs or types)",
+                hint="resume with the same --task, --input and --output, or start anew",
+            )
+        self.teacher.usage = self.state.teacher_usage
+        self.source.restore()
+
+    async def run(self, plan_or_task: Plan | str, *, resume: bool, data_hash: str) -> CompileResult:
+        plan: Plan
+        if resume and self.checkpoint is not None and self.checkpoint.exists():
+            plan, data = self.checkpoint.load()
+            if data.get("trainset_hash") != data_hash:
+                raise CompileError(
+                    "the checkpoint was made with a different training set",
+                    hint="resume with the same --train file and -m, or start without --resume",
+                )
+            self._restore(data)
+            self.event("start", f"resuming after iteration {self.state.iteration}")
+            current = await self.evaluate(plan, f"iter{self.state.iteration:02d}-resumed")
+        else:
+            self.event("start", f"compiling with m={len(self.rows)}, k={self.settings.repeats}")
+            self.state.trainset_hash = data_hash
+            self.state.report = CompileReport(
+                teacher=self.teacher_backend.name,
+                student=self.student.name,
+                m=len(self.rows),
+                repeats=self.settings.repeats,
+                trainset_hash=data_hash,
+                sgde_version=__version__,
+                settings=self.settings.model_dump(mode="json"),
+            )
+            self.report.task = self.task.to_metadata()
+            plan = await self._start(plan_or_task)
+            self.report.plan_name = plan.name
+            self.report.initial_plan_hash = plan_hash(plan)
+            current = await self.evaluate(plan, "iter00-initial")
+            self.report.initial_loss = current.loss
+            self.report.hypotheses = 1
+            self.event("forward", f"initial training loss {current.loss:.3f}", loss=current.loss)
+            self.save(plan, current.loss)
+        stop = ""
+        st = self.state
+        try:
+            if not st.supervised and not current.perfect and self.settings.max_iters > 0:
+                await self.source.supervise(plan)
+                self.save(plan, current.loss)
+            while True:
+                if current.perfect:
+                    stop = "zero training loss in every repeat"
+                    break
+                if st.iteration >= self.settings.max_iters:
+                    stop = f"reached max_iters={self.settings.max_iters}"
+                    break
+                if st.no_improve >= self.settings.patience:
+                    stop = f"no accepted edit in {self.settings.patience} iteration(s)"
+                    break
+                st.iteration += 1
+                plan, current, accepted = await self.iterate(plan, current)
+                st.no_improve = 0 if accepted else st.no_improve + 1
+                self.save(plan, current.loss)
+                if self.report.iterations[-1].proposal is None:
+                    stop = "no applicable edit: every registered operator was tried on this plan"
+                    break
+        except BudgetExceeded as exc:
+            stop = f"budget exhausted ({exc.message})"
+            self.report.notes.append(
+                f"stopped on the budget in iteration {st.iteration}; the best plan so far "
+                "is returned"
+            )
+            if self.report.iterations and self.report.iterations[-1].iteration == st.iteration:
+                self.report.iterations[-1].why = self.report.iterations[-1].why or "budget"
+        return self._finish(plan, current, stop)
+
+    def _finish(self, plan: Plan, current: PlanEval, stop: str) -> CompileResult:
+        report = self.report
+        report.stop_reason = stop
+        report.final_loss = current.loss
+        report.wall_s = round(self._elapsed(), 3)
+        report.usage = self._usage_report()
+        report.final_plan_hash = plan_hash(plan)
+        if not any(isinstance(n, LlmNode) for n in plan.nodes):
+            report.notes.append(
+                "the compiled plan needs no student call: verified code reads and computes "
+                "every output"
+            )
+        searched = report.hypotheses + self.state.searched
+        statement = pac_statement(
+            m=len(self.rows),
+            hypotheses=searched,
+            delta=0.05,
+            consistent=current.perfect,
+            ln_inv_prior=self.state.ln_prior,
+            sources=self.source.searched_by_origin(),
+        )
+        report.pac = statement.to_dict()
+        meta = dict(plan.metadata)
+        meta["task"] = self.task.to_metadata()
+        meta["compile"] = {
+            "teacher": report.teacher,
+            "student": report.student,
+            "m": report.m,
+            "repeats": report.repeats,
+            "trainset_hash": report.trainset_hash,
+            "iterations": len(report.iterations),
+            "initial_loss": report.initial_loss,
+            "final_loss": report.final_loss,
+            "sgde_version": report.sgde_version,
+            "history": [r.to_dict() for r in self.state.history],
+            "stop_reason": stop,
+            "hypotheses": searched,
+        }
+        final = plan.model_copy(update={"metadata": meta})
+        if self.checkpoint is not None:
+            self.checkpoint.save(final, self._snapshot(current.loss))
+        self.event("stop", f"stopped: {stop}; loss {current.loss:.3f}", loss=current.loss)
+        return CompileResult(final, report)

@@ -1,0 +1,267 @@
+"""Turn a verified program (and optionally a verified parser) into plan nodes.
+
+A program is code ``run(**params)`` verified on the training rows (it comes from the candidate
+sources: solve-then-lift, whole-task code, enumerative search). Its parameters are read in one
+of three ways, cheapest first:
+
+* **raw** — the parameter *is* a task input: wired straight from ``input.<name>``;
+* **parsed** — teacher-written parsing code (a :class:`ParserLike`) reads it from the inputs;
+* **extracted** — a student LLM node fills a typed JSON schema built from the parameter types
+  and their descriptions (descriptions that hold across phrasings, from the sources).
+
+Topology: ``[<node>_extract (llm) | <node>_parse (code)] → <node>_compute (code)`` → the
+outputs the replaced node fed. A plan with no student call left is a legitimate result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sgde.optimize.operators.base import rewire, unique_id, validated
+from sgde.optimize.teacher import render_prompt
+from sgde.plan.model import CodeNode, ConsensusNode, LlmNode, Plan
+from sgde.task import FieldType
+
+__all__ = ["BuiltProgram", "ParserLike", "ProgramLike", "build_program_plan", "replace_fields"]
+
+
+class ProgramLike(Protocol):
+    """What :func:`build_program_plan` reads of a program candidate."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def params(self) -> Mapping[str, FieldType]: ...
+    @property
+    def values(self) -> Sequence[Mapping[str, Any] | None]: ...
+    @property
+    def raw_inputs(self) -> Mapping[str, str]: ...
+    @property
+    def descriptions(self) -> Mapping[str, str]: ...
+    @property
+    def origin(self) -> str: ...
+    @property
+    def searched(self) -> int: ...
+    @property
+    def verified_rows(self) -> int: ...
+
+
+class ParserLike(Protocol):
+    """What :func:`replace_fields` reads of a verified parser."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def fields(self) -> Sequence[str]: ...
+    @property
+    def verified_rows(self) -> int: ...
+    @property
+    def searched(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class BuiltProgram:
+    """The plan built from a program, and what the loop needs to supervise it."""
+
+    plan: Plan
+    compute_id: str
+    extract_id: str | None
+    parse_id: str | None
+    extracted: list[str]
+    raw: dict[str, str]
+    lifted: dict[str, list[dict[str, Any] | None]] = field(default_factory=dict)
+
+    @property
+    def student_free(self) -> bool:
+        """Whether the built plan needs no student call at all."""
+        return not any(isinstance(n, LlmNode) for n in self.plan.nodes)
+
+
+def _describe(name: str, ftype: FieldType, descriptions: Mapping[str, str]) -> str:
+    text = descriptions.get(name) or f"the {name.replace('_', ' ')} the text gives"
+    return " ".join(text.replace("{", "(").replace("}", ")").split())
+
+
+def extraction_node(
+    node_id: str,
+    *,
+    model: str,
+    inputs: Mapping[str, str],
+    params: Mapping[str, FieldType],
+    descriptions: Mapping[str, str],
+    purpose: str,
+) -> LlmNode:
+    """A student node filling a typed JSON schema of ``params`` from ``inputs``."""
+    props: dict[str, Any] = {}
+    listing = []
+    for name, ftype in params.items():
+        schema = dict(ftype.json_schema())
+        desc = _describe(name, ftype, descriptions)
+        schema["description"] = desc
+        props[name] = schema
+        listing.append({"name": name, "type": str(ftype), "description": desc})
+    prompt = render_prompt("typed_extraction_prompt.j2", variables=list(inputs), params=listing)
+    return LlmNode(
+        id=node_id,
+        model=model,
+        description=purpose,
+        inputs=dict(inputs),
+        system=render_prompt("typed_extraction_system.md").strip(),
+        prompt=prompt.strip(),
+        output_schema={
+            "type": "object",
+            "properties": props,
+            "required": list(params),
+            "additionalProperties": False,
+        },
+        temperature=0.0,
+        max_tokens=32 + 32 * len(params),
+    )
+
+
+def build_program_plan(
+    plan: Plan,
+    node: LlmNode,
+    vote_id: str | None,
+    output_fields: Sequence[str],
+    program: ProgramLike,
+    *,
+    parser: ParserLike | None = None,
+) -> tuple[BuiltProgram | None, list[str]]:
+    """Replace ``node`` (and its vote ``vote_id``) by nodes computing ``output_fields`` with
+    ``program``; ``(None, problems)`` when the edited plan does not validate.
+
+    Task-input parameters (``program.raw_inputs``) are wired from the plan inputs (when the
+    plan has that input); parameters in ``parser.fields`` come from the parser's code node;
+    the rest from one typed student extraction over the node's plan-input references.
+    """
+    raw = {
+        p: node.inputs.get(i, f"input.{i}")
+        for p, i in program.raw_inputs.items()
+        if p in program.params and (i in node.inputs or i in plan.inputs)
+    }
+    parsed = [f for f in (parser.fields if parser else []) if f in program.params and f not in raw]
+    extracted = [p for p in program.params if p not in raw and p not in parsed]
+    node_inputs = dict(node.inputs)
+    compute_id = unique_id(plan, f"{node.id}_compute")
+    extract_id = unique_id(plan, f"{node.id}_extract") if extracted else None
+    parse_id = unique_id(plan, f"{node.id}_parse") if parsed else None
+    new_nodes: list[Any] = []
+    wiring: dict[str, str] = dict(raw)
+    if parse_id is not None and parser is not None:
+        parse_inputs = {i: f"input.{i}" for i in plan.inputs}
+        new_nodes.append(
+            CodeNode(
+                id=parse_id,
+                description=f"reads {', '.join(parsed)} from the input (verified parser)",
+                inputs=parse_inputs,
+                code=parser.code,
+                outputs=list(parsed),
+            )
+        )
+        wiring.update({p: f"{parse_id}.{p}" for p in parsed})
+    if extract_id is not None:
+        new_nodes.append(
+            extraction_node(
+                extract_id,
+                model=node.model,
+                inputs=node_inputs,
+                params={p: program.params[p] for p in extracted},
+                descriptions=program.descriptions,
+                purpose=f"copies the values {node.id}'s task needs out of the input",
+            )
+        )
+        wiring.update({p: f"{extract_id}.{p}" for p in extracted})
+    new_nodes.append(
+        CodeNode(
+            id=compute_id,
+            description=(
+                f"computes {', '.join(output_fields)} (offloaded from {node.id}; "
+                f"{program.origin} program verified on {program.verified_rows} row(s))"
+            ),
+            inputs={p: wiring[p] for p in program.params},
+            code=program.code,
+            outputs=list(output_fields),
+        )
+    )
+    nodes: list[Any] = []
+    for n in plan.nodes:
+        if n.id == node.id:
+            nodes.extend(new_nodes)
+        elif n.id != vote_id:
+            nodes.append(n)
+    sources = {node.id, vote_id}
+    edited = rewire(
+        plan,
+        lambda src, fld: f"{compute_id}.{fld}" if src in sources else None,
+        nodes=nodes,
+        skip={nid for nid in (extract_id, parse_id) if nid},
+    )
+    checked, problems = validated(edited)
+    if checked is None:
+        return None, problems
+    lifted: dict[str, list[dict[str, Any] | None]] = {}
+    for nid, names in ((extract_id, extracted), (parse_id, parsed)):
+        if nid is not None:
+            lifted[nid] = [
+                {k: v[k] for k in names if k in v} if v is not None else None
+                for v in program.values
+            ]
+    return (
+        BuiltProgram(checked, compute_id, extract_id, parse_id, extracted, raw, lifted),
+        [],
+    )
+
+
+def replace_fields(
+    plan: Plan, extract_id: str, parser: ParserLike
+) -> tuple[Plan | None, list[str], str]:
+    """Move ``parser.fields`` out of extraction node ``extract_id`` into a parser code node.
+
+    The extraction keeps its other fields (or disappears when none is left); references to
+    the moved fields are rewired to ``<extract_id>_parse``. Returns the plan (or ``None``),
+    the validation problems and the parser node's id.
+    """
+    node = plan.node(extract_id)
+    wrapped = {n.of: n.id for n in plan.nodes if isinstance(n, ConsensusNode)}
+    if not isinstance(node, LlmNode) or node.output_schema is None:
+        return None, [f"{extract_id!r} is not an extraction node with a schema"], ""
+    moved = [f for f in parser.fields if f in node.fields()]
+    if not moved:
+        return None, [f"the parser reads none of {extract_id}'s fields"], ""
+    parse_id = unique_id(plan, f"{extract_id}_parse")
+    parse = CodeNode(
+        id=parse_id,
+        description=f"reads {', '.join(moved)} from the input (verified parser)",
+        inputs={i: f"input.{i}" for i in plan.inputs},
+        code=parser.code,
+        outputs=list(moved),
+    )
+    keep = [f for f in node.fields() if f not in moved]
+    vote_id = wrapped.get(extract_id)
+    nodes: list[Any] = []
+    for n in plan.nodes:
+        if n.id == extract_id:
+            nodes.append(parse)
+            if keep:
+                schema = dict(node.output_schema)
+                schema["properties"] = {
+                    k: v for k, v in schema.get("properties", {}).items() if k in keep
+                }
+                schema["required"] = [f for f in schema.get("required", keep) if f in keep]
+                nodes.append(node.model_copy(update={"output_schema": schema}))
+        elif n.id == vote_id and not keep:
+            continue
+        else:
+            nodes.append(n)
+    sources = {extract_id, vote_id}
+    edited = rewire(
+        plan,
+        lambda src, fld: f"{parse_id}.{fld}" if src in sources and fld in moved else None,
+        nodes=nodes,
+        skip={parse_id},
+    )
+    checked, problems = validated(edited)
+    return checked, problems, parse_id
