@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from sgde.cli.common import err_console, out_console
+from sgde.cli.common import JsonOpt, check_output_file, err_console, out_console
+from sgde.cli.output import dumps_json
 from sgde.errors import UsageError
 from sgde.evaluation.gsm.synth import synthesise_async
 from sgde.evaluation.gsm.templates import Template, coverage, get_template, load_template_results
@@ -90,6 +91,12 @@ def synth(
     thousands: Annotated[
         bool, typer.Option("--thousands", help="Write numbers with thousands separators.")
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="With --list: print [{id, kind, description}] as JSON (for scripts)."
+        ),
+    ] = False,
 ) -> None:
     """Synthesise an adversarial set from a GSM-Hard template, or rows of a task family;
     labels come from code.
@@ -98,12 +105,21 @@ def synth(
     rows of a family come from their own seeded stream and never repeat a test row.
     """
     if list_:
-        for fam in FAMILIES.values():
-            line = f"{fam.name}  task family ({fam.kind}): {fam.summary}"
-            out_console.print(line, highlight=False, markup=False)
-        for r in load_template_results():
-            if isinstance(r, Template):
-                out_console.print(f"{r.id}  {r.description}", highlight=False, markup=False)
+        entries = [
+            {"id": fam.name, "kind": f"task family ({fam.kind})", "description": fam.summary}
+            for fam in FAMILIES.values()
+        ]
+        entries += [
+            {"id": r.id, "kind": "template", "description": r.description}
+            for r in load_template_results()
+            if isinstance(r, Template)
+        ]
+        if as_json:
+            typer.echo(dumps_json(entries, indent=2))
+            return
+        for e in entries:
+            line = e["id"] + "  " + ("" if e["kind"] == "template" else f"{e['kind']}: ")
+            out_console.print(line + e["description"], highlight=False, markup=False)
         return
     if (template is None) == (family is None) or out is None:
         raise UsageError(
@@ -111,11 +127,16 @@ def synth(
             "(or --list)",
             hint="e.g. sgde synth --family date-add --n 50 --seed 0 --out test.jsonl",
         )
+    check_output_file(out, option="--out")
+    if split_train:
+        check_output_file(_train_path(out), option="--split-train (OUT.train.jsonl)")
     if family is not None:
         fam = get_family(family)
         test_rows = fam.generate(n, seed=seed, split="test")
         write_jsonl(out, test_rows)
-        err_console.print(f"wrote {len(test_rows)} rows of {fam.name} (seed {seed}) to {out}")
+        err_console.print(
+            f"wrote {len(test_rows)} rows of {fam.name} (seed {seed}) to {out}", markup=False
+        )
         if split_train:
             train_rows = fam.generate(
                 split_train,
@@ -124,7 +145,9 @@ def synth(
                 exclude=[fam.input_key(r) for r in test_rows],
             )
             write_jsonl(_train_path(out), train_rows)
-            err_console.print(f"wrote {len(train_rows)} training rows to {_train_path(out)}")
+            err_console.print(
+                f"wrote {len(train_rows)} training rows to {_train_path(out)}", markup=False
+            )
         return
     assert template is not None
     tpl = get_template(template)
@@ -134,11 +157,13 @@ def synth(
         )
     )
     write_jsonl(out, test_rows)
-    err_console.print(f"wrote {len(test_rows)} rows from {tpl.id} (seed {seed}) to {out}")
+    err_console.print(
+        f"wrote {len(test_rows)} rows from {tpl.id} (seed {seed}) to {out}", markup=False
+    )
     if train_rows:
         train_out = _train_path(out)
         write_jsonl(train_out, train_rows)
-        err_console.print(f"wrote {len(train_rows)} training rows to {train_out}")
+        err_console.print(f"wrote {len(train_rows)} training rows to {train_out}", markup=False)
 
 
 @data_app.command("coverage")
@@ -146,9 +171,20 @@ def coverage_cmd(
     failures: Annotated[
         bool, typer.Option("--failures", help="Also list every failed row with its detail.")
     ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """How many GSM-Hard rows are templatised, and why the others are not."""
     results = load_template_results()
+    if as_json:
+        data: dict[str, Any] = coverage(results).model_dump(mode="json")
+        if failures:
+            data["failures"] = [
+                {"id": r.id, "reason": r.reason, "detail": r.detail}
+                for r in results
+                if not isinstance(r, Template)
+            ]
+        typer.echo(dumps_json(data, indent=2))
+        return
     out_console.print(coverage(results).render(), highlight=False, markup=False)
     if failures:
         for r in results:

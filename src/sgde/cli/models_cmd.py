@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from sgde.cli.common import out_console
+from sgde.cli.common import JsonOpt, out_console
+from sgde.cli.output import dumps_json
 from sgde.models import LOCAL_MODELS, PROVIDERS, RequestCache
 from sgde.models.local import ensure_assembled, lookup_local_model, model_status
 from sgde.models.settings import default_cache_dir, default_models_dir
@@ -41,7 +41,7 @@ def _mb(size: int) -> str:
 @models_app.command("list")
 def list_models(
     models_dir: ModelsDirOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show the local models (size, installed?, assembled?, path) and the remote providers."""
     directory = models_dir or default_models_dir()
@@ -61,7 +61,7 @@ def list_models(
             }
             for s in statuses
         ]
-        out_console.print_json(json.dumps({"local": rows, "providers": list(PROVIDERS)}))
+        typer.echo(dumps_json({"local": rows, "providers": list(PROVIDERS)}, indent=2))
         return
     table = Table(title=f"Local models in {directory}", title_justify="left")
     for column in ("name", "size", "installed", "assembled", "path"):
@@ -115,15 +115,25 @@ def cache(
         Path | None,
         typer.Option("--cache-dir", help="Request cache directory.", show_default=False),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show (or clear) the request cache."""
     store = RequestCache.in_dir(cache_dir or default_cache_dir())
     try:
         if clear:
             removed = store.clear()
-            out_console.print(f"removed {removed} cached responses from {store.path}")
+            if as_json:
+                typer.echo(dumps_json({"path": str(store.path), "removed": removed}))
+            else:
+                out_console.print(
+                    f"removed {removed} cached responses from {store.path}", markup=False
+                )
+        elif as_json:
+            typer.echo(dumps_json({"path": str(store.path), "entries": len(store)}))
         else:
-            out_console.print(f"{store.path}: {len(store)} cached responses", highlight=False)
+            out_console.print(
+                f"{store.path}: {len(store)} cached responses", highlight=False, markup=False
+            )
     finally:
         store.close()
 
