@@ -7,7 +7,7 @@ from pathlib import Path
 
 from _bench_fakes import FakeCompiler, fake_config, fake_deps, mapping_rows
 
-from sgde.evaluation.bench import Cell, derive_seed, grid, run_bench_async
+from sgde.evaluation.bench import Cell, data_seed, grid, run_bench_async
 
 
 def test_grid_orders_template_seed_m_method() -> None:
@@ -22,9 +22,9 @@ def test_grid_orders_template_seed_m_method() -> None:
 
 
 def test_derived_seeds_differ_by_purpose_and_template() -> None:
-    seeds = {derive_seed(0, p, t) for p in ("train", "test") for t in ("a", "b")}
+    seeds = {data_seed(0, p, t) for p in ("train", "test") for t in ("a", "b")}
     assert len(seeds) == 4
-    assert derive_seed(0, "train", "a") == derive_seed(0, "train", "a")
+    assert data_seed(0, "train", "a") == data_seed(0, "train", "a")
 
 
 async def test_bench_runs_every_cell_and_writes_results(tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ __all__ = [
     "BenchObserver",
     "BenchOutcome",
     "Cell",
-    "derive_seed",
+    "data_seed",
     "grid",
     "load_bench_config",
     "run_bench",
@@ -131,8 +131,12 @@ def grid(config: BenchConfig) -> list[Cell]:
     ]
 
 
-def derive_seed(seed: int, purpose: str, template: str) -> int:
-    """A data seed derived from the run seed, the purpose (``train``/``test``) and template."""
+def data_seed(seed: int, purpose: str, template: str) -> int:
+    """A data seed derived from the run seed, the purpose (``train``/``test``) and template.
+
+    Seeds the synthesis of a cell's rows; request seeds of plan runs are
+    :func:`sgde.runtime.derive_seed`.
+    """
     digest = hashlib.sha256(f"{seed}:{purpose}:{template}".encode()).hexdigest()
     return int(digest[:8], 16)
 
@@ -213,8 +217,8 @@ def _fingerprint(config: BenchConfig, cell: Cell) -> str:
         "n_test": config.n_test,
         "method_options": config.method_options.get(cell.method, {}),
         "data": [
-            derive_seed(cell.seed, "train", cell.template),
-            derive_seed(cell.seed, "test", cell.template),
+            data_seed(cell.seed, "train", cell.template),
+            data_seed(cell.seed, "test", cell.template),
         ],
     }
     if cell.method == SGDE_METHOD or cell.method not in TRAIN_FREE_METHODS:
@@ -330,12 +334,12 @@ class _BenchRun:
             self.observer.phase(f"synthesising data for {template_id} (seed {seed})")
             template = self.deps.get_template(template_id)
             test = await self._synth(
-                template, self.config.n_test, derive_seed(seed, "test", template_id), "test", ()
+                template, self.config.n_test, data_seed(seed, "test", template_id), "test", ()
             )
             train = await self._synth(
                 template,
                 max(self.config.m),
-                derive_seed(seed, "train", template_id),
+                data_seed(seed, "train", template_id),
                 "train",
                 [str(r["question"]) for r in test],
             )

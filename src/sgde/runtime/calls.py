@@ -39,8 +39,8 @@ from sgde.runtime.parsing import parse_json_output
 
 __all__ = [
     "CallOutcome",
+    "CallPolicy",
     "CodeRunner",
-    "RetryPolicy",
     "call_code",
     "call_model",
     "derive_seed",
@@ -81,8 +81,11 @@ def derive_seed(run_seed: int, node_id: str, index: int = 0, attempt: int = 0) -
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """Timeout and retries of one call.
+class CallPolicy:
+    """Timeout and retries of one node call (one model or sandbox call of a plan node).
+
+    Not :class:`sgde.models.RetryPolicy`, which is a backend's backoff on transient endpoint
+    errors (429, 5xx) *inside* one such call.
 
     Attributes:
         timeout_s: Per-attempt timeout, seconds.
@@ -144,7 +147,7 @@ async def call_model(
     top_p: float | None,
     run_seed: int,
     index: int,
-    policy: RetryPolicy,
+    policy: CallPolicy,
     retry_parse: bool,
     semaphore: asyncio.Semaphore,
     validator: jsonschema.protocols.Validator | None = None,
@@ -257,7 +260,7 @@ async def call_code(
     code: str,
     kwargs: dict[str, Any],
     declared: list[str] | None,
-    policy: RetryPolicy,
+    policy: CallPolicy,
     semaphore: asyncio.Semaphore,
 ) -> CallOutcome:
     """Run a code node's ``run(**kwargs)`` in the sandbox, with retries.

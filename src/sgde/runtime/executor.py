@@ -52,7 +52,7 @@ from sgde.plan import check_plan, plan_hash, topo_order
 from sgde.plan.model import CodeNode, ConsensusNode, LlmNode, Plan
 from sgde.plan.refs import Ref, parse_ref
 from sgde.runtime.backend import Capabilities, Message, ModelBindings, Usage
-from sgde.runtime.calls import CallOutcome, CodeRunner, RetryPolicy, call_code, call_model
+from sgde.runtime.calls import CallOutcome, CallPolicy, CodeRunner, call_code, call_model
 from sgde.runtime.consensus import vote
 from sgde.runtime.inputs import coerce_inputs
 from sgde.runtime.observe import ExecutionObserver, RunInfo, notify
@@ -577,9 +577,9 @@ class Executor:
             state.prep.validators[node.id] = validator
         return validator
 
-    def _llm_policy(self, timeout_s: float | None, retries: int) -> RetryPolicy:
+    def _llm_policy(self, timeout_s: float | None, retries: int) -> CallPolicy:
         s = self._settings
-        return RetryPolicy(
+        return CallPolicy(
             timeout_s=timeout_s or s.llm_timeout_s,
             retries=retries,
             backoff_s=s.retry_backoff_s,
@@ -700,7 +700,7 @@ class Executor:
             code=node.code,
             kwargs=trace.inputs,
             declared=node.outputs,
-            policy=RetryPolicy(
+            policy=CallPolicy(
                 timeout_s=node.timeout_s or s.code_timeout_s,
                 retries=node.retries,
                 backoff_s=s.retry_backoff_s,
