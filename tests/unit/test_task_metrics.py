@@ -314,3 +314,36 @@ def test_feedback_shortens_long_values() -> None:
     assert score.feedback.endswith("...', expected 'y'") or score.feedback.endswith(
         "..., expected 'y'"
     )
+
+
+def test_evaluation_scores_a_compiled_plan_by_its_declared_types() -> None:
+    import json
+
+    from sgde.evaluation.evaluate import evaluate_plan
+    from sgde.plan.model import LlmNode, Plan
+    from sgde.runtime.backend import ChatRequest
+    from sgde.testing import FunctionBackend
+
+    spec = TaskSpec(description="tags", inputs={"text": "string"}, outputs={"tags": "set[string]"})
+    untyped = Plan(
+        name="tags",
+        inputs={"text": "string"},
+        outputs={"tags": "tag.tags"},
+        nodes=[
+            LlmNode(
+                id="tag",
+                inputs={"text": "input.text"},
+                prompt="{{ text }}",
+                output_schema={"type": "object", "properties": {"tags": {"type": "array"}}},
+            )
+        ],
+    )
+    typed = untyped.model_copy(update={"metadata": {"task": spec.to_metadata()}})
+
+    def reply(request: ChatRequest) -> str:
+        return json.dumps({"tags": ["B", "a"]})
+
+    rows = [{"id": "r1", "text": "x", "tags": ["a", "b"]}]
+    backend = {"student": FunctionBackend(reply)}
+    assert evaluate_plan(typed, rows, backend, sandbox=None).accuracy == 1.0
+    assert evaluate_plan(untyped, rows, backend, sandbox=None).accuracy == 0.0  # ordered list

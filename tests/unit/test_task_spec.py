@@ -10,7 +10,14 @@ import pytest
 
 from sgde.errors import DataError, TaskDataError, TaskSpecError, UsageError
 from sgde.plan.model import Plan
-from sgde.task import FieldType, TaskSpec, default_metric, infer_task, parse_field_option
+from sgde.task import (
+    FieldType,
+    TaskSpec,
+    declared_outputs,
+    default_metric,
+    infer_task,
+    parse_field_option,
+)
 
 DATE_ROWS: list[dict[str, Any]] = [
     {"id": 1, "start": "2024-01-05", "days": 3, "answer": "2024-01-08"},
@@ -247,6 +254,15 @@ def test_metadata_round_trip_is_json_and_keeps_order() -> None:
     assert list(back.outputs) == ["sorted", "tags", "kind", "total"]
     plan = Plan(name="p", metadata={"task": spec.to_metadata()})
     assert TaskSpec.from_metadata(plan.metadata["task"]) == spec
+
+
+def test_declared_outputs_of_a_plan() -> None:
+    spec = TaskSpec(description="t", inputs={"q": "string"}, outputs={"tags": "set[string]"})
+    plan = Plan(name="p", metadata={"task": spec.to_metadata()})
+    assert declared_outputs(plan.metadata) == {"tags": FieldType.parse("set[string]")}
+    assert declared_outputs({}) == {}
+    with pytest.raises(TaskSpecError):
+        declared_outputs({"task": {"outputs": {"a": "wat"}}})
 
 
 @pytest.mark.parametrize(

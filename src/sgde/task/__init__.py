@@ -27,7 +27,14 @@ from sgde.task.metrics import (
     safe_score,
     to_score,
 )
-from sgde.task.spec import OUTPUT_NAMES, TaskSpec, infer_task, parse_field_option, row_where
+from sgde.task.spec import (
+    OUTPUT_NAMES,
+    TaskSpec,
+    declared_outputs,
+    infer_task,
+    parse_field_option,
+    row_where,
+)
 from sgde.task.types import FieldType, TaskValueError, gold_type, infer_type, parse_date
 
 __all__ = [
@@ -40,6 +47,7 @@ __all__ = [
     "TaskValueError",
     "UserMetric",
     "answer_correct",
+    "declared_outputs",
     "default_metric",
     "gold_type",
     "infer_task",

@@ -20,6 +20,7 @@ from sgde.task.types import FieldType, TaskValueError, infer_type
 __all__ = [
     "OUTPUT_NAMES",
     "TaskSpec",
+    "declared_outputs",
     "infer_task",
     "parse_field_option",
     "row_where",
@@ -219,6 +220,18 @@ class TaskSpec(BaseModel):
         lines = [f"in   {n}: {t} ({t.describe()})" for n, t in self.inputs.items()]
         lines += [f"out  {n}: {t} ({t.describe()})" for n, t in self.outputs.items()]
         return "\n".join(lines)
+
+
+def declared_outputs(metadata: Mapping[str, Any]) -> dict[str, FieldType]:
+    """The output types a plan declares in ``metadata["task"]`` (empty when it has none).
+
+    Raises:
+        TaskSpecError: when ``metadata["task"]`` is present but not a task spec.
+    """
+    data = metadata.get("task")
+    if data is None:
+        return {}
+    return dict(TaskSpec.from_metadata(data).outputs)
 
 
 def parse_field_option(text: str) -> tuple[str, FieldType | None]:
