@@ -28,6 +28,7 @@ from sgde.runtime.backend import Backend, ModelBindings
 from sgde.runtime.executor import Executor, ExecutorSettings, RunResult
 from sgde.runtime.sandbox import SandboxPool
 from sgde.runtime.sync import run_sync
+from sgde.task.spec import declared_outputs
 
 __all__ = [
     "STUDENT_ROLE",
@@ -293,10 +294,11 @@ def score_run(
         keep_trace: ``"all"``, ``"failures"`` or ``"none"``.
     """
     fields = gold_fields(plan, row)
+    types = declared_outputs(plan.metadata)  # a compiled plan's typed outputs, when it has them
     gold = {f: row[f] for f in fields}
     pred = {f: result.outputs.get(f) for f in fields}
     correct = bool(result.ok) and all(
-        pred[f] is not None and answer_correct(pred[f], gold[f]) for f in fields
+        pred[f] is not None and answer_correct(pred[f], gold[f], types.get(f)) for f in fields
     )
     trace = result.trace
     student = trace.usage_by_role.get(STUDENT_ROLE)
