@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from sgde.cli import compile_cmd, data_cmds, eval_cmds, models_cmd, plan_cmds, run_cmd
 from sgde.cli.common import out_console, run_cli
+from sgde.cli.lazy import LazyGroup
 
 __all__ = ["app", "main"]
 
@@ -18,6 +18,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Command modules are imported when a command runs, not for `sgde --help` (see cli.lazy).
+    cls=LazyGroup,
 )
 
 
@@ -46,14 +48,6 @@ def _root(
     Exit status: 0 success, 1 failure (invalid plan, failed run), 2 usage error (bad
     option, unreadable input, unwritable output), 70 internal error, 130 interrupted.
     """
-
-
-plan_cmds.register(app)
-run_cmd.register(app)
-models_cmd.register(app)
-compile_cmd.register(app)
-eval_cmds.register(app)
-data_cmds.register(app)
 
 
 def main() -> None:
