@@ -165,9 +165,12 @@ def test_date_schema_accepts_iso_and_rejects_other_spellings() -> None:
     ],
 )
 def test_coerce(text: str, value: Any, expected: Any) -> None:
-    got = FieldType.parse(text).coerce(value)
+    ftype = FieldType.parse(text)
+    got = ftype.coerce(value)
     assert got == expected
     assert type(got) is type(expected)
+    assert ftype.coerce(got) == got  # idempotent: checked rows can be checked again
+    assert ftype.correct(value, got) and ftype.correct(got, value)
 
 
 @pytest.mark.parametrize(
