@@ -103,7 +103,12 @@ def search_expressions(
     m = len(golds)
     if m < 2 or any(len(r) != len(names) for r in rows) or len(rows) != m:
         return SearchResult(None, 0, 0, 0)
-    tol = [max(1e-6, 0.5 * 10 ** (-decimals_of(g))) for g in golds]
+    # Strict closeness: a rounded gold (two or more decimals) admits rounding at its last
+    # decimal; otherwise only float noise — rounding to integers is the explicit round(e).
+    tol = [
+        0.5 * 10 ** (-decimals_of(g)) if decimals_of(g) >= 2 else 1e-6 * max(1.0, abs(g))
+        for g in golds
+    ]
 
     def near(values: tuple[float, ...]) -> bool:
         return all(abs(v - g) <= t * 1.0000001 for v, g, t in zip(values, golds, tol, strict=True))
