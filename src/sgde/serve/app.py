@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sgde import __version__
+from sgde._version import __version__
 from sgde.errors import SgdeError, UsageError
 from sgde.serve.errors import ApiError
 from sgde.serve.service import Outcome, PlanService, check_inputs
