@@ -44,6 +44,7 @@ from sgde.errors import (
 if TYPE_CHECKING:
     from sgde.evaluation.evaluate import EvalResult, evaluate_plan, evaluate_plan_async
     from sgde.models import ModelHub, ModelSettings, resolve_model
+    from sgde.models.plan_models import run_sync
     from sgde.optimize import CompileResult, CompileSettings, compile, compile_async
     from sgde.plan import (
         CodeNode,
@@ -110,6 +111,7 @@ _LAZY: dict[str, str] = {
     ),
     **dict.fromkeys(("SandboxLimits", "SandboxPool"), "sgde.runtime.sandbox"),
     **dict.fromkeys(("ModelHub", "ModelSettings", "resolve_model"), "sgde.models"),
+    "run_sync": "sgde.models.plan_models",
     **dict.fromkeys(
         ("CompileResult", "CompileSettings", "compile", "compile_async"), "sgde.optimize"
     ),
@@ -168,6 +170,7 @@ __all__ = [
     "plan_hash",
     "read_traces",
     "resolve_model",
+    "run_sync",
     "save_plan",
     "validate_plan",
     "write_traces",

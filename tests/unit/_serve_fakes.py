@@ -44,8 +44,8 @@ nodes:
   - id: ask
     kind: llm
     inputs: {n: input.n}
-    prompt: "{variant} {{{{ n }}}}"
-    output_schema: {{type: object, properties: {{value: {{type: integer}}}}, required: [value]}}
+    prompt: "VARIANT {{ n }}"
+    output_schema: {type: object, properties: {value: {type: integer}}, required: [value]}
 """
 
 
@@ -54,7 +54,7 @@ def duck_plan() -> Plan:
 
 
 def ab_plan(variant: str) -> Plan:
-    return loads_plan(AB.format(variant=variant))
+    return loads_plan(AB.replace("VARIANT", variant))
 
 
 def first_number(request: ChatRequest) -> dict[str, Any]:

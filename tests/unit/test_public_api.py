@@ -51,6 +51,7 @@ TOP_LEVEL = {
     "ModelHub",
     "ModelSettings",
     "resolve_model",
+    "run_sync",
     "compile",
     "compile_async",
     "CompileResult",
