@@ -255,3 +255,43 @@ def test_program_round_trips_through_json() -> None:
 @pytest.mark.parametrize("bad", ["def solution(:\n", "x = 1\n", "def solution():\n    return 1\n"])
 def test_unliftable_code_says_why(bad: str) -> None:
     assert isinstance(lift_row_solution(bad, LETTERS, LETTER_ROWS[0], 0), str)
+
+
+async def test_numeric_word_problems_lift_as_before() -> None:
+    """The GSM path: the duck-eggs solution lifts into four integer params, aligned by position."""
+    from _optimize_fakes import GOOD_SOLUTION, ROWS
+
+    task = TaskSpec(
+        description="Answer the math word problem with one number.",
+        inputs={"question": "string"},
+        outputs={"answer": "number"},
+    )
+    code = GOOD_SOLUTION.format(a=16, b=3, c=4, d=2)
+    fake = _no_teacher()
+    programs = await program_candidates(
+        fake.teacher,
+        InProcessCodeRunner(),
+        task,
+        ROWS,
+        default_metric(task),
+        _sol(code),
+        budget=SourceBudget(whole_samples=0, enumerate=False),
+    )
+    p = programs[0]
+    assert list(p.params) == ["eggs_per_day", "eaten", "baked", "price"]
+    assert all(str(t) == "integer" for t in p.params.values())
+    assert p.values[1] == {"eggs_per_day": 1600, "eaten": 31, "baked": 47, "price": 7}
+    assert p.verified_rows == 3 and p.raw_inputs == {}
+
+
+def test_percent_literals_lift_as_the_written_percentage() -> None:
+    task = TaskSpec(description="d", inputs={"question": "string"}, outputs={"answer": "number"})
+    code = "def solution():\n    price = 80\n    return price * (1 - 0.25)\n"
+    lift = lift_row_solution(code, task, {"question": "A coat costs 80 dollars, 25% off."}, 0)
+    assert not isinstance(lift, str)
+    assert [(p.name, p.seed_value, p.source.percent) for p in lift.params] == [
+        ("price", 80, False),
+        ("number_2", 25, True),
+    ]
+    program = lift.program(["answer"])
+    assert program is not None and "number_2 / 100" in program

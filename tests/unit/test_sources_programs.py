@@ -263,3 +263,21 @@ def test_instrument_reports_straight_line_intermediates() -> None:
     exec(compile(out, "<test>", "exec"), env)  # our own test code
     assert env["run"](5) == {"result": 6, "vars": {"y": 6}}
     assert env["run"](0) == {"result": 2, "vars": {"y": 1, "w": 2}}
+
+
+async def test_usage_examples_after_the_solution_do_not_fail_verification() -> None:
+    reply = fenced(
+        "def solution():\n    return {'count': 3}\n\nprint(solution())\n"
+        "if __name__ == '__main__':\n    solution()\n"
+    )
+    fake = ScriptedTeacher({"solve": lambda req: reply})
+    sols = await solve_rows(
+        fake.teacher,
+        InProcessCodeRunner(),
+        STRUCTURED,
+        S_ROWS[:1],
+        default_metric(STRUCTURED),
+        samples=1,
+        seed=0,
+    )
+    assert len(sols[0]) == 1 and "print" not in sols[0][0].code

@@ -25,6 +25,7 @@ from sgde.runtime.calls import CodeRunner
 __all__ = [
     "HARNESS_ENTRY",
     "CodeRun",
+    "clean_code",
     "entry_params",
     "harnessed",
     "instrument",
@@ -138,6 +139,52 @@ def instrument(code: str, entry: str = "run") -> str:
                             seen.append(t.id)
             node.body = new_body
     ast.fix_missing_locations(tree)
+    return ast.unparse(tree) + "\n"
+
+
+def _constant_expr(node: ast.AST) -> bool:
+    return all(
+        isinstance(
+            n,
+            (
+                ast.Constant,
+                ast.Tuple,
+                ast.List,
+                ast.Dict,
+                ast.Set,
+                ast.UnaryOp,
+                ast.BinOp,
+                ast.operator,
+                ast.unaryop,
+                ast.Load,
+            ),
+        )
+        for n in ast.walk(node)
+    )
+
+
+def clean_code(code: str) -> str:
+    """Teacher code without the top-level statements no program needs.
+
+    Models often append a usage example (``print(solution())``, an ``if __name__ ...``
+    block, a bare call); the sandbox refuses any top-level statement with effects. Kept:
+    imports, function definitions, docstrings and assignments of constants. Code that does
+    not parse is returned unchanged (verification then reports why).
+    """
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError):
+        return code
+    kept: list[ast.stmt] = [
+        stmt
+        for stmt in tree.body
+        if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.FunctionDef))
+        or (isinstance(stmt, ast.Assign) and _constant_expr(stmt.value))
+        or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant))
+    ]
+    if len(kept) == len(tree.body):
+        return code
+    tree.body = kept
     return ast.unparse(tree) + "\n"
 
 

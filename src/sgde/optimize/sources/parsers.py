@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sgde.optimize.events import CompileEvent, EventSink, emit
-from sgde.optimize.sources.code import entry_params, program_source, run_harnessed
+from sgde.optimize.sources.code import (
+    clean_code,
+    entry_params,
+    program_source,
+    run_harnessed,
+)
 from sgde.optimize.sources.context import row_inputs, task_context, value_text
 from sgde.optimize.sources.programs import Program
 from sgde.optimize.teacher import Teacher, render_prompt
@@ -193,11 +198,13 @@ async def parser_candidates(
     found: list[Parser] = []
     seen: set[str] = set()
     for k in range(samples):
-        code = await teacher.code(
-            prompt,
-            purpose="parser",
-            temperature=0.0 if k == 0 else temperature,
-            seed=seed + 3571 * k,
+        code = clean_code(
+            await teacher.code(
+                prompt,
+                purpose="parser",
+                temperature=0.0 if k == 0 else temperature,
+                seed=seed + 3571 * k,
+            )
         )
         params = entry_params(code, "run")
         why = ""

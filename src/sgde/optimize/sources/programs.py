@@ -22,7 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sgde.optimize.events import CompileEvent, EventSink, emit
-from sgde.optimize.sources.code import entry_params, program_source, run_harnessed
+from sgde.optimize.sources.code import (
+    clean_code,
+    entry_params,
+    program_source,
+    run_harnessed,
+)
 from sgde.optimize.sources.context import read_outputs, row_inputs, task_context, value_text
 from sgde.optimize.sources.lifting import (
     LiftParam,
@@ -389,11 +394,13 @@ async def _lift_program(
             ],
             **task_context(task),
         )
-        repaired = await teacher.code(
-            prompt,
-            purpose="repair",
-            temperature=0.0 if round_ == 0 else budget.temperature,
-            seed=seed + 31 * round_,
+        repaired = clean_code(
+            await teacher.code(
+                prompt,
+                purpose="repair",
+                temperature=0.0 if round_ == 0 else budget.temperature,
+                seed=seed + 31 * round_,
+            )
         )
         searched += 1
         if entry_params(repaired, "solution") != names:
@@ -470,11 +477,13 @@ async def _whole_programs(
     values: list[dict[str, Any] | None] = [row_inputs(task, r) for r in rows]
     found: list[Program] = []
     for k in range(samples):
-        text = await teacher.code(
-            prompt,
-            purpose="whole",
-            temperature=0.0 if k == 0 else budget.temperature,
-            seed=seed + 104729 * k,
+        text = clean_code(
+            await teacher.code(
+                prompt,
+                purpose="whole",
+                temperature=0.0 if k == 0 else budget.temperature,
+                seed=seed + 104729 * k,
+            )
         )
         params = entry_params(text, "run")
         if params is None or sorted(params) != sorted(names):

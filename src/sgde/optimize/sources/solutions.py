@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sgde.optimize.events import CompileEvent, EventSink, emit
-from sgde.optimize.sources.code import entry_params, run_harnessed
+from sgde.optimize.sources.code import clean_code, entry_params, run_harnessed
 from sgde.optimize.sources.context import read_outputs, row_inputs, task_context, value_text
 from sgde.optimize.teacher import Teacher, render_prompt
 from sgde.runtime.calls import CodeRunner
@@ -183,11 +183,13 @@ async def solve_rows(
             if enough is not None and len(found) >= enough:
                 break
             prompt = render_prompt(STYLES[attempt.style], case=case, **context)
-            code = await teacher.code(
-                prompt,
-                purpose="solve",
-                temperature=attempt.temperature,
-                seed=attempt.seed,
+            code = clean_code(
+                await teacher.code(
+                    prompt,
+                    purpose="solve",
+                    temperature=attempt.temperature,
+                    seed=attempt.seed,
+                )
             )
             key = code.strip()
             if key in seen:
