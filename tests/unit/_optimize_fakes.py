@@ -146,6 +146,7 @@ class FakeTeacher:
         self.budget_after = budget_after
         self.crash_on = crash_on
         self.seen: list[str] = []
+        self.prompts: list[str] = []
         self.backend = FunctionBackend(
             self._reply, name="fake:teacher", capabilities=Capabilities(json_schema=True)
         )
@@ -181,6 +182,7 @@ class FakeTeacher:
         else:
             raise AssertionError(f"unexpected teacher prompt: {text[:200]}")
         self.seen.append(kind)
+        self.prompts.append(text)
         if self.crash_on == kind:
             raise RuntimeError("simulated crash")
         if kind == "coldstart":
@@ -195,7 +197,7 @@ class FakeTeacher:
             )
         if kind == "solve":
             problem = case_text(text)
-            a, b, c, d = numbers(problem)[:4]
+            a, b, c, d = [*numbers(problem), 0, 0, 0, 0][:4]
             return "```python\n" + self.solution.format(a=a, b=b, c=c, d=d) + "```"
         if kind == "whole":
             return self.whole

@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _optimize_fakes import ROWS, FakeTeacher, InProcessRunner, single_plan, student_backend
+from _optimize_fakes import (
+    ROWS,
+    FakeTeacher,
+    InProcessRunner,
+    single_plan,
+    student_backend,
+    system_text,
+    user_text,
+)
 
 from sgde.optimize import CompileEvent, CompileSettings, compile_async
 from sgde.optimize.checkpoint import Checkpoint
@@ -206,3 +214,305 @@ async def test_usage_errors() -> None:
         await _compile(FakeTeacher(), rows=[])
     with pytest.raises(UsageError, match="checkpoint directory"):
         await _compile(FakeTeacher(), resume=True)
+
+
+# ---------------------------------------------------------------- typed tasks
+
+
+LABEL_ROWS = [{"text": f"item number {i}", "label": "pos" if i % 2 else "neg"} for i in range(10)]
+GREEDY_RIGHT = {0, 1, 2, 4, 5, 7, 9}  # 7 of 10 rows: the greedy answer is right on 70 %
+
+
+def _label_plan() -> Any:
+    from sgde.plan.model import Plan
+
+    node = LlmNode(
+        id="label",
+        inputs={"text": "input.text"},
+        system="Label the item.",
+        prompt="{{ text }}",
+        output_schema={
+            "type": "object",
+            "properties": {"label": {"type": "string"}},
+            "required": ["label"],
+        },
+    )
+    return Plan(
+        name="labels", inputs={"text": "string"}, outputs={"label": "label.label"}, nodes=[node]
+    )
+
+
+def _seventy_percent_student() -> FunctionBackend:
+    """Right with probability 0.7 per sample; greedy answers right on 7 of the 10 rows."""
+    import random
+
+    def reply(req: ChatRequest) -> dict[str, Any]:
+        text = req.messages[-1].content
+        i = next(k for k, r in enumerate(LABEL_ROWS) if r["text"] == text.strip())
+        gold, wrong = LABEL_ROWS[i]["label"], "neg" if LABEL_ROWS[i]["label"] == "pos" else "pos"
+        if not req.temperature:
+            return {"label": gold if i in GREEDY_RIGHT else wrong}
+        right = random.Random(f"{req.seed}:{i}").random() < 0.7
+        return {"label": gold if right else wrong}
+
+    return FunctionBackend(reply, name="fake:student", capabilities=Capabilities(json_schema=True))
+
+
+async def test_consensus_is_chosen_and_accepted_for_a_student_right_70_percent() -> None:
+    fake = FakeTeacher(solution=WRONG_SOLUTION)
+    result = await _compile(
+        fake,
+        student=_seventy_percent_student(),
+        plan=_label_plan(),
+        rows=LABEL_ROWS,
+        settings=CompileSettings(max_iters=2, repeats=2),
+    )
+    report = result.report
+    first = report.iterations[0]
+    assert first.proposal["direction"] == "consensus", first.proposal
+    assert first.accepted, first.why
+    assert report.initial_loss == pytest.approx(0.3)
+    assert report.final_loss < 0.3
+    assert isinstance(result.plan.node("label_vote"), ConsensusNode)
+    assert result.plan.metadata["task"]["outputs"]["label"].startswith("enum")
+
+
+async def test_user_metric_feedback_reaches_the_critique() -> None:
+    def metric(row: dict[str, Any], outputs: dict[str, Any]) -> tuple[float, str]:
+        ok = outputs.get("label") == row["label"]
+        return (1.0, "") if ok else (0.0, f"said {outputs.get('label')}, wanted {row['label']}")
+
+    fake = FakeTeacher(solution=WRONG_SOLUTION)
+    result = await _compile(
+        fake,
+        student=_seventy_percent_student(),
+        plan=_label_plan(),
+        rows=LABEL_ROWS,
+        metric=metric,
+        settings=CompileSettings(max_iters=1, repeats=1),
+    )
+    critiques = [p for p, k in zip(fake.prompts, fake.seen, strict=True) if k == "critique"]
+    assert critiques and "the task's metric says: said neg, wanted pos" in critiques[0]
+    assert result.report.initial_loss == pytest.approx(0.3)
+
+
+async def test_a_metric_that_raises_names_the_metric_and_the_row() -> None:
+    from sgde.errors import TaskMetricError
+
+    def broken(row: dict[str, Any], outputs: dict[str, Any]) -> float:
+        raise ValueError("boom")
+
+    with pytest.raises(TaskMetricError, match=r"raised ValueError on training row 1: boom"):
+        await _compile(
+            FakeTeacher(),
+            plan=_label_plan(),
+            rows=LABEL_ROWS,
+            metric=broken,
+            student=_seventy_percent_student(),
+        )
+
+
+async def test_a_string_label_task_compiles_to_a_string_typed_plan() -> None:
+    fake = FakeTeacher(
+        coldstart=[{"name": "labels", "system": "Label it.", "prompt": "{{ text }}"}]
+    )
+    result = await _compile(
+        fake,
+        plan="Label the item as pos or neg.",
+        rows=LABEL_ROWS,
+        student=_seventy_percent_student(),
+        settings=CompileSettings(max_iters=0),
+    )
+    node = result.plan.node("solve")
+    assert isinstance(node, LlmNode) and node.output_schema is not None
+    label = node.output_schema["properties"]["label"]
+    assert label["type"] == "string" and label.get("enum") == ["neg", "pos"]
+    assert result.plan.metadata["task"]["outputs"] == {"label": "enum[neg,pos]"}
+    assert result.report.task["inputs"] == {"text": "string"}
+    assert "expected output" in fake.prompts[0] and "label (enum[neg,pos])" in fake.prompts[0]
+
+
+async def test_bad_rows_name_the_row_and_field() -> None:
+    from sgde.errors import TaskDataError
+
+    rows = [dict(r) for r in ROWS]
+    rows[1] = {"question": rows[1]["question"], "answer": "many"}
+    with pytest.raises(TaskDataError, match="answer") as info:
+        await _compile(FakeTeacher(), rows=rows, rows_where="rows.jsonl")
+    assert "rows.jsonl:2" in str(info.value)
+
+
+def test_sync_compile_refuses_a_running_loop() -> None:
+    import asyncio
+
+    from sgde.errors import UsageError
+    from sgde.optimize import compile
+
+    async def inside() -> None:
+        with pytest.raises(UsageError, match="compile_async"):
+            compile(
+                single_plan(),
+                ROWS,
+                teacher=FakeTeacher().backend,
+                student=student_backend(),
+                sandbox=InProcessRunner(),
+            )
+
+    asyncio.run(inside())
+
+
+# ---------------------------------------------------------------- multi-node workflows
+
+QTY_ROWS = [
+    {"text": "The box holds 7 apples.", "answer": 14},
+    {"text": "There are 12 pears in the crate.", "answer": 24},
+    {"text": "Count: 30 plums.", "answer": 60},
+]
+DOUBLE_SOLUTION = "def solution():\n    quantity = {a}\n    return {{'answer': quantity * 2}}\n"
+QTY_PARSER = (
+    "```python\nimport re\n\ndef run(text):\n"
+    "    return {'quantity': int(re.findall(r'\\d+', text)[0])}\n```"
+)
+
+
+def _two_node_plan() -> Any:
+    from sgde.plan.model import Plan
+
+    extract = LlmNode(
+        id="extract",
+        inputs={"text": "input.text"},
+        system="Read the quantity.",
+        prompt="{{ text }}",
+        output_schema={
+            "type": "object",
+            "properties": {"quantity": {"type": "integer"}},
+            "required": ["quantity"],
+        },
+    )
+    compute = CodeNode(
+        id="compute",
+        inputs={"quantity": "extract.quantity"},
+        code="def run(quantity):\n    return {'answer': quantity * 2}\n",
+    )
+    return Plan(
+        name="double",
+        inputs={"text": "string"},
+        outputs={"answer": "compute.answer"},
+        nodes=[extract, compute],
+    )
+
+
+def _off_by_one_student() -> FunctionBackend:
+    def reply(req: ChatRequest) -> dict[str, Any]:
+        text = req.messages[-1].content
+        return {"quantity": int("".join(ch for ch in text if ch.isdigit())) + 1}
+
+    return FunctionBackend(reply, name="fake:student", capabilities=Capabilities(json_schema=True))
+
+
+async def test_an_intermediate_node_is_supervised_and_offloaded() -> None:
+    fake = FakeTeacher(solution=DOUBLE_SOLUTION, whole=QTY_PARSER)
+    result = await _compile(
+        fake,
+        student=_off_by_one_student(),
+        plan=_two_node_plan(),
+        rows=QTY_ROWS,
+        settings=CompileSettings(max_iters=2, repeats=1),
+    )
+    report = result.report
+    first = report.iterations[0]
+    stats = first.details["statistics"]
+    # the teacher's solutions named the variable after the node field: extract is supervised
+    assert stats["extract"]["fields"]["quantity"]["error_rate"] == 1.0
+    assert first.proposal == {
+        "node_id": "extract",
+        "direction": "offload",
+        "reason": first.proposal["reason"],
+    }
+    assert first.accepted and report.final_loss == 0.0
+    assert "no student call left" in (first.edit or "")
+    assert all(n.kind == "code" for n in result.plan.nodes)
+    assert any("needs no student call" in n for n in report.notes)
+    assert "whole" in report.pac["sources"]
+    solve_prompt = fake.prompts[fake.seen.index("solve")]
+    assert "keep each step's result in a variable with exactly this name: quantity" in solve_prompt
+    history = result.plan.metadata["compile"]["history"]
+    assert history[0]["direction"] == "offload" and history[0]["outcome"] == "accepted"
+
+
+async def test_offload_is_tried_even_when_no_row_solution_verifies() -> None:
+    whole = (
+        "```python\ndef run(question):\n    import re\n"
+        "    a, b, c, d = [int(x) for x in re.findall(r'\\d+', question)[:4]]\n"
+        "    return {'answer': (a - b - c) * d}\n```"
+    )
+    fake = FakeTeacher(solution=WRONG_SOLUTION, whole=whole)
+    result = await _compile(fake, settings=CompileSettings(max_iters=2, repeats=1))
+    report = result.report
+    assert report.supervision["verified"] == 0
+    first = report.iterations[0]
+    assert first.proposal["direction"] == "offload" and first.accepted
+    assert report.final_loss == 0.0
+    assert "whole program" in (first.edit or "")
+
+
+# ---------------------------------------------------------------- node-level search
+
+PRICE_PARSER = (
+    "```python\nimport re\n\ndef run(question):\n"
+    "    return {'price': int(re.search(r'\\$(\\d+)', question).group(1))}\n```"
+)
+
+
+def _price_student(fixed_by_rewrite: bool) -> FunctionBackend:
+    """Solves nothing; copies every quantity right except the price (one too high) — unless
+    its prompt was rewritten and ``fixed_by_rewrite``."""
+    from _optimize_fakes import PARAM_ORDER, VALUES
+
+    def reply(req: ChatRequest) -> dict[str, Any]:
+        text = user_text(req)
+        props = dict((req.json_schema or {}).get("properties", {}))
+        if "price" not in props and "eaten" not in props:
+            return {"answer": 1}
+        i = next(k for k, r in enumerate(ROWS) if r["question"] in text)
+        careful = fixed_by_rewrite and "Be careful" in system_text(req)
+        return {
+            n: VALUES[i][PARAM_ORDER[n]] + (1 if n == "price" and not careful else 0) for n in props
+        }
+
+    return FunctionBackend(reply, name="fake:student", capabilities=Capabilities(json_schema=True))
+
+
+async def test_an_offload_that_ties_is_kept_then_repaired_by_a_rewrite() -> None:
+    fake = FakeTeacher(whole="no code")
+    result = await _compile(
+        fake,
+        student=_price_student(fixed_by_rewrite=True),
+        settings=CompileSettings(max_iters=5, repeats=1, patience=3),
+    )
+    its = result.report.iterations
+    assert its[0].proposal["direction"] == "offload" and its[0].accepted
+    assert its[0].candidate_loss == 1.0  # an end-to-end tie ...
+    assert "node-level error 1.000 → 0.250" in its[0].why  # ... kept on the node-level error
+    assert result.report.final_loss == 0.0
+    assert its[-1].accepted and its[-1].proposal["direction"] == "rewrite_prompt"
+    assert its[-1].proposal["node_id"] == "solve_extract"
+
+
+async def test_a_field_the_student_keeps_missing_is_parsed_by_verified_code() -> None:
+    fake = FakeTeacher(whole="no code", parser=PRICE_PARSER)
+    result = await _compile(
+        fake,
+        student=_price_student(fixed_by_rewrite=False),
+        settings=CompileSettings(max_iters=6, repeats=1, patience=4),
+    )
+    its = result.report.iterations
+    directions = [(r.proposal or {}).get("direction") for r in its]
+    assert directions[0] == "offload" and "parse" in directions
+    parse = its[directions.index("parse")]
+    assert parse.accepted and parse.candidate_loss == 0.0
+    assert "rewrite_prompt" in directions[: directions.index("parse")]
+    node = result.plan.node("solve_extract_parse")
+    assert isinstance(node, CodeNode) and node.outputs == ["price"]
+    extract = result.plan.node("solve_extract")
+    assert isinstance(extract, LlmNode) and "price" not in extract.fields()

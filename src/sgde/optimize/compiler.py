@@ -25,7 +25,7 @@ from sgde.plan.model import Plan
 from sgde.runtime.backend import Backend
 from sgde.runtime.calls import CodeRunner
 from sgde.runtime.sync import run_sync
-from sgde.task import Metric, TaskSpec, infer_task, metric_name, row_where
+from sgde.task import Metric, TaskSpec, infer_task, row_where
 from sgde.task import default_metric as task_default_metric
 
 __all__ = [
@@ -196,7 +196,7 @@ async def compile_async(
         rows=rows,
         task=spec,
         metric=chosen,
-        metric_name=metric_name(chosen),
+        rows_where=rows_where,
         teacher=teacher,
         student=student,
         sandbox=sandbox,

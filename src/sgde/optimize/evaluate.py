@@ -22,7 +22,7 @@ from sgde.plan.model import LlmNode, Plan
 from sgde.runtime.backend import Usage
 from sgde.runtime.executor import Executor, RunResult
 from sgde.runtime.trace import write_traces
-from sgde.task import Metric, Score, safe_score
+from sgde.task import Metric, Score, row_where, safe_score
 
 __all__ = ["PlanEval", "evaluate_plan_rows", "node_loss"]
 
@@ -67,7 +67,7 @@ async def evaluate_plan_rows(
     rows: Sequence[Mapping[str, Any]],
     *,
     metric: Metric,
-    metric_name: str,
+    rows_where: str = "rows",
     repeats: int,
     seed: int,
     trace_path: Path | None = None,
@@ -90,9 +90,7 @@ async def evaluate_plan_rows(
         for i, (row, res) in enumerate(zip(rows, batch, strict=False)):
             usage = usage + res.trace.usage
             if res.ok:
-                score: Score = safe_score(
-                    metric, row, res.outputs, where=f"{metric_name} on training row {i + 1}"
-                )
+                score: Score = safe_score(metric, row, res.outputs, where=_where(rows_where, i + 1))
                 rep_scores.append(min(1.0, max(0.0, score.value)))
                 rep_feedback.append(score.feedback)
             else:
@@ -109,6 +107,10 @@ async def evaluate_plan_rows(
     flat = [s for rep in scores for s in rep]
     loss = 1.0 - sum(flat) / len(flat) if flat else 1.0
     return PlanEval(loss, scores, feedback, outputs, finals, results, usage.total_tokens, usage)
+
+
+def _where(rows_where: str, number: int) -> str:
+    return f"training row {number}" if rows_where == "rows" else row_where(rows_where, number)
 
 
 def node_loss(plan: Plan, evaluation: PlanEval, expected: Expected) -> float | None:

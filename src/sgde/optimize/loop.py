@@ -41,7 +41,7 @@ from sgde.optimize.operators.registry import EditContext, OperatorRegistry
 from sgde.optimize.pac import pac_statement
 from sgde.optimize.placement import Proposal, rank_proposals
 from sgde.optimize.program_source import SupervisionSource
-from sgde.optimize.records import EditRecord, history_lines
+from sgde.optimize.records import EditRecord
 from sgde.optimize.report import CompileReport, IterationRecord
 from sgde.optimize.settings import CompileSettings
 from sgde.optimize.state import LoopState
@@ -111,7 +111,7 @@ class CompileLoop:
         rows: list[dict[str, Any]],
         task: TaskSpec,
         metric: Metric,
-        metric_name: str,
+        rows_where: str,
         teacher: Backend,
         student: Backend,
         sandbox: CodeRunner,
@@ -123,7 +123,7 @@ class CompileLoop:
         self.rows = rows
         self.task = task
         self.metric = metric
-        self.metric_name = metric_name
+        self.rows_where = rows_where
         self.teacher_backend = teacher
         self.student = student
         self.sandbox = sandbox
@@ -174,7 +174,7 @@ class CompileLoop:
             plan,
             self.rows,
             metric=self.metric,
-            metric_name=self.metric_name,
+            rows_where=self.rows_where,
             repeats=self.settings.repeats,
             seed=self.settings.seed,
             trace_path=trace,
@@ -440,7 +440,7 @@ class CompileLoop:
             teacher=self.teacher,
             stats=stats,
             failures=failures,
-            history=history_lines(self.state.history),
+            history=[r.line() for r in self.state.history if r.outcome != "accepted"],
             proposal=proposal,
         )
         it = self.state.iteration

@@ -30,7 +30,7 @@ from sgde.optimize.sources import (
     solve_rows,
 )
 from sgde.optimize.supervision import Solution
-from sgde.plan.model import Plan
+from sgde.plan.model import LlmNode, Plan
 from sgde.plan.refs import parse_ref
 from sgde.runtime.numbers import to_number
 from sgde.task import FieldType, Metric, TaskSpec, default_metric, infer_type
@@ -95,7 +95,7 @@ class SupervisionSource:
         solved: list[list[RowSolution]] = await solve_rows(
             loop.teacher,
             loop.sandbox,
-            loop.task,
+            _with_step_names(loop.task, plan),
             loop.rows,
             loop.metric,
             samples=settings.program_samples,
@@ -244,6 +244,24 @@ class SupervisionSource:
         for parser in found:
             self._count("parser", max(1, parser.searched))
         return list(found)
+
+
+def _with_step_names(task: TaskSpec, plan: Plan) -> TaskSpec:
+    """The task, its description asking to name intermediate variables after the fields of
+    the plan's intermediate LLM nodes (their values become those nodes' expected values)."""
+    final = {parse_ref(r).source for r in plan.outputs.values()}
+    names: list[str] = []
+    for node in plan.nodes:
+        if isinstance(node, LlmNode) and node.id not in final:
+            names.extend(f for f in node.fields() if f not in names and f not in task.outputs)
+    if not names:
+        return task
+    hint = (
+        " Work in steps and keep each step's result in a variable with exactly this name: "
+        + ", ".join(names)
+        + "."
+    )
+    return task.model_copy(update={"description": task.description.rstrip() + hint})
 
 
 def _single_output(
