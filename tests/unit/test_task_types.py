@@ -377,3 +377,13 @@ def test_plan_type_and_describe() -> None:
     assert FieldType.parse("string").describe() == "text"
     assert FieldType.parse("list[string]").describe() == "a list of strings"
     assert FieldType.parse("enum[a,b]").describe() == "one of 'a', 'b'"
+
+
+def test_inference_is_importable_where_the_api_documents_it() -> None:
+    from sgde.task import infer
+    from sgde.task import types as types_module
+
+    assert types_module.infer_type is infer.infer_type
+    assert types_module.gold_type is infer.gold_type
+    with pytest.raises(AttributeError):
+        _ = types_module.no_such_name

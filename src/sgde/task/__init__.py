@@ -15,6 +15,7 @@ coercion and a metric. :func:`answer_correct` is the one gold matcher of sgde.
 
 from __future__ import annotations
 
+from sgde.task.infer import gold_type, infer_type
 from sgde.task.metrics import (
     DefaultMetric,
     Metric,
@@ -35,7 +36,7 @@ from sgde.task.spec import (
     parse_field_option,
     row_where,
 )
-from sgde.task.types import FieldType, TaskValueError, gold_type, infer_type, parse_date
+from sgde.task.types import FieldType, TaskValueError, parse_date
 
 __all__ = [
     "OUTPUT_NAMES",

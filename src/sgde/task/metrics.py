@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any, Union
 
 from sgde.errors import TaskMetricError, TaskSpecError
+from sgde.task.infer import gold_type, same_value
 from sgde.task.spec import TaskSpec
-from sgde.task.types import FieldType, gold_type, same_value
+from sgde.task.types import FieldType
 
 __all__ = [
     "DefaultMetric",

@@ -15,7 +15,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from sgde.errors import TaskDataError, TaskSpecError
-from sgde.task.types import FieldType, TaskValueError, infer_type
+from sgde.task.infer import infer_type
+from sgde.task.types import FieldType, TaskValueError
 
 __all__ = [
     "OUTPUT_NAMES",
