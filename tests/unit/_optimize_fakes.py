@@ -165,7 +165,7 @@ class FakeTeacher:
             kind = "solve"
         elif "that computes the outputs of ANY case" in text:
             kind = "whole"
-        elif "For each parameter, write one short description" in text:
+        elif "A program computes the outputs of this task from the parameters" in text:
             kind = "describe"
         elif "Read these values from a case" in text:
             kind = "extract"
@@ -204,9 +204,12 @@ class FakeTeacher:
         if kind == "parser":
             return self.parser
         if kind == "describe":
-            found = re.search(r"with the keys ([\w, ]+), each mapped", text)
+            found = re.search(r"JSON object with the keys ([\w, ]+)", text)
             names = [n.strip() for n in found.group(1).split(",")] if found else []
-            return {n: f"the {n.replace('_', ' ')} in the problem" for n in names}
+            return {
+                n: {"name": n, "description": f"the {n.replace('_', ' ')} in the problem"}
+                for n in names
+            }
         if kind == "repair":
             return self.repair
         if kind == "critique":

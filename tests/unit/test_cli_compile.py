@@ -227,3 +227,109 @@ def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(
     )
     assert result.exit_code == 130
     assert "interrupted" in result.output and "--resume" in result.output
+
+
+def _word_rows(tmp_path: Path, rows: list[dict]) -> Path:
+    train = tmp_path / "words.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return train
+
+
+def test_compile_prints_the_inferred_task_and_takes_typed_outputs(
+    tmp_path: Path, fakes: dict
+) -> None:
+    rows = [
+        {"word": w, "letter": "r", "count": w.count("r"), "note": "x"}
+        for w in ("strawberry", "carrot", "mirror")
+    ]
+    train = _word_rows(tmp_path, rows)
+    metric_file = tmp_path / "my_metric.py"
+    metric_file.write_text(
+        "def score(row, outputs):\n"
+        "    ok = outputs.get('count') == row['count']\n"
+        "    return (1.0 if ok else 0.0, '' if ok else 'wrong count')\n"
+    )
+    out = tmp_path / "p.yaml"
+    result = CliRunner().invoke(
+        _app(),
+        [
+            "compile",
+            "--task",
+            "Count the letter in the word.",
+            "--train",
+            str(train),
+            "--input",
+            "word",
+            "--input",
+            "letter",
+            "--output",
+            "count:number",
+            "--metric",
+            f"{metric_file}:score",
+            "-m",
+            "teacher=fake:teacher",
+            "-m",
+            "student=fake:student",
+            "--max-iters",
+            "0",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "task: Count the letter in the word." in result.output
+    assert "in   word: string" in result.output and "out  count: number" in result.output
+    assert "note" not in result.output.split("metric:")[0]
+    assert f"metric: {metric_file}:score" in result.output
+    plan = load_plan(out)
+    assert plan.metadata["task"]["outputs"] == {"count": "number"}
+    assert set(plan.inputs) == {"word", "letter"}
+
+
+def test_compile_names_the_row_and_field_of_bad_data(tmp_path: Path, fakes: dict) -> None:
+    rows = [{"start": "2024-01-05", "days": 3, "due": "2024-01-08"}] * 2
+    rows = [*rows, {"start": "2024-02-01", "days": "three", "due": "2024-02-04"}]
+    train = _word_rows(tmp_path, rows)
+    code = run_cli(
+        _app(),
+        [
+            "compile",
+            "--task",
+            "Add the days to the date.",
+            "--train",
+            str(train),
+            "--output",
+            "due:date",
+            "--out",
+            str(tmp_path / "o.yaml"),
+        ],
+    )
+    assert code == 2
+    code = run_cli(
+        _app(),
+        [
+            "compile",
+            "--task",
+            "Count.",
+            "--train",
+            str(train),
+            "--metric",
+            "no_such_module_xyz:score",
+            "--out",
+            str(tmp_path / "o.yaml"),
+        ],
+    )
+    assert code == 2
+
+
+def test_compile_bad_data_message(tmp_path: Path, fakes: dict) -> None:
+    rows = [{"start": "2024-01-05", "days": 3, "due": "2024-01-08"}] * 2
+    rows = [*rows, {"start": "2024-02-01", "days": "three", "due": "2024-02-04"}]
+    train = _word_rows(tmp_path, rows)
+    result = CliRunner().invoke(
+        _app(),
+        ["compile", "--task", "Add days.", "--train", str(train), "--out", str(tmp_path / "o")],
+    )
+    assert result.exit_code != 0
+    message = str(result.exception) + result.output
+    assert "words.jsonl:3" in message and "days" in message

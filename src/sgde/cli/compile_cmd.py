@@ -30,9 +30,11 @@ from sgde.errors import DataError, UsageError
 from sgde.models import DEFAULT_STUDENT, DEFAULT_TEACHER, ModelHub, ModelSettings
 from sgde.optimize import CompileEvent, CompileResult, CompileSettings, compile_async
 from sgde.optimize import pac as pac_mod
+from sgde.optimize.compiler import resolve_task
 from sgde.plan import Plan, load_plan, save_plan
 from sgde.runtime.calls import CodeRunner
 from sgde.runtime.jsonl import read_jsonl
+from sgde.task import FieldType, Metric, TaskSpec, infer_task, load_metric, parse_field_option
 
 __all__ = ["bound", "compile_plan", "register"]
 
@@ -55,7 +57,8 @@ def _open_sandbox() -> contextlib.AbstractAsyncContextManager[CodeRunner]:
     return SandboxPool()
 
 
-def _rows(path: Path, m: int, plan: Plan | None, outputs: list[str]) -> list[dict[str, Any]]:
+def _rows(path: Path, m: int) -> list[dict[str, Any]]:
+    """The first ``m`` rows of the training file (fields and types are checked by the task)."""
     rows = read_jsonl(path)
     if len(rows) < m:
         raise DataError(
@@ -63,18 +66,7 @@ def _rows(path: Path, m: int, plan: Plan | None, outputs: list[str]) -> list[dic
             path=str(path),
             hint=f"add rows or pass --rows {len(rows)}",
         )
-    rows = rows[:m]
-    needed = list(plan.inputs) if plan is not None else []
-    for number, row in enumerate(rows, start=1):
-        missing = [k for k in [*needed, *outputs] if k not in row]
-        if missing:
-            raise DataError(
-                f"row lacks {', '.join(repr(k) for k in missing)}",
-                path=str(path),
-                line=number,
-                hint="training rows hold the plan's inputs and the gold value of each output",
-            )
-    return rows
+    return rows[:m]
 
 
 class _LiveView:
@@ -142,6 +134,9 @@ async def _run(
     checkpoint_dir: Path,
     resume: bool,
     view: _LiveView,
+    task: TaskSpec,
+    metric: Metric | None,
+    rows_where: str,
 ) -> tuple[CompileResult, dict[str, Any]]:
     async with contextlib.AsyncExitStack() as stack:
         hub = _open_hub(model_settings)
@@ -158,8 +153,60 @@ async def _run(
             checkpoint_dir=checkpoint_dir,
             resume=resume,
             events=view,
+            task=task,
+            metric=metric,
+            rows_where=rows_where,
         )
         return result, hub.usage_report()
+
+
+def _task_of(
+    start: Plan | str,
+    rows: list[dict[str, Any]],
+    *,
+    inputs: list[str] | None,
+    outputs: list[str] | None,
+    where: str,
+) -> TaskSpec:
+    """The typed task: fields from the plan or the options, types inferred or declared."""
+    names: list[str] = []
+    types: dict[str, FieldType] = {}
+    for text in outputs or []:
+        name, ftype = parse_field_option(text)
+        names.append(name)
+        if ftype is not None:
+            types[name] = ftype
+    ins = [parse_field_option(text)[0] for text in inputs or []]
+    for text in inputs or []:
+        name, ftype = parse_field_option(text)
+        if ftype is not None:
+            types[name] = ftype
+    if isinstance(start, Plan):
+        extra = [n for n in [*names, *ins] if n not in start.outputs and n not in start.inputs]
+        if extra:
+            raise UsageError(
+                f"the plan has no field {', '.join(repr(n) for n in extra)}",
+                hint="with a PLAN, --input/--output only declare types of its fields",
+            )
+        spec = resolve_task(start, rows, where=where)
+        if not types:
+            return spec
+        return infer_task(
+            rows,
+            description=spec.description,
+            inputs=list(start.inputs),
+            outputs=list(start.outputs),
+            types=types,
+            where=where,
+        )
+    return infer_task(
+        rows,
+        description=start,
+        inputs=ins or None,
+        outputs=names or None,
+        types=types,
+        where=where,
+    )
 
 
 def compile_plan(
@@ -170,6 +217,34 @@ def compile_plan(
     ] = None,
     task: Annotated[
         str | None, typer.Option("--task", help="Task text: the teacher drafts the plan.")
+    ] = None,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input",
+            metavar="NAME[:TYPE]",
+            help="An input field of the rows (repeat; default: every field but the outputs).",
+            show_default=False,
+        ),
+    ] = None,
+    outputs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--output",
+            metavar="NAME[:TYPE]",
+            help="An output field, optionally typed: answer:date, tags:set[string], "
+            "label:enum[pos,neg] (repeat; default: answer/output/label/..., types inferred).",
+            show_default=False,
+        ),
+    ] = None,
+    metric_ref: Annotated[
+        str | None,
+        typer.Option(
+            "--metric",
+            metavar="MODULE:FUNCTION",
+            help="Your metric(row, outputs) -> score in [0, 1], bool or (score, feedback); "
+            "a module path or a file.py (default: per-type exact match).",
+        ),
     ] = None,
     m: Annotated[
         int,
@@ -242,11 +317,18 @@ def compile_plan(
     if budget_tokens is not None and budget_usd is not None:
         raise UsageError("give --budget-tokens or --budget-usd, not both")
     start: Plan | str = load_plan(plan) if plan is not None else str(task)
-    outputs = list(start.outputs) if isinstance(start, Plan) else ["answer"]
     check_output_file(out, option="--out", inputs=[plan, train])
     report_dir = report or out.with_name(out.stem + ".report")
     check_output_dir(report_dir, option="--report")
-    rows = _rows(train, m, start if isinstance(start, Plan) else None, outputs)
+    metric = load_metric(metric_ref) if metric_ref is not None else None
+    rows = _rows(train, m)
+    spec = _task_of(start, rows, inputs=inputs, outputs=outputs, where=str(train))
+    shown = err_console if as_json else out_console
+    shown.print(
+        f"task: {escape(spec.description)}\n{escape(spec.describe())}"
+        + (f"\nmetric: {escape(metric_ref)}" if metric_ref else ""),
+        highlight=False,
+    )
     checkpoint_dir = report_dir / "checkpoint"
     if resume and not (checkpoint_dir / "state.json").is_file():
         raise UsageError(
@@ -279,6 +361,9 @@ def compile_plan(
                     checkpoint_dir=checkpoint_dir,
                     resume=resume,
                     view=view,
+                    task=spec,
+                    metric=metric,
+                    rows_where=str(train),
                 )
             )
     except KeyboardInterrupt:
@@ -311,6 +396,7 @@ def compile_plan(
             "usage": rep.usage,
             "wall_s": rep.wall_s,
             "pac": rep.pac,
+            "task": spec.to_metadata(),
         }
         typer.echo(dumps_json(summary, indent=2, default=str))
         return
