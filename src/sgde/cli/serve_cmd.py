@@ -111,10 +111,11 @@ def serve(
 ) -> None:
     """Serve plans over HTTP: versions, A/B weights, rollback, metrics, traces, a request log."""
     _require_serve()
-    from sgde.serve.server import build_app, run_server
+    from sgde.serve.server import build_app, configure_logging, run_server
     from sgde.serve.settings import ServeSettings
 
     check_output_parent(log, option="--log")
+    configure_logging()
     if routing is None:
         first_dir = next((s for s in sources if s.is_dir()), None)
         routing = first_dir / "routing.yaml" if first_dir is not None else None

@@ -23,7 +23,7 @@ from sgde.serve.service import PlanService
 from sgde.serve.settings import ServeSettings
 from sgde.serve.telemetry import OtelObserver, tracer_from_option
 
-__all__ = ["build_app", "run_server"]
+__all__ = ["build_app", "configure_logging", "run_server"]
 
 
 def build_app(
@@ -65,7 +65,8 @@ def build_app(
     return create_app(service, on_shutdown=close), service
 
 
-def _configure_logging() -> None:
+def configure_logging() -> None:
+    """One line per event of ``sgde.serve`` on stderr (request lines carry the version)."""
     logger = logging.getLogger("sgde.serve")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -79,7 +80,7 @@ def run_server(app: Any, settings: ServeSettings) -> None:
     """Serve ``app`` on ``settings.host:port`` until SIGTERM/SIGINT (blocking)."""
     import uvicorn
 
-    _configure_logging()
+    configure_logging()
     config = uvicorn.Config(
         app,
         host=settings.host,
