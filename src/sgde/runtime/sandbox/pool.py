@@ -239,12 +239,18 @@ class _Worker:
             )
         try:
             message = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            raise SandboxError(
-                f"the worker sent a malformed frame ({type(exc).__name__})", rule="worker-crashed"
-            ) from None
+        except (ValueError, RecursionError):
+            message = None
         if not isinstance(message, dict):
-            raise SandboxError("the worker sent a malformed frame", rule="worker-crashed")
+            # The body comes from the call process: code that tampered with its own
+            # serialiser. The frame itself (length, call id) came from the worker: keep it.
+            return {
+                "ok": False,
+                "rule": "forbidden-operation",
+                "message": "the call's response is not valid JSON (the code tampered with "
+                "the sandbox's result encoding)",
+                "line": None,
+            }
         return message
 
     def _stderr(self) -> str:
