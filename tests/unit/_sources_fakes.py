@@ -15,7 +15,7 @@ MARKERS = {
     "Solve ONE case of this task": "solve",
     "First write two or three short comment lines": "solve_plan",
     "Read these values from a case": "extract",
-    "For each parameter, write one short description": "describe",
+    "For each parameter give:": "describe",
     "that READS these values": "parser",
     "It gives wrong results on these cases": "repair",
     "that computes the outputs of ANY case": "whole",
@@ -76,3 +76,16 @@ LETTER_TASK = TaskSpec(
     inputs={"question": "string"},
     outputs={"answer": "integer"},
 )
+
+
+def describer(
+    names: dict[str, str] | None = None, text: str = "the {} of the task"
+) -> Callable[[ChatRequest], Any]:
+    """A describe handler: each param keeps its name (or ``names[param]``), described by
+    ``text``."""
+
+    def reply(req: ChatRequest) -> dict[str, Any]:
+        props = (req.json_schema or {}).get("properties", {})
+        return {k: {"name": (names or {}).get(k, k), "description": text.format(k)} for k in props}
+
+    return reply

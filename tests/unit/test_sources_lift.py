@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from _sources_fakes import ScriptedTeacher, case_of
+from _sources_fakes import ScriptedTeacher, case_of, describer
 
 from sgde.optimize.sources import RowSolution, SourceBudget, program_candidates
+from sgde.optimize.sources.code import run_harnessed
 from sgde.optimize.sources.lifting import align_row, lift_row_solution
 from sgde.optimize.sources.mentions import read_mentions
 from sgde.task import TaskSpec, default_metric
@@ -66,9 +67,7 @@ def _sol(code: str, row: int = 0) -> list[list[RowSolution]]:
 
 
 def _no_teacher() -> ScriptedTeacher:
-    return ScriptedTeacher(
-        {"describe": lambda req: {k: f"the {k}" for k in req.json_schema["properties"]}}
-    )
+    return ScriptedTeacher({"describe": describer()})
 
 
 def test_mentions_keep_date_digits_out_of_numbers() -> None:
@@ -104,7 +103,7 @@ async def test_typed_lift_of_strings_verifies_and_folds_nothing_that_varies() ->
     assert p.verified_rows == 3
     assert {k: str(v) for k, v in p.params.items()} == {"word": "string", "letter": "string"}
     assert p.values[2] == {"word": "cheese", "letter": "e"}
-    assert p.descriptions == {"word": "the word", "letter": "the letter"}
+    assert p.descriptions == {"word": "the word of the task", "letter": "the letter of the task"}
     assert fake.seen == ["describe"]
 
 
@@ -188,9 +187,7 @@ async def test_misaligned_rows_are_read_by_the_teachers_typed_extraction() -> No
         question = case_of(req, "Now this case:")["question"]
         return extracted[question]
 
-    fake = ScriptedTeacher(
-        {"extract": extract, "describe": lambda req: {"start": "the start date", "days": "days"}}
-    )
+    fake = ScriptedTeacher({"extract": extract, "describe": describer()})
     programs = await program_candidates(
         fake.teacher,
         InProcessCodeRunner(),
@@ -295,3 +292,33 @@ def test_percent_literals_lift_as_the_written_percentage() -> None:
     ]
     program = lift.program(["answer"])
     assert program is not None and "number_2 / 100" in program
+
+
+async def test_generic_params_get_the_teachers_names_and_bad_descriptions_fall_back() -> None:
+    code = 'def solution():\n    word = "strawberry"\n    return {"answer": word.count("r")}\n'
+
+    def describe(req):  # type: ignore[no-untyped-def]
+        return {
+            "word": {"name": "letter", "description": "strawberry"},  # a value, and name taken
+            "string_2": {"name": "letter", "description": "the letter whose count is asked"},
+        }
+
+    fake = ScriptedTeacher({"describe": describe})
+    programs = await program_candidates(
+        fake.teacher,
+        InProcessCodeRunner(),
+        LETTERS,
+        LETTER_ROWS,
+        default_metric(LETTERS),
+        _sol(code),
+        budget=SourceBudget(whole_samples=0, enumerate=False),
+    )
+    p = programs[0]
+    assert list(p.params) == ["word", "letter"]
+    assert p.values[1] == {"word": "mississippi", "letter": "s"}
+    assert p.descriptions["letter"] == "the letter whose count is asked"
+    assert p.descriptions["word"].startswith("the word: text")  # the fallback
+    run = await run_harnessed(
+        InProcessCodeRunner(), p.code, "run", {"word": "kiwi", "letter": "i"}, trace=False
+    )
+    assert run.result == {"answer": 2}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _sources_fakes import ScriptedTeacher, case_of, fenced
+from _sources_fakes import ScriptedTeacher, case_of, describer, fenced
 
 from sgde.errors import TaskMetricError
 from sgde.optimize.sources import (
@@ -189,7 +189,7 @@ async def test_enumerative_source_when_no_teacher_code_verifies() -> None:
     fake = ScriptedTeacher(
         {
             "whole": lambda req: "no idea",
-            "describe": lambda req: {k: f"{k} meaning" for k in req.json_schema["properties"]},
+            "describe": describer(text="the {} meaning here"),
         }
     )
     programs = await program_candidates(
@@ -206,7 +206,7 @@ async def test_enumerative_source_when_no_teacher_code_verifies() -> None:
     assert p.verified_rows == 3 and p.searched > 50
     assert list(p.params) == ["q1_boxes", "q2_dollars", "q3_number"]
     assert p.values[1] == {"q1_boxes": 10, "q2_dollars": 2, "q3_number": 1}
-    assert p.descriptions["q1_boxes"] == "q1_boxes meaning"
+    assert p.descriptions["q1_boxes"] == "the q1_boxes meaning here"
 
 
 async def test_parser_verified_on_rows_and_perturbations() -> None:

@@ -192,7 +192,7 @@ def entry_params(code: str, entry: str) -> list[str] | None:
     """Parameter names of the top-level function ``entry`` (``None`` if absent/unparsable)."""
     try:
         tree = ast.parse(code)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError):
         return None
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name == entry:

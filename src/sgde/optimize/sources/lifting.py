@@ -95,7 +95,7 @@ class TypedLift:
         lifted = [p for p in self.params if p.name not in folded]
         try:
             tree = ast.parse(self.code)
-        except SyntaxError:
+        except (SyntaxError, ValueError, RecursionError):
             return None
         func = next(
             (s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "solution"),
@@ -163,7 +163,7 @@ def _sites(func: ast.FunctionDef) -> list[Site]:
             if all(isinstance(p, int) for p in parts):
                 try:
                     iso = dt.date(*parts).isoformat()  # type: ignore[arg-type]
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, OverflowError):
                     continue
                 sites.append(Site(_key(node), "date_call", iso))
                 consumed.update(id(a) for a in node.args[:3])
@@ -368,7 +368,7 @@ def lift_row_solution(
     """
     try:
         tree = ast.parse(code)
-    except (SyntaxError, ValueError) as exc:
+    except (SyntaxError, ValueError, RecursionError) as exc:
         return f"the code does not parse: {exc}"
     func = next(
         (s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "solution"), None

@@ -17,8 +17,11 @@ and the next source is tried.
 
 from __future__ import annotations
 
+import ast
+import keyword
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sgde.optimize.events import CompileEvent, EventSink, emit
@@ -250,6 +253,25 @@ async def teacher_extract(
     return out
 
 
+_GENERIC_NAME = re.compile(r"^(?:number|string|date|numbers|value|q\d+)_\w*$")
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
+
+
+def _good_description(text: str, name: str, values: Sequence[Mapping[str, Any] | None]) -> bool:
+    """A description says what the value means: several words, no training value quoted."""
+    if len(text.split()) < 3:
+        return False
+    lowered = f" {text.casefold()} "
+    for v in values:
+        value = v.get(name) if v is not None else None
+        if isinstance(value, list):
+            continue
+        shown = str(value).casefold() if value is not None else ""
+        if shown and (shown == text.casefold().strip() or f" {shown} " in lowered):
+            return False
+    return True
+
+
 async def describe_params(
     teacher: Teacher,
     task: TaskSpec,
@@ -257,22 +279,38 @@ async def describe_params(
     params: Mapping[str, FieldType],
     values: Sequence[Mapping[str, Any] | None],
     fallback: Mapping[str, str],
-) -> dict[str, str]:
-    """Descriptions of ``params`` that hold across phrasings (the teacher's, checked to be
-    text and not to quote one row's value; ``fallback`` where it fails)."""
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Descriptions of ``params`` that hold across phrasings, and better names.
+
+    The teacher names and describes each param in one JSON call; a description that is not
+    a phrase or quotes a training value falls back to ``fallback``; a name is only taken
+    for a generic one (``string_2``) and when it is a fresh snake_case identifier.
+
+    Returns:
+        ``(descriptions, renames)`` — ``renames`` maps old to new names.
+    """
     if not params:
-        return {}
+        return {}, {}
     listing = [
         {
             "name": n,
             "describe": t.describe(),
-            "values": ", ".join(value_text(v.get(n), 60) for v in values if v is not None),
+            "seen": ", ".join(value_text(v.get(n), 60) for v in values if v is not None),
         }
         for n, t in params.items()
     ]
+    item = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 40},
+            "description": {"type": "string", "minLength": 3, "maxLength": 240},
+        },
+        "required": ["name", "description"],
+        "additionalProperties": False,
+    }
     schema = {
         "type": "object",
-        "properties": {n: {"type": "string", "minLength": 3, "maxLength": 240} for n in params},
+        "properties": dict.fromkeys(params, item),
         "required": list(params),
         "additionalProperties": False,
     }
@@ -281,19 +319,63 @@ async def describe_params(
     try:
         data = await teacher.json(prompt, schema, purpose="describe")
     except TeacherOutputError:
-        return dict(fallback)
-    out: dict[str, str] = {}
+        return dict(fallback), {}
+    descriptions: dict[str, str] = {}
+    renames: dict[str, str] = {}
+    taken = set(params)
     for n in params:
-        text = " ".join(str(data.get(n, "")).split())
-        quoted_value = any(
-            v is not None
-            and isinstance(v.get(n), (str, int, float))
-            and len(str(v.get(n))) > 1
-            and str(v.get(n)) in text
-            for v in values
-        )
-        out[n] = text if text and not quoted_value else fallback.get(n, text)
-    return out
+        raw = data.get(n)
+        entry: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        text = " ".join(str(entry.get("description", "")).split())
+        descriptions[n] = text if _good_description(text, n, values) else fallback.get(n, text)
+        new = str(entry.get("name", "")).strip().lower()
+        if (
+            _GENERIC_NAME.match(n)
+            and _IDENTIFIER.match(new)
+            and not keyword.iskeyword(new)
+            and new not in taken
+            and new not in _NOT_PARAM_NAMES
+        ):
+            renames[n] = new
+            taken.add(new)
+    return descriptions, renames
+
+
+_NOT_PARAM_NAMES = frozenset(
+    {"run", "solution", "sgde_json", "sgde_compute", "value", "names", "result", "int", "list"}
+)
+
+
+def _renamed(program: Program, renames: Mapping[str, str]) -> Program:
+    """``program`` with params renamed in its code, types, values and descriptions."""
+    if not renames:
+        return program
+    try:
+        tree = ast.parse(program.code)
+    except (SyntaxError, ValueError, RecursionError):
+        return program
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    used |= {a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)}
+    safe = {old: new for old, new in renames.items() if new not in used}
+    if not safe:
+        return program
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in safe:
+            node.id = safe[node.id]
+        elif isinstance(node, (ast.arg, ast.keyword)) and node.arg is not None:
+            node.arg = safe.get(node.arg, node.arg)
+
+    def rn(name: str) -> str:
+        return safe.get(name, name)
+
+    return replace(
+        program,
+        code=ast.unparse(tree) + "\n",
+        params={rn(k): v for k, v in program.params.items()},
+        values=[None if v is None else {rn(k): x for k, x in v.items()} for v in program.values],
+        raw_inputs={rn(k): v for k, v in program.raw_inputs.items()},
+        descriptions={rn(k): v for k, v in program.descriptions.items()},
+    )
 
 
 def _fold(lift: TypedLift, values: Sequence[Mapping[str, Any] | None]) -> frozenset[str]:
@@ -604,10 +686,10 @@ async def program_candidates(
         for p in programs:
             extracted = {n: p.params[n] for n in p.extracted}
             if extracted:
-                desc = await describe_params(
+                desc, renames = await describe_params(
                     teacher, task, rows, extracted, p.values, p.descriptions
                 )
-                p = Program(**{**p.__dict__, "descriptions": {**p.descriptions, **desc}})
+                p = _renamed(replace(p, descriptions={**p.descriptions, **desc}), renames)
             described.append(p)
         programs = described
     if not programs:
