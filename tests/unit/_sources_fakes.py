@@ -13,7 +13,7 @@ from sgde.testing import FunctionBackend
 
 MARKERS = {
     "Solve ONE case of this task": "solve",
-    "First write two or three short comment lines": "solve_plan",
+    "Start the function with comment lines": "solve_plan",
     "Read these values from a case": "extract",
     "For each parameter give:": "describe",
     "that READS these values": "parser",
