@@ -48,6 +48,7 @@ __all__ = [
     "check_output_dir",
     "check_output_file",
     "check_output_parent",
+    "check_prices_file",
     "err_console",
     "item_progress",
     "out_console",
@@ -314,6 +315,18 @@ def check_output_dir(path: Path | None, *, option: str) -> None:
         )
     if not os.access(probe, os.W_OK | os.X_OK):
         raise fail(f"permission denied in {str(probe)!r}", "pick a directory you can write to")
+
+
+def check_prices_file(path: Path | None) -> None:
+    """Read a ``--prices`` file up front: a bad file fails before any model loads.
+
+    Raises:
+        UsageError: the file is missing, not a regular file, not YAML or not prices.
+    """
+    if path is not None:
+        from sgde.models.usage import load_prices_file
+
+        load_prices_file(path)
 
 
 class OutputFile:

@@ -21,6 +21,7 @@ from sgde.cli.common import (
     PricesOpt,
     check_output_dir,
     check_output_file,
+    check_prices_file,
     err_console,
     out_console,
     parse_assignments,
@@ -320,6 +321,7 @@ def compile_plan(
     check_output_file(out, option="--out", inputs=[plan, train])
     report_dir = report or out.with_name(out.stem + ".report")
     check_output_dir(report_dir, option="--report")
+    check_prices_file(prices)
     metric = load_metric(metric_ref) if metric_ref is not None else None
     rows = _rows(train, m)
     spec = _task_of(start, rows, inputs=inputs, outputs=outputs, where=str(train))

@@ -23,6 +23,7 @@ from sgde.cli.common import (
     PricesOpt,
     check_output_dir,
     check_output_file,
+    check_prices_file,
     err_console,
     item_progress,
     out_console,
@@ -317,6 +318,7 @@ def eval_plan(
     """Evaluate a plan on a labelled dataset: accuracy (Wilson 95 %), tokens, latency, failures."""
     engine_name = check_engine_name(engine)
     check_output_file(trace, option="--trace", inputs=[plan, dataset])
+    check_prices_file(prices)
     targets = parse_assignments(model, option="--model")
     result = asyncio.run(
         _run_eval(

@@ -123,6 +123,9 @@ def validate(
     records = [_check_one(path) for path in plans]
     if as_json:
         typer.echo(dumps_json(records, indent=2))
+        for record in records:  # unreadable files are errors on stderr too
+            if "error" in record:
+                print_error(record["error"])
     else:
         for record in records:
             _print_record(record)

@@ -20,6 +20,7 @@ from sgde.cli.common import (
     OutputFile,
     PricesOpt,
     check_output_file,
+    check_prices_file,
     err_console,
     item_progress,
     parse_assignments,
@@ -303,6 +304,7 @@ def run(
         rows = [_input_row(plan, inputs or [])]
     targets = _model_targets(plan, models)
     check_output_file(trace, option="--trace", inputs=[plan_path, dataset])
+    check_prices_file(prices)
     code = asyncio.run(
         _execute(
             plan,

@@ -72,7 +72,7 @@ def coerce_input(name: str, kind: str, value: Any) -> Any:
     elif kind in ("object", "array"):
         wanted: type = dict if kind == "object" else list
         if isinstance(value, str):
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, RecursionError):  # not JSON, or too deep
                 value = json.loads(value)
         if isinstance(value, wanted):
             return value
