@@ -47,6 +47,7 @@ async def _run_all(method: Method, student: Any, sandbox: Any, rows: list[dict[s
 
 def test_registry_names_and_did_you_mean() -> None:
     assert method_names() == [
+        "student",
         "direct",
         "cot",
         "fewshot-cot",

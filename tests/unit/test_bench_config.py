@@ -70,7 +70,10 @@ def test_invalid_field_is_named(tmp_path: Path, change: tuple[str, str], field: 
 def test_missing_required_fields_are_listed(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as info:
         load_bench_config(_write(tmp_path, "name: x\n"))
-    assert "templates:" in str(info.value) and "methods:" in str(info.value)
+    assert "methods: missing required field" in str(info.value)
+    with pytest.raises(UsageError) as info:
+        load_bench_config(_write(tmp_path, "name: x\nmethods: [cot]\n"))
+    assert "give at least one GSM-Hard template or task" in str(info.value)
 
 
 def test_unreadable_and_non_mapping_files(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
-"""``sgde bench``: a grid of templates × m × methods × seeds, checkpointed per cell.
+"""``sgde bench``: a grid of tasks × m × methods × seeds, checkpointed per cell.
 
-For every (template, seed) the bench synthesises a training pool (the first m rows train a
-cell) and a held-out test set from disjoint seeds (GSM-Hard templates, adversarial values);
+For every (task, seed) the bench builds a training pool (the first m rows train a cell) and
+a held-out test set from disjoint seeds: GSM-Hard templates are synthesised (adversarial
+values), task families generated, datasets read (:mod:`sgde.evaluation.bench_items`); typed
+tasks are answered and scored by their :class:`~sgde.task.TaskSpec`;
 every method of every m is evaluated on the *same* test items, so methods can be compared
 pairwise (McNemar). A cell = (template, m, seed, method):
 
@@ -32,12 +34,14 @@ from typing import Any
 
 from sgde._version import __version__
 from sgde.errors import SgdeError
+from sgde.evaluation import bench_items
 from sgde.evaluation.baselines.base import Method
 from sgde.evaluation.bench_config import (
     BenchConfig,
     check_config,
     load_bench_config,
 )
+from sgde.evaluation.bench_items import ResolvedTask, generate_rows, resolve_item
 from sgde.evaluation.engines import (
     Engine,
     EngineName,
@@ -124,7 +128,7 @@ def grid(config: BenchConfig) -> list[Cell]:
     """Every cell, ordered template → seed → m → method (as configured)."""
     return [
         Cell(template, m, seed, method)
-        for template in config.templates
+        for template in config.item_ids
         for seed in config.seeds
         for m in config.m
         for method in config.methods
@@ -212,7 +216,9 @@ class BenchOutcome:
 
 
 def _fingerprint(config: BenchConfig, cell: Cell) -> str:
+    item = config.task_item(cell.template)
     relevant: dict[str, Any] = {
+        "task": item.model_dump(mode="json") if item is not None else None,
         "student": config.student,
         "n_test": config.n_test,
         "method_options": config.method_options.get(cell.method, {}),
@@ -289,6 +295,7 @@ class _BenchRun:
         self.sandbox = sandbox
         self.retry_errors = retry_errors
         self.data: dict[tuple[str, int], tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
+        self.typed: dict[str, ResolvedTask] = {}
         self.shared: dict[tuple[str, int, str], dict[str, Any]] = {}
         self.eval_bindings = hub.bind({STUDENT_ROLE: config.student})
         self.inprocess = InProcessEngine(
@@ -328,6 +335,20 @@ class _BenchRun:
         stem = _file_safe(f"{template_id}__s{seed}")
         train_path = self.out / "data" / f"{stem}__train.jsonl"
         test_path = self.out / "data" / f"{stem}__test.jsonl"
+        resolved = self.resolved(template_id)
+        if resolved is not None:
+            item = self.config.task_item(template_id)
+            assert item is not None
+            self.observer.phase(f"preparing data for {template_id} (seed {seed})")
+            train, test = generate_rows(self.config, item, seed, max(self.config.m))
+            write_jsonl(test_path, test)
+            write_jsonl(train_path, train)
+            typed_rows = (
+                bench_items.task_rows(resolved.spec, train, where=str(train_path)),
+                bench_items.task_rows(resolved.spec, test, where=str(test_path)),
+            )
+            self.data[key] = typed_rows
+            return typed_rows
         if train_path.exists() and test_path.exists():
             train, test = read_jsonl(train_path), read_jsonl(test_path)
         else:
@@ -351,6 +372,15 @@ class _BenchRun:
         task_rows = ([_task_row(r) for r in train], [_task_row(r) for r in test])
         self.data[key] = task_rows
         return task_rows
+
+    def resolved(self, item_id: str) -> ResolvedTask | None:
+        """The typed task ``item_id`` (resolved once), or None for a GSM-Hard template."""
+        item = self.config.task_item(item_id)
+        if item is None:
+            return None
+        if item_id not in self.typed:
+            self.typed[item_id] = resolve_item(self.config, item)
+        return self.typed[item_id]
 
     # -- cells ------------------------------------------------------------------------------
     def cell_path(self, cell: Cell) -> Path:
@@ -378,8 +408,17 @@ class _BenchRun:
                 compile_fn=self.deps.compile_fn,
             )
 
+        resolved = self.resolved(cell.template)
+        if resolved is None:
+            return self.deps.resolve(
+                cell.method, self.config.method_options.get(cell.method), sgde=sgde_factory
+            )
         return self.deps.resolve(
-            cell.method, self.config.method_options.get(cell.method), sgde=sgde_factory
+            cell.method,
+            self.config.method_options.get(cell.method),
+            sgde=sgde_factory,
+            task=resolved.spec,
+            plan=resolved.plan,
         )
 
     async def run_cell(self, cell: Cell) -> dict[str, Any]:

@@ -3,8 +3,14 @@
 Every problem of a configuration file is reported at once, one line each, as
 ``file:line: field: what is wrong`` (``bench.yaml:12: compile.max_iter: unknown field;
 did you mean 'max_iters'?``). Beyond the field types, :func:`check_config` checks the names
-that would otherwise only fail once the models are loaded: methods, their options and
-template ids.
+that would otherwise only fail once the models are loaded: methods, their options,
+template ids, task families and dataset files.
+
+Besides GSM-Hard ``templates``, a configuration lists ``tasks``: a task family by name
+(``- date-add`` or ``- family: date-add``; rows generated from the seed) or a dataset
+(``- dataset: rows.jsonl`` with an optional held-out ``test: test.jsonl``, else split by
+count; paths relative to the configuration file; the task's types are inferred from the
+rows unless ``types`` overrides them).
 """
 
 from __future__ import annotations
@@ -16,7 +22,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sgde.errors import UsageError
 from sgde.evaluation.baselines import get_method, method_names
@@ -29,11 +43,78 @@ from sgde.plan.sourcemap import SourceMap, compose_yaml, describe_yaml_error
 
 __all__ = [
     "BenchConfig",
+    "TaskItem",
     "check_config",
     "load_bench_config",
 ]
 
 _DOCS_HINT = "see docs/evaluation.md for the fields"
+
+
+class TaskItem(BaseModel):
+    """One typed task of a bench: a generated task family or a dataset (JSONL).
+
+    Attributes:
+        family: A task family name (``sgde synth --list``); rows generated from the seed.
+        dataset: A JSONL file of labelled rows (relative to the configuration file).
+        test: A JSONL file of held-out rows; without it the dataset is split by count: the
+            first ``n_train`` rows are the training pool, the next ``n_test`` the test set.
+        n_train: Training-pool size of a dataset without ``test`` (default: the largest m).
+        name: The task's id in cells and tables (default: the family, or the file's stem).
+        description: The task text (datasets; a family has its own).
+        inputs: Input field names (datasets; default: every field but the outputs).
+        outputs: Output field names (datasets; default: ``answer``/``label``/... or the
+            last field).
+        types: Field types overriding the inferred ones, e.g. ``{answer: date}``.
+        plan: A starting plan (YAML, relative to the configuration file) for SGDe and the
+            student-alone method; a family may ship its own.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    family: str | None = None
+    dataset: str | None = None
+    test: str | None = None
+    n_train: int | None = Field(default=None, ge=1)
+    name: str | None = None
+    description: str | None = None
+    inputs: list[str] | None = None
+    outputs: list[str] | None = None
+    types: dict[str, str] = Field(default_factory=dict)
+    plan: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_only(cls, value: Any) -> Any:
+        return {"family": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TaskItem:
+        if (self.family is None) == (self.dataset is None):
+            raise ValueError("give exactly one of 'family' (a task family) or 'dataset'")
+        if self.family is not None:
+            extra = [
+                k
+                for k in ("test", "n_train", "description", "inputs", "outputs")
+                if getattr(self, k) is not None
+            ]
+            if extra or self.types:
+                raise ValueError(
+                    f"{', '.join(extra or ['types'])}: only for a dataset (a family defines "
+                    "its own rows and types)"
+                )
+        if self.test is not None and self.n_train is not None:
+            raise ValueError("give either 'test' (a held-out file) or 'n_train', not both")
+        return self
+
+    @property
+    def id(self) -> str:
+        """The task's id in cells: ``name``, else the family, else the dataset's stem."""
+        if self.name:
+            return self.name
+        if self.family is not None:
+            return self.family
+        return Path(str(self.dataset)).stem
 
 
 class BenchConfig(BaseModel):
@@ -45,6 +126,7 @@ class BenchConfig(BaseModel):
         student: Student model URI.
         teacher: Teacher model URI (SGDe and prompt optimisers).
         templates: GSM-Hard template ids (``sgde synth --list``).
+        tasks: Typed tasks: task families and datasets (:class:`TaskItem`).
         m: Training-set sizes.
         methods: ``"sgde"`` and registry names (``direct``, ``cot``, ``pal``, ``ape``, ...).
         seeds: Seeds; each gives its own training and test data.
@@ -65,7 +147,8 @@ class BenchConfig(BaseModel):
     description: str | None = None
     student: str = DEFAULT_STUDENT
     teacher: str = DEFAULT_TEACHER
-    templates: list[str] = Field(min_length=1)
+    templates: list[str] = Field(default_factory=list)
+    tasks: list[TaskItem] = Field(default_factory=list)
     m: list[int] = Field(default_factory=lambda: [3, 5], min_length=1)
     methods: list[str] = Field(min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
@@ -77,6 +160,36 @@ class BenchConfig(BaseModel):
     model_settings: ModelSettings = Field(default_factory=ModelSettings)
     concurrency: int = Field(default=1, ge=1, le=256)
     keep_traces: Literal["all", "failures", "none"] = "failures"
+    _base_dir: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _some_items(self) -> BenchConfig:
+        if not self.templates and not self.tasks:
+            raise ValueError("give at least one GSM-Hard template or task (family / dataset)")
+        ids = [*self.templates, *(t.id for t in self.tasks)]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"task ids must be distinct; repeated: {', '.join(dup)}")
+        return self
+
+    @property
+    def base_dir(self) -> Path:
+        """The directory relative paths are read from (the configuration file's)."""
+        return self._base_dir if self._base_dir is not None else Path.cwd()
+
+    def with_base_dir(self, base_dir: Path) -> BenchConfig:
+        """This configuration, reading relative paths from ``base_dir``."""
+        self._base_dir = base_dir
+        return self
+
+    @property
+    def item_ids(self) -> list[str]:
+        """Every task id: the templates, then the typed tasks."""
+        return [*self.templates, *(t.id for t in self.tasks)]
+
+    def task_item(self, item_id: str) -> TaskItem | None:
+        """The typed task called ``item_id`` (None for a GSM-Hard template)."""
+        return next((t for t in self.tasks if t.id == item_id), None)
 
     @field_validator("m")
     @classmethod
@@ -231,6 +344,7 @@ def check_config(
                 problems.add(("method_options", name), exc.message)
     hints = ["known methods: " + ", ".join(sorted(known))] if problems.lines else []
     lookup = find_template or get_template
+    _check_tasks(config, problems, hints)
     bad_templates = False
     for i, template_id in enumerate(config.templates):
         try:
@@ -241,6 +355,19 @@ def check_config(
     if bad_templates:
         hints.append("`sgde synth --list` lists the template ids")
     problems.raise_if_any(hint="; ".join(hints))
+
+
+def _check_tasks(config: BenchConfig, problems: _Problems, hints: list[str]) -> None:
+    """Families exist; dataset, test and plan files read and hold a consistent task."""
+    from sgde.evaluation.bench_items import check_item  # reads data files and plans
+
+    bad_family = False
+    for i, item in enumerate(config.tasks):
+        for key, message in check_item(config, item):
+            problems.add(("tasks", i, key), message)
+            bad_family = bad_family or key == "family"
+    if bad_family:
+        hints.append("`sgde synth --list` lists the task families")
 
 
 def load_bench_config(
@@ -286,6 +413,7 @@ def load_bench_config(
         _add_validation_problems(problems, exc)
         raise problems.error(hint=_DOCS_HINT) from None
     problems.raise_if_any(hint=_DOCS_HINT)
+    config.with_base_dir(p.parent)
     check_config(
         config,
         known_methods=known_methods,

@@ -40,6 +40,7 @@ from sgde.plan.model import Plan
 from sgde.runtime.backend import Backend, ModelBindings
 from sgde.runtime.executor import ExecutorSettings
 from sgde.runtime.sandbox import SandboxLimits, SandboxPool
+from sgde.task import TaskSpec
 
 __all__ = [
     "ENGINE_NAMES",
@@ -210,6 +211,7 @@ async def _run_method_chunk(
         method=method_name,
         plan=Plan.model_validate(plan_data) if plan_data is not None else None,
         report=dict(prepared_data.get("report") or {}),
+        task=TaskSpec.from_metadata(prepared_data["task"]) if prepared_data.get("task") else None,
     )
     async with _worker_context(spec) as (bindings, sandbox):
         if STUDENT_ROLE not in bindings:

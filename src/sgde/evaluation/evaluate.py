@@ -28,6 +28,7 @@ from sgde.runtime.backend import Backend, ModelBindings
 from sgde.runtime.executor import Executor, ExecutorSettings, RunResult
 from sgde.runtime.sandbox import SandboxPool
 from sgde.runtime.sync import run_sync
+from sgde.task import TaskSpec, default_metric
 from sgde.task.spec import declared_outputs
 
 __all__ = [
@@ -429,14 +430,23 @@ def score_prediction(
     index: int = 0,
     answer_field: str = "answer",
     keep_trace: str = "failures",
+    task: TaskSpec | None = None,
 ) -> ItemResult:
-    """Score one method prediction against the row's gold ``answer_field``."""
-    gold = row.get(answer_field)
-    correct = (
-        prediction.answer is not None
-        and gold is not None
-        and answer_correct(prediction.answer, gold)
-    )
+    """Score one method prediction against the row's gold ``answer_field`` (or, for a typed
+    ``task``, every output with the task's metric: correct when all outputs are right)."""
+    gold: Any
+    if task is not None:
+        golds = {name: row.get(name) for name in task.outputs}
+        gold = golds if len(golds) > 1 else next(iter(golds.values()))
+        score = default_metric(task)(row, prediction.outputs or {})
+        correct = bool(score.fields) and score.value == 1.0
+    else:
+        gold = row.get(answer_field)
+        correct = (
+            prediction.answer is not None
+            and gold is not None
+            and answer_correct(prediction.answer, gold)
+        )
     keep = keep_trace == "all" or (keep_trace == "failures" and not correct)
     trace: dict[str, Any] | None = None
     if keep:
@@ -472,7 +482,9 @@ async def predict_items(
         prediction = await method.predict(
             prepared, row, student=student, sandbox=sandbox, seed=seed
         )
-        return score_prediction(row, prediction, index=index, keep_trace=keep_trace)
+        return score_prediction(
+            row, prediction, index=index, keep_trace=keep_trace, task=prepared.task
+        )
 
     return await _map_rows(one, rows, concurrency=concurrency, on_item=on_item)
 

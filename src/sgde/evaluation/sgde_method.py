@@ -6,6 +6,7 @@ Also :func:`resolve_method`, which maps a method name to an instance: ``"sgde"``
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -25,9 +26,11 @@ from sgde.optimize import compile_async
 from sgde.optimize.events import EventSink
 from sgde.optimize.report import CompileReport
 from sgde.optimize.settings import CompileSettings
+from sgde.plan.model import Plan
 from sgde.runtime.backend import Backend
 from sgde.runtime.sandbox import SandboxPool
 from sgde.runtime.trace import usage_from_dict
+from sgde.task import TaskSpec, default_metric
 
 __all__ = [
     "DEFAULT_TASK",
@@ -88,6 +91,9 @@ class SgdeMethod:
         checkpoint_dir: Where the compiler checkpoints (a rerun resumes from it).
         events: Listener of compile progress events.
         compile_fn: The compile function (default :func:`sgde.optimize.compile_async`).
+
+    :meth:`bind_task` sets a typed task (and the user's starting plan, if any): the compile
+    then starts from that plan (else the task's text) and is given the task.
     """
 
     uses_teacher = True
@@ -106,6 +112,26 @@ class SgdeMethod:
         self.checkpoint_dir = checkpoint_dir
         self.events = events
         self._compile = compile_fn or compile_async
+        self.typed_task: TaskSpec | None = None
+        self.plan: Plan | None = None
+
+    def bind_task(self, task: TaskSpec, plan: Plan | None = None) -> None:
+        """Compile for ``task`` (typed inputs and outputs), from ``plan`` when given."""
+        self.typed_task = task
+        self.task = task.description
+        self.plan = plan
+
+    def _compile_kwargs(self) -> dict[str, Any]:
+        """The typed task for the compiler: ``task=`` when it takes one, else its metric."""
+        if self.typed_task is None:
+            return {}
+        try:
+            params = inspect.signature(self._compile).parameters
+        except (TypeError, ValueError):
+            params = {}  # type: ignore[assignment]
+        if "task" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return {"task": self.typed_task}
+        return {"metric": default_metric(self.typed_task)}
 
     @property
     def name(self) -> str:
@@ -141,7 +167,7 @@ class SgdeMethod:
         started = time.perf_counter()
         settings = self.settings.model_copy(update={"seed": seed})
         result = await self._compile(
-            self.task,
+            self.plan if self.plan is not None else self.task,
             trainset=list(trainset),
             teacher=teacher,
             student=student,
@@ -150,6 +176,7 @@ class SgdeMethod:
             checkpoint_dir=self.checkpoint_dir,
             resume=self.checkpoint_dir is not None,
             events=self.events,
+            **self._compile_kwargs(),
         )
         report: Any = result.report
         report_dict: dict[str, Any] = (
@@ -162,6 +189,7 @@ class SgdeMethod:
             usage=usage,
             latency_s=time.perf_counter() - started,
             report=report_dict,
+            task=self.typed_task,
         )
 
     async def predict(
@@ -175,7 +203,12 @@ class SgdeMethod:
     ) -> Prediction:
         """Run the compiled plan on one row."""
         return await predict_with_plan(
-            require_plan(prepared), row, student=student, sandbox=sandbox, seed=seed
+            require_plan(prepared),
+            row,
+            student=student,
+            sandbox=sandbox,
+            seed=seed,
+            task=prepared.task,
         )
 
 
@@ -184,6 +217,8 @@ def resolve_method(
     options: Mapping[str, Any] | None = None,
     *,
     sgde: Callable[[], SgdeMethod] | None = None,
+    task: TaskSpec | None = None,
+    plan: Plan | None = None,
 ) -> Method:
     """The method called ``name``: SGDe, or a baseline/optimiser from the registry.
 
@@ -191,11 +226,24 @@ def resolve_method(
         name: ``"sgde"`` or a registry name (``"direct"``, ``"cot"``, ``"pal"``, ...).
         options: Constructor options of a registry method.
         sgde: Factory of the :class:`SgdeMethod` (its settings, checkpoints and events).
+        task: A typed task the method must answer (None: GSM ``question`` -> ``answer``).
+        plan: The user's starting plan for ``task`` (SGDe and the student-alone method).
 
     Raises:
-        UsageError: the name is unknown (the registry's message lists the known names).
+        UsageError: the name is unknown (the registry's message lists the known names), or
+            the method does not handle typed tasks.
     """
+    method: Method
     if name == SGDE_METHOD:
-        return sgde() if sgde is not None else SgdeMethod()
-    method: Method = get_method(name, **dict(options or {}))
+        method = sgde() if sgde is not None else SgdeMethod()
+    else:
+        method = get_method(name, **dict(options or {}))
+    if task is not None:
+        bind = getattr(method, "bind_task", None)
+        if bind is None:
+            raise UsageError(
+                f"method {name!r} handles GSM-style numeric questions only",
+                hint="use student, direct, cot, pal, ape or sgde on typed tasks",
+            )
+        bind(task, plan)
     return method

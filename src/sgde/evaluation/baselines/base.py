@@ -25,6 +25,7 @@ from sgde.runtime.backend import Backend, Usage
 from sgde.runtime.calls import CodeRunner
 from sgde.runtime.executor import Executor, RunResult
 from sgde.runtime.numbers import to_number
+from sgde.task import TaskSpec
 
 if TYPE_CHECKING:
     from sgde.runtime.sandbox import SandboxPool
@@ -34,6 +35,7 @@ __all__ = [
     "Prediction",
     "Prepared",
     "Row",
+    "outputs_prediction",
     "plan_inputs",
     "predict_with_plan",
     "require_plan",
@@ -55,7 +57,8 @@ class Prediction:
     """One method's answer to one row.
 
     Attributes:
-        answer: The predicted number, or None when the method produced none.
+        answer: The predicted number (GSM tasks), or for a typed task the single output's
+            value or a dict of the outputs; None when the method produced none.
         raw: The student's raw output (the reply text, or the program for PAL/PoT).
         usage: Student tokens spent on this row.
         latency_s: Wall time of the prediction.
@@ -63,14 +66,17 @@ class Prediction:
             dict) or ``runs`` (several), plus method-specific fields (``program``,
             ``sandbox_error``, ``votes``...).
         error: Why no answer was produced, when ``answer`` is None and something failed.
+        outputs: A typed task's outputs by name (values as the method found them; the
+            task's metric coerces and judges them), or None for a GSM task.
     """
 
-    answer: float | None
+    answer: Any
     raw: str
     usage: Usage = field(default_factory=Usage)
     latency_s: float = 0.0
     trace: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    outputs: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -81,6 +87,7 @@ class Prediction:
             "latency_s": round(self.latency_s, 6),
             "trace": self.trace,
             "error": self.error,
+            "outputs": self.outputs,
         }
 
 
@@ -96,6 +103,8 @@ class Prepared:
         latency_s: Wall time of preparing.
         report: JSON-ready details (optimiser history, chosen prompt, budget use).
         state: Method-private state (e.g. a compiled DSPy program); not serialised.
+        task: The typed task the method was prepared for (its predictions are scored with
+            the task's metric), or None for a GSM task (a number ``answer``).
     """
 
     method: str
@@ -104,6 +113,7 @@ class Prepared:
     latency_s: float = 0.0
     report: dict[str, Any] = field(default_factory=dict)
     state: Any = None
+    task: TaskSpec | None = None
 
     @property
     def teacher_tokens(self) -> int:
@@ -112,13 +122,15 @@ class Prepared:
         return usage.total_tokens if usage is not None else 0
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (without ``state``; the plan as its JSON dump)."""
+        """JSON-ready form (without ``state``; the plan as its JSON dump, the task as its
+        metadata)."""
         return {
             "method": self.method,
             "plan": self.plan.model_dump(mode="json") if self.plan is not None else None,
             "usage": usage_dict(self.usage),
             "latency_s": round(self.latency_s, 6),
             "report": self.report,
+            "task": self.task.to_metadata() if self.task is not None else None,
         }
 
 
@@ -240,6 +252,17 @@ def _raw_text(result: RunResult) -> str:
     return ""
 
 
+def outputs_prediction(
+    task: TaskSpec, outputs: dict[str, Any], *, error: str | None
+) -> tuple[Any, str | None]:
+    """``(answer, error)`` of a typed task's outputs: the single output's value, or the
+    dict of outputs; an error when no output has a value."""
+    answer: Any = next(iter(outputs.values())) if len(outputs) == 1 else outputs
+    if error is None and all(v is None for v in outputs.values()):
+        error = "no value for the output(s) " + ", ".join(task.outputs)
+    return answer, error
+
+
 async def predict_with_plan(
     plan: Plan,
     row: Row,
@@ -247,21 +270,36 @@ async def predict_with_plan(
     student: Backend,
     sandbox: CodeRunner | None,
     seed: int,
+    task: TaskSpec | None = None,
 ) -> Prediction:
-    """Predict with a plan whose output ``answer`` is the prediction.
+    """Predict with a plan whose output ``answer`` is the prediction (GSM), or whose
+    outputs are a typed task's outputs.
 
     Args:
-        plan: A plan with output ``answer``.
+        plan: A plan with output ``answer`` (or the task's outputs).
         row: The row.
         student: The student backend.
         sandbox: Sandbox for code nodes.
         seed: Run seed.
+        task: The typed task, or None for a numeric ``answer``.
 
     Returns:
         The prediction (``answer`` None when the run failed or gave no number).
     """
     start = time.perf_counter()
     result = await run_plan(plan, row, student=student, sandbox=sandbox, seed=seed)
+    if task is not None:
+        outputs = {name: result.outputs.get(name) for name in task.outputs}
+        value, failure = outputs_prediction(task, outputs, error=result.error)
+        return Prediction(
+            answer=value,
+            raw=_raw_text(result),
+            usage=result.trace.usage,
+            latency_s=time.perf_counter() - start,
+            trace={"run": result.trace.to_dict()},
+            error=failure,
+            outputs=outputs,
+        )
     answer = to_number(result.outputs.get("answer"))
     error = result.error
     if error is None and answer is None:

@@ -18,6 +18,7 @@ from sgde.evaluation.baselines.base import (
     Prediction,
     Prepared,
     Row,
+    outputs_prediction,
     predict_with_plan,
     require_plan,
     run_plan,
@@ -30,12 +31,20 @@ from sgde.evaluation.baselines.plans import (
     pot_plan,
 )
 from sgde.evaluation.baselines.programs import ENTRY, pal_program, pot_program
+from sgde.evaluation.baselines.typed import (
+    examples_block,
+    program_outputs,
+    typed_cot_plan,
+    typed_direct_plan,
+    typed_program_plan,
+)
 from sgde.plan.model import Plan
 from sgde.runtime.backend import Backend, Usage
 from sgde.runtime.calls import CodeRunner
 from sgde.runtime.consensus import vote
 from sgde.runtime.numbers import to_number
 from sgde.runtime.trace import error_info
+from sgde.task import TaskSpec
 
 __all__ = [
     "CotMethod",
@@ -49,13 +58,38 @@ __all__ = [
 
 
 class PlanBaseline:
-    """A baseline that is one fixed plan with output ``answer``; no teacher, no training."""
+    """A baseline that is one fixed plan with output ``answer``; no teacher, no training.
+
+    :meth:`bind_task` switches it to a typed task (:mod:`.typed`): its plan then reads the
+    task's inputs and produces the task's outputs.
+    """
 
     uses_teacher = False
 
     def __init__(self, name: str, plan: Plan) -> None:
         self._name = name
         self._plan = plan
+        self.task: TaskSpec | None = None
+
+    def typed_plan(self, task: TaskSpec) -> Plan:
+        """The method's plan for a typed task (subclasses that support typed tasks)."""
+        raise UsageError(
+            f"method {self.name!r} answers GSM-style numeric questions only",
+            hint="use direct, cot, fewshot-cot, self-consistency, pal or ape on typed tasks",
+        )
+
+    def bind_task(self, task: TaskSpec, plan: Plan | None = None) -> None:
+        """Answer ``task`` (typed inputs and outputs) instead of a numeric ``question``.
+
+        Args:
+            task: The task.
+            plan: The user's starting plan, if any (used by the cold-start method only).
+
+        Raises:
+            UsageError: the method does not support typed tasks.
+        """
+        self._plan = self.typed_plan(task)
+        self.task = task
 
     @property
     def name(self) -> str:
@@ -88,6 +122,7 @@ class PlanBaseline:
             plan=plan,
             latency_s=time.perf_counter() - start,
             report={"plan_name": plan.name},
+            task=self.task,
         )
 
     async def predict(
@@ -101,21 +136,32 @@ class PlanBaseline:
     ) -> Prediction:
         """Run the plan on the row; its ``answer`` output is the prediction."""
         plan = require_plan(prepared)
-        return await predict_with_plan(plan, row, student=student, sandbox=sandbox, seed=seed)
+        return await predict_with_plan(
+            plan, row, student=student, sandbox=sandbox, seed=seed, task=prepared.task
+        )
 
 
 class DirectMethod(PlanBaseline):
-    """Direct answer: one JSON-constrained LLM call ``{"answer": number}``."""
+    """Direct answer: one JSON-constrained LLM call ``{"answer": number}`` (or the typed
+    task's outputs)."""
 
     def __init__(self) -> None:
         super().__init__("direct", direct_plan())
 
+    def typed_plan(self, task: TaskSpec) -> Plan:
+        """One node constrained to the task's typed outputs."""
+        return typed_direct_plan(task)
+
 
 class CotMethod(PlanBaseline):
-    """Zero-shot chain of thought, then deterministic final-number extraction."""
+    """Zero-shot chain of thought, then deterministic final-number (or typed) extraction."""
 
     def __init__(self) -> None:
         super().__init__("cot", cot_plan())
+
+    def typed_plan(self, task: TaskSpec) -> Plan:
+        """Chain of thought on the task, then typed extraction of its outputs."""
+        return typed_cot_plan(task)
 
 
 class FewShotCotMethod(PlanBaseline):
@@ -133,12 +179,20 @@ class FewShotCotMethod(PlanBaseline):
         super().__init__("fewshot-cot", cot_plan())
         self.max_demos = max_demos
 
+    def typed_plan(self, task: TaskSpec) -> Plan:
+        """Zero-shot typed CoT (the demos are added per training set)."""
+        return typed_cot_plan(task, name="baseline-fewshot-cot")
+
     def build_plan(self, trainset: Sequence[Row]) -> Plan:
         """CoT plan with question + answer demos from the training rows."""
-        demos = demos_from_rows(trainset)
-        if self.max_demos is not None:
-            demos = demos[: self.max_demos]
-        return cot_plan(demos=demos, name="baseline-fewshot-cot")
+        rows = list(trainset) if self.max_demos is None else list(trainset)[: self.max_demos]
+        if self.task is not None:
+            return typed_cot_plan(
+                self.task,
+                demos_text=examples_block(self.task, rows, limit=len(rows)),
+                name="baseline-fewshot-cot",
+            )
+        return cot_plan(demos=demos_from_rows(rows), name="baseline-fewshot-cot")
 
 
 class SelfConsistencyMethod(PlanBaseline):
@@ -164,6 +218,10 @@ class SelfConsistencyMethod(PlanBaseline):
         self.k = k
         self.temperature = temperature
 
+    def typed_plan(self, task: TaskSpec) -> Plan:
+        """Sampled typed CoT; the samples vote per output."""
+        return typed_cot_plan(task, temperature=self.temperature, name="baseline-self-consistency")
+
     async def predict(
         self,
         prepared: Prepared,
@@ -178,12 +236,21 @@ class SelfConsistencyMethod(PlanBaseline):
         start = time.perf_counter()
         samples = await asyncio.gather(
             *(
-                predict_with_plan(plan, row, student=student, sandbox=sandbox, seed=seed * 1000 + i)
+                predict_with_plan(
+                    plan,
+                    row,
+                    student=student,
+                    sandbox=sandbox,
+                    seed=seed * 1000 + i,
+                    task=prepared.task,
+                )
                 for i in range(self.k)
             )
         )
-        result = vote([{"answer": s.answer} if s.answer is not None else None for s in samples])
         usage = sum((s.usage for s in samples), Usage())
+        if prepared.task is not None:
+            return _typed_vote(prepared.task, samples, usage, start, self.k)
+        result = vote([{"answer": s.answer} if s.answer is not None else None for s in samples])
         votes = [
             {"answer": json.loads(text), "count": count}
             for text, count in result.tally.get("answer", [])
@@ -202,6 +269,34 @@ class SelfConsistencyMethod(PlanBaseline):
             },
             error=None if answer is not None else "no sample produced a number",
         )
+
+
+def _typed_vote(
+    task: TaskSpec, samples: Sequence[Prediction], usage: Usage, start: float, k: int
+) -> Prediction:
+    """Per-output majority over typed samples (values coerced to their types first)."""
+    ballots: list[dict[str, Any] | None] = []
+    for sample in samples:
+        ballot = {}
+        for name, ftype in task.outputs.items():
+            value = (sample.outputs or {}).get(name)
+            try:
+                ballot[name] = ftype.coerce(value)
+            except ValueError:
+                continue
+        ballots.append(ballot or None)
+    result = vote(ballots)
+    outputs = {name: result.value.get(name) for name in task.outputs}
+    answer, error = outputs_prediction(task, outputs, error=None)
+    return Prediction(
+        answer=answer,
+        raw=samples[0].raw if samples else "",
+        usage=usage,
+        latency_s=time.perf_counter() - start,
+        trace={"valid": result.valid, "k": k, "runs": [s.trace.get("run") for s in samples]},
+        error=error,
+        outputs=outputs,
+    )
 
 
 class _ProgramMethod(PlanBaseline):
@@ -267,6 +362,18 @@ class _ProgramMethod(PlanBaseline):
             error = str(exc)
         else:
             trace["result"] = value if isinstance(value, (int, float, str)) else repr(value)
+            if prepared.task is not None:
+                outputs = program_outputs(prepared.task, value)
+                answer, error = outputs_prediction(prepared.task, outputs, error=None)
+                return Prediction(
+                    answer=answer,
+                    raw=raw,
+                    usage=result.trace.usage,
+                    latency_s=time.perf_counter() - start,
+                    trace=trace,
+                    error=error,
+                    outputs=outputs,
+                )
             answer = to_number(value)
             if answer is None:
                 error = f"solution() returned {type(value).__name__} {value!r:.80}, not a number"
@@ -277,6 +384,7 @@ class _ProgramMethod(PlanBaseline):
             latency_s=time.perf_counter() - start,
             trace=trace,
             error=error,
+            outputs=dict.fromkeys(prepared.task.outputs) if prepared.task is not None else None,
         )
 
 
@@ -294,6 +402,10 @@ class PalMethod(_ProgramMethod):
 
     def __init__(self) -> None:
         super().__init__("pal", pal_plan())
+
+    def typed_plan(self, task: TaskSpec) -> Plan:
+        """The student writes ``solution()`` returning the task's output(s)."""
+        return typed_program_plan(task)
 
 
 class PotMethod(_ProgramMethod):

@@ -24,6 +24,7 @@ import jinja2
 from sgde.errors import DataError
 from sgde.plan.model import CodeNode, LlmNode, Plan
 from sgde.runtime.numbers import to_number
+from sgde.task import TaskSpec
 
 __all__ = [
     "CODE_MAX_TOKENS",
@@ -201,17 +202,33 @@ class PromptProgram:
         name: str = "prompt",
         description: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        task: TaskSpec | None = None,
     ) -> Plan:
-        """The plan that runs this prompt and extracts the final number.
+        """The plan that runs this prompt and extracts the final number (or, for a typed
+        task, every output by type: :func:`~sgde.evaluation.baselines.typed.typed_cot_plan`).
 
         Args:
             name: Plan name.
             description: Plan description.
             metadata: Provenance to keep in ``Plan.metadata``.
+            task: A typed task, or None for ``question`` -> number ``answer``.
 
         Returns:
-            A plan with input ``question`` and output ``answer``.
+            A plan with input ``question`` and output ``answer`` (or the task's fields).
         """
+        if task is not None:
+            from sgde.evaluation.baselines.typed import typed_cot_plan  # typed imports this
+
+            typed_meta: dict[str, Any] = {"demos": len(self.demos), **(metadata or {})}
+            return typed_cot_plan(
+                task,
+                instruction=self.instruction,
+                demos_text="\n\n".join(d.render() for d in self.demos),
+                temperature=self.temperature,
+                max_tokens=self.max_tokens,
+                name=name,
+                metadata=typed_meta,
+            )
         solve = LlmNode(
             id="solve",
             description="Answer the question in free text, ending with the final number.",

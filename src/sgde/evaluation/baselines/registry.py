@@ -12,6 +12,7 @@ from typing import Any
 
 from sgde.errors import UsageError
 from sgde.evaluation.baselines.base import Method
+from sgde.evaluation.baselines.coldstart import ColdStartMethod
 from sgde.evaluation.baselines.methods import (
     CotMethod,
     DirectMethod,
@@ -30,6 +31,7 @@ __all__ = ["BASELINES", "METHODS", "PROMPT_OPTIMIZERS", "get_method", "method_na
 
 METHODS: Mapping[str, Callable[..., Method]] = MappingProxyType(
     {
+        "student": ColdStartMethod,
         "direct": DirectMethod,
         "cot": CotMethod,
         "fewshot-cot": FewShotCotMethod,
@@ -45,8 +47,17 @@ METHODS: Mapping[str, Callable[..., Method]] = MappingProxyType(
 )
 """Every method by name; call the factory (with its keyword options) to get a Method."""
 
-BASELINES: tuple[str, ...] = ("direct", "cot", "fewshot-cot", "self-consistency", "pal", "pot")
-"""Methods that use only the student."""
+BASELINES: tuple[str, ...] = (
+    "student",
+    "direct",
+    "cot",
+    "fewshot-cot",
+    "self-consistency",
+    "pal",
+    "pot",
+)
+"""Methods that use only the student (``student``: the compiler's cold-start plan, drafted
+by the teacher unless ``draft: minimal``)."""
 PROMPT_OPTIMIZERS: tuple[str, ...] = ("ape", "opro", "textgrad", "bootstrap-fewshot", "dspy-mipro")
 """Methods that spend teacher calls in ``prepare``."""
 

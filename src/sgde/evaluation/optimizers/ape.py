@@ -16,7 +16,7 @@ when the budget is reached.
 from __future__ import annotations
 
 from sgde.evaluation.baselines.plans import PromptProgram
-from sgde.evaluation.optimizers.common import OptimizerMethod, OptimizerRun, examples_text
+from sgde.evaluation.optimizers.common import OptimizerMethod, OptimizerRun
 
 __all__ = ["ApeMethod"]
 
@@ -32,6 +32,7 @@ class ApeMethod(OptimizerMethod):
     """
 
     name = "ape"
+    supports_typed_tasks = True
 
     def __init__(
         self,
@@ -49,7 +50,7 @@ class ApeMethod(OptimizerMethod):
         """Propose, score, resample."""
         start = self.start_program()
         await run.score(start, origin="zero-shot CoT")
-        examples = examples_text(run.trainset)
+        examples = run.examples()
         sample = 0
         for _ in range(self.num_candidates):
             sample += 1
@@ -58,6 +59,7 @@ class ApeMethod(OptimizerMethod):
                 temperature=self.temperature,
                 sample_index=sample,
                 examples=examples,
+                task=run.task.description if run.task is not None else None,
             )
             if instruction is not None:
                 await run.score(PromptProgram(instruction), origin="proposal", step=0)

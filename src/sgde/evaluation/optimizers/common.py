@@ -40,12 +40,14 @@ from sgde.evaluation.baselines.plans import (
     render_prompt,
     row_id,
 )
+from sgde.evaluation.baselines.typed import examples_block
 from sgde.evaluation.metrics import answer_correct
 from sgde.models.defaults import DEFAULT_TEACHER
 from sgde.models.request import estimate_prompt_tokens, estimate_tokens
 from sgde.runtime.backend import Backend, Capabilities, ChatRequest, ChatResponse, Message, Usage
 from sgde.runtime.calls import CodeRunner
 from sgde.runtime.parsing import parse_json_output
+from sgde.task import TaskSpec, default_metric
 
 __all__ = [
     "Candidate",
@@ -218,7 +220,7 @@ class RowOutcome:
     row_id: str
     question: str
     gold: Any
-    answer: float | None
+    answer: Any
     correct: bool
     reply: str
     error: str | None = None
@@ -273,6 +275,8 @@ class OptimizerRun:
         sandbox: Sandbox for the extraction code node.
         budget: Token budget for the whole run (teacher + student).
         seed: Base seed.
+        task: A typed task (prompts are then typed CoT plans scored by the task's metric),
+            or None for GSM rows (``question`` -> number ``answer``).
     """
 
     def __init__(
@@ -285,6 +289,7 @@ class OptimizerRun:
         sandbox: CodeRunner | None,
         budget: int | None,
         seed: int,
+        task: TaskSpec | None = None,
     ) -> None:
         if not trainset:
             raise UsageError(f"{name} needs at least one training row")
@@ -295,6 +300,7 @@ class OptimizerRun:
         self.student = MeteredBackend(student, self.meter, "student")
         self.sandbox = sandbox
         self.seed = seed
+        self.task = task
         self.history: list[Candidate] = []
         self.teacher_calls = 0
         self.teacher_parse_failures = 0
@@ -362,6 +368,12 @@ class OptimizerRun:
             **values,
         )
 
+    def examples(self) -> str:
+        """The training rows as solved examples for the teacher's prompts."""
+        if self.task is not None:
+            return examples_block(self.task, self.trainset)
+        return examples_text(self.trainset)
+
     async def score(self, program: PromptProgram, *, origin: str, step: int = 0) -> Candidate:
         """Score a prompt on the training rows (memoised per prompt); record it."""
         known = self._scores.get(program)
@@ -370,17 +382,31 @@ class OptimizerRun:
         outcomes: list[RowOutcome] = []
         for index, row in enumerate(self.trainset):
             rid = row_id(row, index)
-            plan = program.without_source(rid).to_plan(name=f"{self.name}-candidate")
-            prediction: Prediction = await predict_with_plan(
-                plan, row, student=self.student, sandbox=self.sandbox, seed=self.seed
+            plan = program.without_source(rid).to_plan(
+                name=f"{self.name}-candidate", task=self.task
             )
+            prediction: Prediction = await predict_with_plan(
+                plan,
+                row,
+                student=self.student,
+                sandbox=self.sandbox,
+                seed=self.seed,
+                task=self.task,
+            )
+            gold: Any
+            if self.task is not None:
+                gold = {k: row.get(k) for k in self.task.outputs}
+                right = default_metric(self.task)(row, prediction.outputs or {}).value == 1.0
+            else:
+                gold = row.get("answer")
+                right = answer_correct(prediction.answer, gold)
             outcomes.append(
                 RowOutcome(
                     row_id=rid,
                     question=str(row.get("question", "")),
-                    gold=row.get("answer"),
+                    gold=gold,
                     answer=prediction.answer,
-                    correct=answer_correct(prediction.answer, row.get("answer")),
+                    correct=right,
                     reply=prediction.raw,
                     error=prediction.error,
                 )
@@ -411,6 +437,7 @@ class OptimizerRun:
         best = self.best()
         program = best.program if best is not None else fallback
         plan = program.to_plan(
+            task=self.task,
             name=f"{self.name}-optimised",
             description=f"Prompt optimised by {self.name} on {len(self.trainset)} training rows.",
             metadata={
@@ -436,6 +463,7 @@ class OptimizerRun:
             usage=self.meter.snapshot(),
             latency_s=time.perf_counter() - self._start,
             report=report,
+            task=self.task,
         )
 
 
@@ -447,6 +475,22 @@ class OptimizerMethod(abc.ABC):
 
     uses_teacher = True
     name = "optimizer"
+    supports_typed_tasks = False
+    """Whether :meth:`bind_task` accepts a typed task (the optimiser's prompts are generic)."""
+    task: TaskSpec | None = None
+
+    def bind_task(self, task: TaskSpec, plan: Any = None) -> None:
+        """Optimise prompts for a typed task (typed CoT plans scored by its metric).
+
+        Raises:
+            UsageError: the optimiser's teacher prompts are written for numeric questions.
+        """
+        if not self.supports_typed_tasks:
+            raise UsageError(
+                f"prompt optimiser {self.name!r} handles GSM-style numeric questions only",
+                hint="use ape on typed tasks",
+            )
+        self.task = task
 
     def unavailable_reason(self) -> str | None:
         """Always available (needs only a teacher and a student)."""
@@ -484,6 +528,7 @@ class OptimizerMethod(abc.ABC):
             sandbox=sandbox,
             budget=budget,
             seed=seed,
+            task=self.task,
         )
         with run.budget_guard():
             await self.optimize(run)
@@ -504,5 +549,10 @@ class OptimizerMethod(abc.ABC):
     ) -> Prediction:
         """Run the optimised prompt on the row."""
         return await predict_with_plan(
-            require_plan(prepared), row, student=student, sandbox=sandbox, seed=seed
+            require_plan(prepared),
+            row,
+            student=student,
+            sandbox=sandbox,
+            seed=seed,
+            task=prepared.task,
         )
