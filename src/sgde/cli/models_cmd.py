@@ -102,10 +102,12 @@ def prepare(
     directory = models_dir or default_models_dir()
     status = model_status(model, directory)
     if status.installed and not status.assembled:
-        out_console.print(f"assembling {model.full_name} ({_mb(model.size)}) ...", highlight=False)
+        out_console.print(
+            f"assembling {model.full_name} ({_mb(model.size)}) ...", highlight=False, markup=False
+        )
     path = ensure_assembled(model, directory)
-    out_console.print(f"{model.full_name}: {path}", highlight=False)
-    out_console.print(f"sha256 {model.sha256} verified", highlight=False)
+    out_console.print(f"{model.full_name}: {path}", highlight=False, markup=False)
+    out_console.print(f"sha256 {model.sha256} verified", highlight=False, markup=False)
 
 
 @models_app.command("cache")
