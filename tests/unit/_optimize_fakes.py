@@ -160,7 +160,7 @@ class FakeTeacher:
         elif (
             "Solve this problem by writing" in text
             or "Solve ONE case of this task" in text
-            or "First write two or three short comment lines" in text
+            or "Start the function with comment lines" in text
         ):
             kind = "solve"
         elif "that computes the outputs of ANY case" in text:
