@@ -188,3 +188,12 @@ def test_admin_endpoints_need_the_bearer_token() -> None:
         good = client.post("/v1/admin/reload", headers={"Authorization": "Bearer s3cret"})
         assert good.status_code == 200, good.text
         assert json.dumps(good.json()["problems"]) == "[]"
+
+
+def test_a_batch_never_fills_the_queue_with_its_own_rows() -> None:
+    with _client(max_concurrency=1, queue_size=0) as client:
+        rows = [{"question": f"{n} eggs"} for n in range(6)]
+        r = client.post("/v1/plans/duck-eggs/batch", json={"inputs": rows})
+        assert r.status_code == 200, r.text
+        assert [x["status"] for x in r.json()["results"]] == [200] * 6
+        assert r.json()["ok"] == 6

@@ -82,6 +82,7 @@ def serve(
     max_body_bytes: Annotated[
         int, typer.Option(help="Largest request body.", min=1024)
     ] = 1_048_576,
+    max_batch: Annotated[int, typer.Option(help="Most rows in one batch request.", min=1)] = 256,
     log: Annotated[
         Path | None,
         typer.Option("--log", help="SQLite production log of every request (opt-in)."),
@@ -126,6 +127,7 @@ def serve(
         queue_size=queue,
         request_timeout_s=timeout,
         max_body_bytes=max_body_bytes,
+        max_batch=max_batch,
         admin_token=admin_token or os.environ.get("SGDE_ADMIN_TOKEN") or None,
         log_path=log,
         routing_path=routing,

@@ -284,11 +284,16 @@ def create_app(
         for i, row in enumerate(body.inputs):
             check_inputs(pv.plan.inputs, row, where=f"inputs[{i}]")
 
+        # a batch holds at most as many run slots as the server has, so its own rows never
+        # fill the queue and bounce with 429
+        rows_in_flight = asyncio.Semaphore(settings.max_concurrency)
+
         async def one(row: dict[str, Any]) -> dict[str, Any]:
             try:
-                outcome = await service.run(
-                    name, row, version=pv.version, caller=body.caller, seed=body.seed
-                )
+                async with rows_in_flight:
+                    outcome = await service.run(
+                        name, row, version=pv.version, caller=body.caller, seed=body.seed
+                    )
             except ApiError as exc:
                 return {"status": exc.status, "error": exc.body()}
             if outcome.error is not None:
