@@ -209,3 +209,17 @@ async def test_timeout_kills_the_call_not_the_worker() -> None:
         assert info.value.rule == "timeout"
         assert pool.worker_pids == pids
         assert await pool.call(ADD, {"a": 2, "b": 2}) == {"sum": 4}
+
+
+async def test_cli_flag_selects_the_isolation(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from sgde.cli.app import app
+
+    monkeypatch.setenv("SGDE_SANDBOX", "strong")
+    result = CliRunner().invoke(app, ["--sandbox", "weak", "validate", "--help"])
+    assert result.exit_code == 0, result.output
+    assert os.environ["SGDE_SANDBOX"] == "weak"
+    result = CliRunner().invoke(app, ["--sandbox", "none", "validate", "--help"])
+    assert result.exit_code == 2
+    assert "strong" in result.output

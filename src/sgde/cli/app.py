@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -42,12 +43,26 @@ def _root(
             is_eager=True,
         ),
     ] = False,
+    sandbox: Annotated[
+        str | None,
+        typer.Option(
+            "--sandbox",
+            metavar="strong|weak",
+            help="Isolation of teacher-written code: 'strong' (default: OS isolation; sgde "
+            "refuses to run code where it is unavailable) or 'weak' (Python-level checks "
+            "only, an explicit opt-in; see docs/sandbox.md). Same as SGDE_SANDBOX.",
+        ),
+    ] = None,
 ) -> None:
     """Semantic Gradient Descent: compile reliable execution plans for small language models.
 
     Exit status: 0 success, 1 failure (invalid plan, failed run), 2 usage error (bad
     option, unreadable input, unwritable output), 70 internal error, 130 interrupted.
     """
+    if sandbox is not None:
+        if sandbox.strip().lower() not in ("strong", "weak"):
+            raise typer.BadParameter("use 'strong' or 'weak'", param_hint="--sandbox")
+        os.environ["SGDE_SANDBOX"] = sandbox.strip().lower()  # read by every SandboxPool
 
 
 def main() -> None:
