@@ -322,3 +322,29 @@ async def test_generic_params_get_the_teachers_names_and_bad_descriptions_fall_b
         InProcessCodeRunner(), p.code, "run", {"word": "kiwi", "letter": "i"}, trace=False
     )
     assert run.result == {"answer": 2}
+
+
+async def test_searched_counts_every_lifted_candidate_examined() -> None:
+    from _optimize_fakes import BAD_SOLUTION, GOOD_SOLUTION, ROWS
+
+    task = TaskSpec(
+        description="Answer the math word problem with one number.",
+        inputs={"question": "string"},
+        outputs={"answer": "number"},
+    )
+    solutions: list[list[RowSolution]] = [
+        [RowSolution(0, BAD_SOLUTION.format(a=16, b=3, c=4, d=2), {}, {}, "direct@0.0")],
+        [RowSolution(1, GOOD_SOLUTION.format(a=1600, b=31, c=47, d=7), {}, {}, "direct@0.0")],
+        [],
+    ]
+    fake = _no_teacher()
+    programs = await program_candidates(
+        fake.teacher,
+        InProcessCodeRunner(),
+        task,
+        ROWS,
+        default_metric(task),
+        solutions,
+        budget=SourceBudget(whole_samples=0, enumerate=False, repair_rounds=0),
+    )
+    assert [(p.origin, p.verified_rows, p.searched) for p in programs] == [("lift", 3, 2)]

@@ -72,7 +72,8 @@ class Program:
         raw_inputs: Params that ARE task input fields, read verbatim (param -> input name).
         descriptions: Param -> a description that holds across phrasings.
         origin: ``"lift"``, ``"repair"``, ``"whole"`` or ``"enumerative"``.
-        searched: Hypotheses examined to find it (for the PAC statement).
+        searched: Hypotheses its source examined against the training rows up to and
+            including this one — failed candidates count too (for the PAC statement).
         verified_rows: Rows where ``run(**values[i])`` scored 1 with the task metric.
     """
 
@@ -404,6 +405,7 @@ async def _lift_program(
     seed: int,
     log: _Log,
     seen: set[str],
+    examined: dict[str, int],
 ) -> Program | None:
     seed_inputs = row_inputs(task, rows[solution.row])
     lift = lift_row_solution(solution.code, task, seed_inputs, solution.row)
@@ -446,6 +448,7 @@ async def _lift_program(
         log.note("lift", f"row {solution.row + 1}: the lifted code is unusable or a repeat")
         return None
     seen.add(code)
+    examined["lift"] = examined.get("lift", 0) + 1
     checks = await verify_program(sandbox, task, rows, metric, code, values)
     for i, problem in enumerate(checks):
         if problem is not None and i != solution.row and i not in asked:
@@ -455,7 +458,6 @@ async def _lift_program(
                 again = await verify_program(sandbox, task, [rows[i]], metric, code, [retry])
                 checks[i] = again[0]
     origin = "lift"
-    searched = 1
     for round_ in range(budget.repair_rounds):
         failures = [i for i, c in enumerate(checks) if c is not None and values[i] is not None]
         if not failures:
@@ -484,7 +486,7 @@ async def _lift_program(
                 seed=seed + 31 * round_,
             )
         )
-        searched += 1
+        examined["lift"] = examined.get("lift", 0) + 1
         if entry_params(repaired, "solution") != names:
             log.note("repair", f"row {solution.row + 1}: the repair changed the signature")
             continue
@@ -521,7 +523,7 @@ async def _lift_program(
         raw_inputs={p: s for p, s in lift.raw_inputs().items() if p in ptypes},
         descriptions={k: fallback[k] for k in ptypes},
         origin=origin,
-        searched=searched,
+        searched=examined.get("lift", 1),
         verified_rows=verified,
     )
 
@@ -639,6 +641,7 @@ async def program_candidates(
     budget = budget or SourceBudget(whole_samples=samples)
     log = _Log(events, teacher)
     seen: set[str] = set()
+    examined: dict[str, int] = {}
     programs: list[Program] = []
     pool = sorted((s for per_row in solutions for s in per_row), key=lambda s: (s.style, s.row))
     for k, sol in enumerate(pool[: budget.lift_candidates]):
@@ -653,6 +656,7 @@ async def program_candidates(
             seed=seed + 7919 * k,
             log=log,
             seen=seen,
+            examined=examined,
         )
         if program is not None and program.verified_rows >= min(2, len(rows)):
             programs.append(program)
