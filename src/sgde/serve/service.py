@@ -419,7 +419,11 @@ class PlanService:
                 Failed runs are returned (``Outcome.error``), not raised.
         """
         pv = self.registry.route(name, version=version, caller=caller)
-        values = check_inputs(pv.plan.inputs, inputs)
+        try:
+            values = check_inputs(pv.plan.inputs, inputs)
+        except ApiError as exc:
+            exc.extra.setdefault("version", pv.version)
+            raise
         request_id = uuid.uuid4().hex
         started = time.perf_counter()
         try:
