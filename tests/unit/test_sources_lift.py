@@ -325,7 +325,7 @@ async def test_generic_params_get_the_teachers_names_and_bad_descriptions_fall_b
 
 
 async def test_searched_counts_every_lifted_candidate_examined() -> None:
-    from _optimize_fakes import BAD_SOLUTION, GOOD_SOLUTION, ROWS
+    from _optimize_fakes import BAD_SOLUTION, GOOD_SOLUTION, ROWS, numbers
 
     task = TaskSpec(
         description="Answer the math word problem with one number.",
@@ -337,7 +337,12 @@ async def test_searched_counts_every_lifted_candidate_examined() -> None:
         [RowSolution(1, GOOD_SOLUTION.format(a=1600, b=31, c=47, d=7), {}, {}, "direct@0.0")],
         [],
     ]
-    fake = _no_teacher()
+
+    def extract(req):  # type: ignore[no-untyped-def]
+        a, b, c, d = numbers(case_of(req, "Now this case:")["question"])[:4]
+        return {"eggs_per_day": a, "eaten": b, "baked": c, "price": d}
+
+    fake = ScriptedTeacher({"describe": describer(), "extract": extract})
     programs = await program_candidates(
         fake.teacher,
         InProcessCodeRunner(),
@@ -348,3 +353,5 @@ async def test_searched_counts_every_lifted_candidate_examined() -> None:
         budget=SourceBudget(whole_samples=0, enumerate=False, repair_rounds=0),
     )
     assert [(p.origin, p.verified_rows, p.searched) for p in programs] == [("lift", 3, 2)]
+    # the failing rows of the first candidate were re-read by the teacher before giving up
+    assert fake.seen.count("extract") == 2
