@@ -35,6 +35,7 @@ from rich.progress import (
 
 from sgde.cli.output import SafeConsole
 from sgde.errors import PlanError, SgdeError, UsageError
+from sgde.plan.files import file_kind
 
 __all__ = [
     "EXIT_FAILURE",
@@ -214,19 +215,6 @@ def check_output_parent(path: Path | None, *, option: str) -> None:
         )
 
 
-def _kind(mode: int) -> str:
-    for test, name in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    ):
-        if test(mode):
-            return name
-    return "not a regular file"
-
-
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -265,7 +253,7 @@ def check_output_file(
         raise fail(exc.strerror or str(exc), "check the path") from None
     if info is not None:
         if not stat.S_ISREG(info.st_mode):
-            raise fail(f"it is {_kind(info.st_mode)}", f"give {option} the path of a file")
+            raise fail(f"it is {file_kind(info.st_mode)}", f"give {option} the path of a file")
         if not os.access(path, os.W_OK):
             raise fail("permission denied", "pick a path you can write to")
         return
@@ -310,7 +298,7 @@ def check_output_dir(path: Path | None, *, option: str) -> None:
     if not stat.S_ISDIR(info.st_mode):
         what = "it" if probe == path else repr(str(probe))
         raise fail(
-            f"{what} is {_kind(info.st_mode)}, not a directory",
+            f"{what} is {file_kind(info.st_mode)}, not a directory",
             f"give {option} a directory path",
         )
     if not os.access(probe, os.W_OK | os.X_OK):

@@ -35,6 +35,7 @@ __all__ = [
     "DATA_MAX_BYTES",
     "PLAN_MAX_BYTES",
     "data_max_bytes",
+    "file_kind",
     "read_user_bytes",
     "read_user_text",
     "write_text_atomic",
@@ -67,7 +68,8 @@ def data_max_bytes() -> int:
     return int(raw) * 1024 * 1024
 
 
-def _file_kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a non-regular ``st_mode`` is, for messages: ``"a directory"``, ``"a FIFO ..."``."""
     if stat.S_ISDIR(mode):
         return "a directory"
     if stat.S_ISFIFO(mode):
@@ -118,7 +120,7 @@ def read_user_bytes(
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
         raise fail(getattr(exc, "strerror", None) or str(exc)) from None
     if not stat.S_ISREG(info.st_mode):
-        kind = _file_kind(info.st_mode)
+        kind = file_kind(info.st_mode)
         hint = "pass the path of a file" if kind == "a directory" else "pass a regular file"
         raise fail(f"it is {kind}, not a regular file", hint) from None
     if info.st_size > max_bytes:
@@ -203,7 +205,7 @@ def write_text_atomic(
         info = None  # missing (or unreachable: the write below reports it)
     if info is not None and not stat.S_ISREG(info.st_mode):
         raise UsageError(
-            f"cannot write {what} {target}: it is {_file_kind(info.st_mode)}, not a regular file",
+            f"cannot write {what} {target}: it is {file_kind(info.st_mode)}, not a regular file",
             hint="pass the path of a regular file (it is replaced as a whole)",
         )
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
