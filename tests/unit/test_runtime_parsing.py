@@ -134,6 +134,30 @@ def test_repair_json_cases() -> None:
     assert fixed('{"a":') == {"a": None}
     assert fixed('{"a": "\\u00e9"}') == {"a": "é"}
     assert fixed('{"a": {"b": [1, {"c": 2') == {"a": {"b": [1, {"c": 2}]}}
+    assert fixed('{"a": [{"b": 1}, {"b": 2, "c') == {"a": [{"b": 1}, {"b": 2}]}  # cut in a key
+    # A missing comma before a string (list items, object members).
+    assert fixed('{"items": ["a", "b" "c"]}') == {"items": ["a", "b", "c"]}
+    assert fixed('{"a": 1 "b": true "c": [2] "d": "x"}') == {"a": 1, "b": True, "c": [2], "d": "x"}
+    assert fixed('{"a": "x", "b": ["y"]}') == {"a": "x", "b": ["y"]}  # well-formed: unchanged
+
+
+def test_answers_without_json_stay_failures() -> None:
+    # Prose and code hold no object: no object is invented from them (a parse error lets the
+    # executor retry with another seed, a fabricated object would be a wrong answer).
+    for text in (
+        "12 * 7 = 90\n\nThe answer is 90.",
+        'json({"start": "HH:MM", "minutes": 9:30}).',
+        "def f(x):\n    return {x.name: x(1) + 1.5}",
+    ):
+        with pytest.raises(OutputParseError):
+            parse_json_output(
+                text,
+                {
+                    "type": "object",
+                    "properties": {"minutes": {"type": "integer"}},
+                    "required": ["minutes"],
+                },
+            )
 
 
 def test_candidates_are_ordered_and_deduplicated() -> None:

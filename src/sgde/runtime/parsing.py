@@ -19,6 +19,15 @@ forget to quote keys, write ``True``/``None`` or stop mid-object at the token li
 When the schema has exactly one property, a bare scalar answer (``"42"``) is accepted as
 that property. If nothing validates, :class:`~sgde.errors.OutputParseError` carries the
 raw text and the closest validation error.
+
+Why hand-written rather than the ``json-repair`` package (measured on 24 unconstrained
+answers of SmolLM2-135M to JSON requests, plus 14 typical malformations): both repair all 14
+malformations and recover the same 15 real objects, but ``json-repair`` also *invents*
+objects from answers that hold none (2 of 24: a Python snippet became ``{"minutes": 9,
+"Python": "..."}``), which would turn a parse failure — retried with a new seed — into a
+wrong answer that may validate; it returns one guess, where the node's schema here chooses
+among all candidates; and it took 1.7 times as long (about 220 µs vs 130 µs per answer). So
+the repair stays here, conservative, with no dependency.
 """
 
 from __future__ import annotations
@@ -167,7 +176,8 @@ def repair_json(text: str) -> str:
     """Repair common JSON mistakes of small models (best effort, never raises).
 
     Fixes single-quoted strings, unquoted keys, Python/JS literals (``True``, ``None``,
-    ``NaN``), trailing commas, ``//`` comments, and closes unclosed strings and brackets.
+    ``NaN``), trailing commas, a missing comma before a string, ``//`` comments, and closes
+    unclosed strings and brackets.
 
     Args:
         text: Almost-JSON text.
@@ -182,7 +192,11 @@ def repair_json(text: str) -> str:
     while i < n:
         ch = text[i]
         if ch in "\"'":
-            content, i, _closed = _read_quoted(text, i + 1, ch)
+            content, i, closed = _read_quoted(text, i + 1, ch)
+            if not closed and _expects_key(out):
+                break  # cut off inside a key: drop the partial member
+            if _ends_value(out):  # a missing comma: ["a" "b"], {"a": 1 "b": 2}
+                out.append(",")
             out.append(json.dumps(content, ensure_ascii=False))
             continue
         if ch == "/" and text.startswith("//", i):
@@ -219,6 +233,15 @@ def repair_json(text: str) -> str:
         out.append("null")
     out.extend(reversed(stack))
     return "".join(out)
+
+
+def _ends_value(out: list[str]) -> bool:
+    """Whether the last significant output ends a complete JSON value."""
+    for piece in reversed(out):
+        stripped = piece.rstrip()
+        if stripped:
+            return stripped[-1] in '"]}0123456789' or stripped in ("true", "false", "null")
+    return False
 
 
 def _expects_key(out: list[str]) -> bool:
