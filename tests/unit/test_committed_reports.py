@@ -59,3 +59,28 @@ def test_every_local_link_resolves(path: Path) -> None:
         if target not in committed and not (target.is_dir() and target.is_relative_to(ROOT)):
             missing.append(link)
     assert not missing, f"{path.relative_to(ROOT)} links files that are not committed: {missing}"
+
+
+# Files and documents that exist only in the developers' workspace, never in a user's copy.
+PRIVATE_REFERENCES = re.compile(r"MODELS\.md|SGDE\.md|STYLE\.md|\bbrief §|\.\./shared|/work/shared")
+
+
+def test_docs_and_docstrings_stand_alone() -> None:
+    paths = [
+        *_committed("docs/*.md"),
+        *_committed("README.md"),
+        *_committed("src/sgde/**/*.py"),
+        *_committed("src/sgde/**/*.md"),
+        *_committed("src/sgde/**/*.j2"),
+        *_committed("examples/*"),
+    ]
+    cited = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()[:80]}"
+        for path in paths
+        if path.is_file()
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if PRIVATE_REFERENCES.search(line)
+    ]
+    assert not cited, "state the fact instead of citing a file users do not have:\n" + "\n".join(
+        cited
+    )

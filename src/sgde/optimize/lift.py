@@ -1,6 +1,6 @@
 """Deterministic literal lifting: one solved instance → a reusable, parameterised function.
 
-"Solve, then lift" (MODELS.md): the teacher writes ``solution()`` for one training example;
+"Solve, then lift": the teacher writes ``solution()`` for one training example;
 the numeric literals of that code which also occur as numbers in the example's text become
 named parameters of ``run(**params)``. Other examples of the same template get their parameter
 values by *positional alignment*: the k-th number of their text fills the parameter lifted

@@ -1,4 +1,4 @@
-"""PAC sample-complexity bounds for a compile (SGDE.md §4).
+"""PAC sample-complexity bounds for a compile.
 
 Two forms are implemented, both for the *realisable* case:
 

@@ -1,8 +1,9 @@
 """Trace-driven placement: which node to change, and in which direction.
 
 The decision rests on statistics sgde computes (:mod:`sgde.optimize.supervision`); the
-teacher's critique only explains it (MODELS.md: the 1.5B teacher names the right node in
-3/10 traces). Rules, per erring LLM node, most erring first (ties: upstream first):
+teacher's critique only explains it (measured: the 1.5B local teacher, Qwen2.5-Coder-1.5B,
+names the right node in 3 of 10 failing traces). Rules, per erring LLM node, most erring
+first (ties: upstream first):
 
 1. **offload** — error rate ≥ ``offload_min_error`` and the node's output is *computable*
    (the teacher solved training rows as verified code, so a program candidate may exist).

@@ -1,4 +1,4 @@
-"""Offload by "solve, then lift" (MODELS.md: 4/5 templates with the 1.5B teacher).
+"""Offload by "solve, then lift" (measured: the 1.5B local teacher lifts 4 of 5 GSM-Hard templates).
 
 1. A candidate is a teacher ``solution()`` for one training example, verified against that
    example's gold answer (supervision's solutions first, then fresh samples at
