@@ -249,6 +249,8 @@ def check_output_file(
         info = path.stat()
     except FileNotFoundError:
         info = None
+    except NotADirectoryError:
+        raise fail(f"{str(path.parent)!r} is not a directory", "check the path") from None
     except OSError as exc:
         raise fail(exc.strerror or str(exc), "check the path") from None
     if info is not None:
@@ -289,7 +291,7 @@ def check_output_dir(path: Path | None, *, option: str) -> None:
         try:
             info = probe.stat()
             break
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             if probe.parent == probe:
                 raise fail("no existing parent directory", "check the path") from None
             probe = probe.parent
@@ -297,8 +299,9 @@ def check_output_dir(path: Path | None, *, option: str) -> None:
             raise fail(exc.strerror or str(exc), "check the path") from None
     if not stat.S_ISDIR(info.st_mode):
         what = "it" if probe == path else repr(str(probe))
+        kind = "a file" if stat.S_ISREG(info.st_mode) else file_kind(info.st_mode)
         raise fail(
-            f"{what} is {file_kind(info.st_mode)}, not a directory",
+            f"{what} is {kind}, not a directory",
             f"give {option} a directory path",
         )
     if not os.access(probe, os.W_OK | os.X_OK):
