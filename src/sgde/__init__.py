@@ -25,6 +25,7 @@ from sgde._version import __version__
 from sgde.errors import (
     BackendError,
     BudgetExceeded,
+    CircuitOpenError,
     CompileError,
     DataError,
     ExecutionError,
@@ -126,6 +127,7 @@ __all__ = [
     "BudgetExceeded",
     "ChatRequest",
     "ChatResponse",
+    "CircuitOpenError",
     "CodeNode",
     "CompileError",
     "CompileResult",

@@ -17,6 +17,7 @@ into *misuse* (the caller gave something wrong: fix the input) and *runtime fail
     │   └── NodeTimeoutError       a node ran past its timeout
     ├── SandboxError               untrusted code refused or contained (rule)
     ├── BackendError               a model backend failed (provider, status, retryable)
+    │   └── CircuitOpenError       its endpoint is down: calls fail at once (retry_after_s)
     ├── BudgetExceeded             a call would overspend the token/USD budget
     ├── CompileError               the SGDe compiler could not proceed
     └── TaskMetricError            a metric raised or returned an invalid score (metric, row)
@@ -30,6 +31,7 @@ from typing import Any
 __all__ = [
     "BackendError",
     "BudgetExceeded",
+    "CircuitOpenError",
     "CompileError",
     "DataError",
     "ExecutionError",
@@ -225,6 +227,31 @@ class BackendError(SgdeError):
         self.retryable = retryable
         st = f" (HTTP {status})" if status is not None else ""
         super().__init__(f"{provider}{st}: {message}", hint=hint)
+
+
+class CircuitOpenError(BackendError):
+    """An endpoint failed repeatedly, so its circuit breaker refuses calls for a while.
+
+    Raised at once, without sending a request (``retryable`` is False: retrying now cannot
+    help). See :mod:`sgde.models.breaker`.
+
+    Attributes:
+        endpoint: The endpoint (base URL) the breaker guards.
+        retry_after_s: Seconds until the breaker lets a probe call through.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        endpoint: str,
+        retry_after_s: float,
+        hint: str | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.retry_after_s = retry_after_s
+        super().__init__(message, provider=provider, retryable=False, hint=hint)
 
 
 class BudgetExceeded(SgdeError):

@@ -9,6 +9,7 @@ Names are ``provider:model`` (see :mod:`sgde.models.names`).
 """
 
 from sgde.models.anthropic_backend import AnthropicBackend
+from sgde.models.breaker import BreakerPolicy, BreakerRegistry, CircuitBreaker, breaker_of
 from sgde.models.cache import RequestCache, cache_key
 from sgde.models.defaults import DEFAULT_STUDENT, DEFAULT_TEACHER
 from sgde.models.hub import ModelHub, RoleBackend
@@ -26,7 +27,10 @@ __all__ = [
     "LOCAL_MODELS",
     "PROVIDERS",
     "AnthropicBackend",
+    "BreakerPolicy",
+    "BreakerRegistry",
     "Budget",
+    "CircuitBreaker",
     "Failure",
     "LlamaBackend",
     "LocalModel",
@@ -42,6 +46,7 @@ __all__ = [
     "RoleUsage",
     "StructuredOutputMode",
     "UsageMeter",
+    "breaker_of",
     "cache_key",
     "call_with_retries",
     "known_model_names",

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sgde.errors import UsageError
+from sgde.models.breaker import CircuitBreaker
 from sgde.models.concurrency import LoopSemaphore
 from sgde.models.retry import Failure, RetryPolicy, call_with_retries, classify_sdk_error
 from sgde.runtime.backend import Capabilities, ChatRequest, ChatResponse, Usage
@@ -52,6 +53,8 @@ class AnthropicBackend:
         owns_client: Close ``client`` in :meth:`aclose`.
         sleep: Awaitable sleep used between retries (tests inject a fake).
         rng: Source of backoff jitter.
+        breaker: Circuit breaker of the endpoint, shared with every backend that calls it
+            (see :mod:`sgde.models.breaker`); ``None`` for none.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class AnthropicBackend:
         owns_client: bool = True,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._name = name
         self.model = model
@@ -74,6 +78,7 @@ class AnthropicBackend:
         self._owns_client = owns_client
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self.breaker = breaker
         self._sampling: frozenset[str] | None = None
 
     @property
@@ -166,6 +171,7 @@ class AnthropicBackend:
                 policy=self._policy,
                 sleep=self._sleep,
                 rng=self._rng,
+                breaker=self.breaker,
             )
         latency = time.perf_counter() - start
         text = _text_of(message, structured=request.json_schema is not None)

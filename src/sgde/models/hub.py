@@ -13,9 +13,10 @@ from types import TracebackType
 from typing import Any
 
 from sgde.errors import UsageError
+from sgde.models.breaker import BreakerRegistry
 from sgde.models.cache import RequestCache, backend_endpoint, cache_key
 from sgde.models.request import estimate_prompt_tokens
-from sgde.models.resolver import resolve_model
+from sgde.models.resolver import breaker_policy, resolve_model
 from sgde.models.settings import ModelSettings, Price
 from sgde.models.usage import Budget, PriceTable, RoleUsage, UsageMeter
 from sgde.runtime.backend import Backend, Capabilities, ChatRequest, ChatResponse, Usage
@@ -131,6 +132,11 @@ class ModelHub:
             inject fakes here.
         cache: Request cache to use (default: ``requests.sqlite`` in the settings' cache
             dir, opened when a cached role is first bound).
+
+    Attributes:
+        breakers: The run's circuit breakers, one per HTTP endpoint, shared by every
+            backend the default resolver creates (:func:`sgde.models.breaker.breaker_of`
+            finds a backend's).
     """
 
     def __init__(
@@ -141,7 +147,10 @@ class ModelHub:
         cache: RequestCache | None = None,
     ) -> None:
         self.settings = settings or ModelSettings()
-        self._resolver: Resolver = resolver or (lambda name, s: resolve_model(name, settings=s))
+        self.breakers = BreakerRegistry(breaker_policy(self.settings))
+        self._resolver: Resolver = resolver or (
+            lambda name, s: resolve_model(name, settings=s, breakers=self.breakers)
+        )
         self._backends: dict[str, Backend] = {}
         self._cache = cache
         self._owns_cache = cache is None

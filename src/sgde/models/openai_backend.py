@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from sgde.models.breaker import CircuitBreaker
 from sgde.models.concurrency import LoopSemaphore
 from sgde.models.request import (
     estimate_prompt_tokens,
@@ -133,6 +134,8 @@ class OpenAIBackend:
         owns_client: Close ``client`` in :meth:`aclose`.
         sleep: Awaitable sleep used between retries (tests inject a fake).
         rng: Source of backoff jitter.
+        breaker: Circuit breaker of the endpoint, shared with every backend that calls it
+            (see :mod:`sgde.models.breaker`); ``None`` for none.
     """
 
     def __init__(
@@ -149,6 +152,7 @@ class OpenAIBackend:
         owns_client: bool = True,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._name = name
         self.provider = provider
@@ -165,6 +169,7 @@ class OpenAIBackend:
         self._owns_client = owns_client
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self.breaker = breaker
         base_url = getattr(client, "base_url", "")
         self._where = f"{model} at {str(base_url).rstrip('/')}" if base_url else model
 
@@ -293,6 +298,7 @@ class OpenAIBackend:
                 policy=self._policy,
                 sleep=self._sleep,
                 rng=self._rng,
+                breaker=self.breaker,
             )
         latency = time.perf_counter() - start
         choice = completion.choices[0]

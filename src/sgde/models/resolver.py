@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from sgde.errors import ModelNotFoundError, UsageError
+from sgde.models.breaker import BreakerPolicy, BreakerRegistry, CircuitBreaker
 from sgde.models.names import ModelName, parse_model_name
 from sgde.models.retry import RetryPolicy
 from sgde.models.settings import ModelSettings
@@ -28,7 +29,29 @@ def _policy(settings: ModelSettings) -> RetryPolicy:
     )
 
 
-def resolve_model(name: str, *, settings: ModelSettings | None = None) -> Backend:
+def breaker_policy(settings: ModelSettings) -> BreakerPolicy:
+    """The circuit-breaker policy that ``settings`` ask for."""
+    cooldown = settings.breaker_cooldown_s
+    return BreakerPolicy(
+        failures=settings.breaker_failures,
+        cooldown_s=cooldown,
+        max_cooldown_s=max(120.0, 12 * cooldown),
+    )
+
+
+def _breaker(
+    client: object, settings: ModelSettings, breakers: BreakerRegistry | None
+) -> CircuitBreaker:
+    registry = breakers if breakers is not None else BreakerRegistry(breaker_policy(settings))
+    return registry.for_endpoint(str(getattr(client, "base_url", "") or "endpoint"))
+
+
+def resolve_model(
+    name: str,
+    *,
+    settings: ModelSettings | None = None,
+    breakers: BreakerRegistry | None = None,
+) -> Backend:
     """Create the backend for ``name``.
 
     Each call creates a new backend (a local model is loaded on its first call); use
@@ -37,6 +60,8 @@ def resolve_model(name: str, *, settings: ModelSettings | None = None) -> Backen
     Args:
         name: ``provider:model`` (see :mod:`sgde.models.names`).
         settings: Model settings (defaults when omitted).
+        breakers: Circuit breakers of the run, one per endpoint (the hub passes its own);
+            without it an HTTP backend gets a breaker of its own.
 
     Raises:
         ModelNotFoundError: Unknown provider or local model, missing local packages.
@@ -55,8 +80,8 @@ def resolve_model(name: str, *, settings: ModelSettings | None = None) -> Backen
     if parsed.provider == "local":
         return _local(parsed, settings)
     if parsed.provider == "anthropic":
-        return _anthropic(parsed, settings)
-    return _openai(parsed, settings)
+        return _anthropic(parsed, settings, breakers)
+    return _openai(parsed, settings, breakers)
 
 
 def _local(parsed: ModelName, settings: ModelSettings) -> Backend:
@@ -84,7 +109,9 @@ def _local(parsed: ModelName, settings: ModelSettings) -> Backend:
     )
 
 
-def _openai(parsed: ModelName, settings: ModelSettings) -> Backend:
+def _openai(
+    parsed: ModelName, settings: ModelSettings, breakers: BreakerRegistry | None
+) -> Backend:
     import openai
 
     from sgde.models.openai_backend import OpenAIBackend
@@ -137,6 +164,7 @@ def _openai(parsed: ModelName, settings: ModelSettings) -> Backend:
         extra_body=extra_body,
         policy=_policy(settings),
         max_concurrency=settings.max_concurrency,
+        breaker=_breaker(client, settings, breakers),
     )
 
 
@@ -146,7 +174,9 @@ def _ollama_url(host: str) -> str:
     return url.rstrip("/") + "/v1"
 
 
-def _anthropic(parsed: ModelName, settings: ModelSettings) -> Backend:
+def _anthropic(
+    parsed: ModelName, settings: ModelSettings, breakers: BreakerRegistry | None
+) -> Backend:
     from sgde.models.anthropic_backend import AnthropicBackend, import_anthropic
 
     anthropic = import_anthropic()
@@ -163,4 +193,5 @@ def _anthropic(parsed: ModelName, settings: ModelSettings) -> Backend:
         client=client,
         policy=_policy(settings),
         max_concurrency=settings.max_concurrency,
+        breaker=_breaker(client, settings, breakers),
     )

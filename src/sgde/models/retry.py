@@ -16,9 +16,12 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sgde.errors import BackendError
+
+if TYPE_CHECKING:
+    from sgde.models.breaker import CircuitBreaker
 
 __all__ = [
     "RETRYABLE_STATUS",
@@ -137,8 +140,12 @@ async def call_with_retries(
     policy: RetryPolicy,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     rng: random.Random | None = None,
+    breaker: CircuitBreaker | None = None,
 ) -> T:
     """Run ``attempt`` until it succeeds, fails for good, or retries run out.
+
+    With a ``breaker``, each attempt first asks it (an open breaker fails the call at once)
+    and reports its outcome to it; when the breaker opens, retrying stops.
 
     Args:
         attempt: One try (e.g. one HTTP request).
@@ -147,19 +154,28 @@ async def call_with_retries(
         policy: Retry limits and delays.
         sleep: Awaitable sleep (injected by tests).
         rng: Source of jitter.
+        breaker: The endpoint's circuit breaker, shared by every call to it.
 
     Raises:
         BackendError: The last failure, its message saying how many attempts were made.
+        CircuitOpenError: The endpoint's breaker is (or just went) open.
     """
     rng = rng or random.Random()
     retry = 0
     while True:
+        probe = breaker.admit() if breaker is not None else False
         try:
-            return await attempt()
+            result = await attempt()
         except Exception as exc:
             failure = classify(exc)
             if failure is None:
+                if breaker is not None:
+                    breaker.release(probe)
                 raise
+            if breaker is not None:
+                breaker.record_failure(failure, probe)
+                if breaker.is_open:
+                    raise breaker.open_error() from exc
             too_long = (
                 failure.retry_after is not None and failure.retry_after > policy.max_retry_after_s
             )
@@ -176,6 +192,14 @@ async def call_with_retries(
                 wait,
             )
             await sleep(wait)
+        except BaseException:
+            if breaker is not None:
+                breaker.release(probe)
+            raise
+        else:
+            if breaker is not None:
+                breaker.record_success(probe)
+            return result
 
 
 def _note(attempts: int, failure: Failure, too_long: bool) -> str:

@@ -78,6 +78,10 @@ class ModelSettings(BaseModel):
         backoff_s: First backoff delay; doubles per retry (with jitter) up to
             ``max_backoff_s``. A ``Retry-After`` header takes precedence.
         max_backoff_s: Upper bound of one backoff delay, seconds.
+        breaker_failures: Consecutive connection failures / 5xx of an HTTP endpoint after
+            which its circuit breaker opens and calls fail at once (0: never).
+        breaker_cooldown_s: How long an open breaker waits before one probe call; doubles
+            after each failed probe (up to 12 times this, at least 120 s).
         max_concurrency: Concurrent requests per HTTP backend.
         structured_output: Structured-output form for OpenAI-compatible endpoints.
         extra_body: Extra JSON fields sent with each ``openai-compatible`` request; by
@@ -106,6 +110,8 @@ class ModelSettings(BaseModel):
     max_retries: int = Field(default=4, ge=0, le=20)
     backoff_s: float = Field(default=1.0, ge=0)
     max_backoff_s: float = Field(default=30.0, ge=0)
+    breaker_failures: int = Field(default=5, ge=0)
+    breaker_cooldown_s: float = Field(default=10.0, ge=0)
     max_concurrency: int = Field(default=4, ge=1)
     structured_output: StructuredOutputMode = "auto"
     extra_body: dict[str, Any] | None = None
