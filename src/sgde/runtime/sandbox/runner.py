@@ -216,6 +216,11 @@ class Runner:
             setattr(view, attr, value)
         return view
 
+    def fresh_namespace(self) -> dict[str, Any]:
+        """Globals for code: restricted builtins and module views (or the real ones when
+        the Python-level layers are off)."""
+        return self._namespace()
+
     def _namespace(self) -> dict[str, Any]:
         if not self.python_layers:
             return {"__builtins__": builtins, "__name__": "sandbox"}
