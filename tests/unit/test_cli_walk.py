@@ -291,6 +291,13 @@ def test_every_option_has_help_and_the_usage_line_is_consistent(
     missing = [p.name for p in cmd.params() if not (getattr(p, "help", None) or "").strip()]
     assert not missing, f"`sgde {command}`: no help text for {missing}"
     assert (cmd.command.help or "").strip(), f"`sgde {command}` has no description"
+    lower = [
+        p.name
+        for p in cmd.params()
+        if p.param_type_name == "argument"
+        and (p.metavar or p.name) != (p.metavar or p.name).upper()
+    ]
+    assert not lower, f"`sgde {command}`: give the arguments {lower} an upper-case metavar"
     code, out, _ = _run([*cmd.path, "--help"], capsys)
     assert code == 0 and f"sgde {command} [OPTIONS]" in " ".join(out.split())
 

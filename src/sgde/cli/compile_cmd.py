@@ -214,7 +214,12 @@ def compile_plan(
     train: Annotated[Path, typer.Option("--train", help="Training rows (JSONL).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the plan.")],
     plan: Annotated[
-        Path | None, typer.Argument(help="Starting plan (YAML). Omit and pass --task instead.")
+        Path | None,
+        typer.Argument(
+            metavar="PLAN",
+            help="Starting plan (YAML). Omit and pass --task instead.",
+            show_default=False,
+        ),
     ] = None,
     task: Annotated[
         str | None, typer.Option("--task", help="Task text: the teacher drafts the plan.")

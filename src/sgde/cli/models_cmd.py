@@ -93,7 +93,12 @@ def list_models(
 @models_app.command("prepare")
 def prepare(
     name: Annotated[
-        str, typer.Argument(help="Local model, e.g. smollm2-135m or local:smollm2-135m.")
+        str,
+        typer.Argument(
+            metavar="NAME",
+            help="Local model, e.g. smollm2-135m or local:smollm2-135m.",
+            show_default=False,
+        ),
     ],
     models_dir: ModelsDirOpt = None,
 ) -> None:
