@@ -83,3 +83,54 @@ async def test_code_call_strips_fences() -> None:
 def test_prompts_are_package_data() -> None:
     text = render_prompt("solve.j2", text="Two apples.", previous="", feedback="")
     assert "Problem: Two apples." in text and "def solution" in text
+
+
+@pytest.mark.parametrize(
+    ("template", "extra"),
+    [
+        ("solve_row.j2", {"case": {"question": '"Add 3 days to 2024-01-05."'}}),
+        ("solve_row_plan.j2", {"case": {"question": '"Add 3 days to 2024-01-05."'}}),
+        (
+            "whole_task.j2",
+            {"cases": [{"inputs": '{"question": "..."}', "outputs": '{"due": "2024-01-08"}'}]},
+        ),
+        (
+            "extract_values.j2",
+            {
+                "params": [{"name": "days", "describe": "an integer", "description": "days"}],
+                "example": {"question": '"..."'},
+                "example_values": '{"days": 3}',
+                "case": {"question": '"..."'},
+            },
+        ),
+        (
+            "describe_params.j2",
+            {"params": [{"name": "days", "describe": "an integer", "seen": "3, 4"}], "cases": []},
+        ),
+        (
+            "repair_program.j2",
+            {"code": "def solution(days): ...", "params": ["days"], "cases": []},
+        ),
+        (
+            "parser.j2",
+            {
+                "fields": [{"name": "days", "describe": "an integer", "description": "days"}],
+                "cases": [],
+                "params": ["question"],
+            },
+        ),
+    ],
+)
+def test_source_prompts_speak_of_the_users_task(template: str, extra: dict) -> None:
+    from sgde.optimize.sources.context import task_context
+    from sgde.task import TaskSpec
+
+    task = TaskSpec(
+        description="Give the due date of a loan.",
+        inputs={"question": "string"},
+        outputs={"due": "date", "late": "boolean"},
+    )
+    text = render_prompt(template, **task_context(task), **extra)
+    assert "Task: Give the due date of a loan." in text
+    assert "- due: a date (YYYY-MM-DD)" in text and "- late: a boolean" in text
+    assert "word problem" not in text.lower() and "numeric answer" not in text.lower()
