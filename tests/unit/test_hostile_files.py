@@ -204,3 +204,33 @@ def test_atomic_write_never_replaces_a_device_or_fifo(fifo: Path) -> None:
     if Path("/dev/full").exists():
         with pytest.raises(UsageError, match="cannot write report /dev/full: it is a character"):
             write_text_atomic("/dev/full", "x", what="report")
+
+
+def _one_node_plan(node: str) -> str:
+    return (
+        "schema_version: 1\nname: deep\ninputs: {x: number}\noutputs: {y: c.text}\nnodes:\n" + node
+    )
+
+
+@pytest.mark.parametrize(
+    ("node", "field"),
+    [
+        (
+            "  - id: c\n    kind: llm\n    inputs: {x: input.x}\n"
+            '    prompt: "{{ ' + "(" * 400 + "x" + ")" * 400 + ' }}"\n',
+            "prompt",
+        ),
+        (
+            "  - id: c\n    kind: code\n    inputs: {x: input.x}\n    code: |\n"
+            "      def run(x):\n          return {'text': " + "+".join(["1"] * 50_000) + "}\n",
+            "code",
+        ),
+    ],
+    ids=["prompt", "code"],
+)
+def test_deeply_nested_prompts_and_code_are_plan_problems(node: str, field: str) -> None:
+    with pytest.raises(PlanError) as info:
+        loads_plan(_one_node_plan(node), source="p.yaml")
+    problems = [p for p in info.value.problems if p.field == field]
+    assert len(problems) == 1 and "nested too deeply" in problems[0].message
+    assert problems[0].line is not None

@@ -35,6 +35,8 @@ def check_template(template: str) -> TemplateCheck:
         env.compile(ast)  # also catches unknown filters and tests
     except jinja2.TemplateSyntaxError as exc:
         return TemplateCheck(frozenset(), f"template syntax error: {exc.message}", exc.lineno)
+    except (RecursionError, MemoryError):  # jinja2 parses and compiles recursively
+        return TemplateCheck(frozenset(), "template syntax error: expressions nested too deeply")
     names = jinja2.meta.find_undeclared_variables(ast)
     return TemplateCheck(frozenset(n for n in names if n not in env.globals))
 
