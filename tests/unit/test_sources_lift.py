@@ -355,3 +355,16 @@ async def test_searched_counts_every_lifted_candidate_examined() -> None:
     assert [(p.origin, p.verified_rows, p.searched) for p in programs] == [("lift", 3, 2)]
     # the failing rows of the first candidate were re-read by the teacher before giving up
     assert fake.seen.count("extract") == 2
+
+
+def test_structural_literals_stay_in_the_code() -> None:
+    code = (
+        "def solution():\n    numbers = [3, 9, 4, 7, 1]\n    s = sorted(numbers)\n"
+        "    n = len(s)\n    if n % 2 == 1:\n        return s[n // 2]\n"
+        "    return (s[n // 2 - 1] + s[n // 2]) / 2\n"
+    )
+    lift = lift_row_solution(code, MEDIAN, MEDIAN_ROWS[0], 0)
+    assert not isinstance(lift, str)
+    assert [(p.name, p.kind) for p in lift.params] == [("numbers", "list")]
+    other = align_row(lift, MEDIAN, MEDIAN_ROWS[0], MEDIAN_ROWS[1])
+    assert other == {"numbers": [10, 2, 8, 6, 4, 12, 14]}

@@ -169,21 +169,35 @@ def _sites(func: ast.FunctionDef) -> list[Site]:
                 consumed.update(id(a) for a in node.args[:3])
         elif isinstance(node, ast.Dict):
             consumed.update(id(k) for k in node.keys if k is not None)
-        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
-            if isinstance(node.slice.value, str):
-                consumed.add(id(node.slice))
+        elif isinstance(node, ast.Subscript):
+            # d["key"], xs[0], xs[n // 2], xs[1:] index into data: not given values
+            consumed.update(id(n) for n in ast.walk(node.slice) if isinstance(n, ast.Constant))
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mod, ast.FloorDiv)):
+            if isinstance(node.right, ast.Constant):
+                consumed.add(id(node.right))  # n % 2, n // 2: structure, not data
         elif isinstance(node, ast.keyword) and node.arg in {"format", "sep", "end"}:
             consumed.add(id(node.value))
+    whole_rhs = {
+        id(stmt.value)
+        for stmt in ast.walk(func)
+        if isinstance(stmt, ast.Assign)
+        and len(stmt.targets) == 1
+        and isinstance(stmt.targets[0], ast.Name)
+    }
     for node in ast.walk(func):
         if id(node) in consumed or not isinstance(node, ast.Constant):
             continue
         num = _number(node)
         if num is not None:
+            # 0, 1 and 2 inside an expression are structure (x - 1, n == 0, 2 * x for
+            # "twice"), unless the solution names them as a given value (days = 2).
+            if num in (0, 1, 2) and isinstance(num, int) and id(node) not in whole_rhs:
+                continue
             sites.append(Site(_key(node), "number", num))
         elif isinstance(node.value, str) and node.value.strip():
             kind = "date_string" if _ISO.match(node.value.strip()) else "string"
             sites.append(Site(_key(node), kind, node.value))
-    return sorted(sites, key=lambda s: s.key)
+    return sorted(sites, key=lambda s: (s.kind != "list", s.key))
 
 
 def _same_number(a: Any, b: Any) -> bool:
@@ -218,10 +232,16 @@ def _raw_match(site: Site, value: Any, ftype: FieldType) -> bool:
 def _text_match(site: Site, name: str, tm: TextMentions, used: set[Source]) -> Source | None:
     options: list[Source] = []
     if site.kind == "number":
+        in_run = {
+            k
+            for u in used
+            if u.input == name and u.kind == "run"
+            for k in range(u.index, u.index + u.length)
+        }
         options = [
             Source(name, "number", i)
             for i, m in enumerate(tm.numbers)
-            if _same_number(m.value, site.value)
+            if _same_number(m.value, site.value) and i not in in_run
         ]
         options += [
             Source(name, "number", i, percent=True)
