@@ -21,7 +21,6 @@ once per (template, seed) and their result is shared by every m.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import time
@@ -40,6 +39,14 @@ from sgde.evaluation.bench_config import (
     BenchConfig,
     check_config,
     load_bench_config,
+)
+from sgde.evaluation.bench_grid import (
+    TRAIN_FREE_METHODS,
+    Cell,
+    data_seed,
+    file_safe,
+    fingerprint,
+    grid,
 )
 from sgde.evaluation.bench_items import ResolvedTask, generate_rows, resolve_item
 from sgde.evaluation.engines import (
@@ -89,60 +96,6 @@ __all__ = [
 
 CELL_SCHEMA_VERSION = 1
 RESULTS_SCHEMA_VERSION = 1
-TRAIN_FREE_METHODS = frozenset({"direct", "cot", "self-consistency", "pal", "pot"})
-"""Methods whose prediction does not depend on the training rows (used when a method does
-not say so itself through a ``uses_trainset`` attribute)."""
-
-
-def _file_safe(text: str) -> str:
-    """``text`` with every character but letters, digits, ``-``, ``_`` and ``.`` as ``_``."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One grid cell."""
-
-    template: str
-    m: int
-    seed: int
-    method: str
-
-    @property
-    def id(self) -> str:
-        """File-name-safe id, e.g. ``gsmhard-0001__m3__s0__cot``."""
-        return _file_safe(f"{self.template}__m{self.m}__s{self.seed}__{self.method}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form (with the id)."""
-        return {
-            "id": self.id,
-            "template": self.template,
-            "m": self.m,
-            "seed": self.seed,
-            "method": self.method,
-        }
-
-
-def grid(config: BenchConfig) -> list[Cell]:
-    """Every cell, ordered template → seed → m → method (as configured)."""
-    return [
-        Cell(template, m, seed, method)
-        for template in config.item_ids
-        for seed in config.seeds
-        for m in config.m
-        for method in config.methods
-    ]
-
-
-def data_seed(seed: int, purpose: str, template: str) -> int:
-    """A data seed derived from the run seed, the purpose (``train``/``test``) and template.
-
-    Seeds the synthesis of a cell's rows; request seeds of plan runs are
-    :func:`sgde.runtime.derive_seed`.
-    """
-    digest = hashlib.sha256(f"{seed}:{purpose}:{template}".encode()).hexdigest()
-    return int(digest[:8], 16)
 
 
 class BenchObserver:
@@ -213,29 +166,6 @@ class BenchOutcome:
     report: ReportPaths
     ran: int
     skipped: int
-
-
-def _fingerprint(config: BenchConfig, cell: Cell) -> str:
-    item = config.task_item(cell.template)
-    relevant: dict[str, Any] = {
-        "task": item.model_dump(mode="json") if item is not None else None,
-        "student": config.student,
-        "n_test": config.n_test,
-        "method_options": config.method_options.get(cell.method, {}),
-        "data": [
-            data_seed(cell.seed, "train", cell.template),
-            data_seed(cell.seed, "test", cell.template),
-        ],
-    }
-    if cell.method == SGDE_METHOD or cell.method not in TRAIN_FREE_METHODS:
-        relevant.update(
-            teacher=config.teacher,
-            budget=config.budget,
-            task=config.task,
-            compile=config.compile.model_dump(mode="json"),
-        )
-    text = json.dumps(relevant, sort_keys=True, default=str)
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -332,7 +262,7 @@ class _BenchRun:
         key = (template_id, seed)
         if key in self.data:
             return self.data[key]
-        stem = _file_safe(f"{template_id}__s{seed}")
+        stem = file_safe(f"{template_id}__s{seed}")
         train_path = self.out / "data" / f"{stem}__train.jsonl"
         test_path = self.out / "data" / f"{stem}__test.jsonl"
         resolved = self.resolved(template_id)
@@ -388,7 +318,7 @@ class _BenchRun:
 
     def _finished(self, cell: Cell) -> dict[str, Any] | None:
         existing = _read_json(self.cell_path(cell))
-        if existing is None or existing.get("fingerprint") != _fingerprint(self.config, cell):
+        if existing is None or existing.get("fingerprint") != fingerprint(self.config, cell):
             return None
         if existing.get("status") != "ok" and self.retry_errors:
             return None
@@ -425,7 +355,7 @@ class _BenchRun:
         base: dict[str, Any] = {
             "schema_version": CELL_SCHEMA_VERSION,
             "cell": cell.to_dict(),
-            "fingerprint": _fingerprint(self.config, cell),
+            "fingerprint": fingerprint(self.config, cell),
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         try:
@@ -510,7 +440,7 @@ class _BenchRun:
         if cell.method != SGDE_METHOD and share_key in self.shared:
             source = self.shared[share_key]
             result = {**source, "cell": cell.to_dict(), "shared_from": source["cell"]["id"]}
-            result["fingerprint"] = _fingerprint(self.config, cell)
+            result["fingerprint"] = fingerprint(self.config, cell)
             self._save(cell, result)
             self.observer.cell_skipped(cell, result, f"same as {source['cell']['id']}")
             return result, False
