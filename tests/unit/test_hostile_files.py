@@ -130,7 +130,7 @@ def test_oversized_file_is_refused_before_reading(tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
     with path.open("wb") as fh:  # sparse: no disk space used
         fh.truncate(PLAN_MAX_BYTES + 1)
-    with pytest.raises(DataError, match="over the 16 MiB limit"):
+    with pytest.raises(DataError, match="over the 4 MiB limit"):
         load_plan(path)
     assert read_user_bytes(path, max_bytes=PLAN_MAX_BYTES + 1)[:1] == b"\0"
 

@@ -17,7 +17,8 @@ It lives in :mod:`sgde.plan` because that is the lowest layer that reads and wri
 (plan files); :mod:`sgde.runtime` (traces, JSONL), :mod:`sgde.evaluation` (datasets, reports,
 bench checkpoints) and :mod:`sgde.models` (price files) use the same functions.
 
-Size limits (bytes): :data:`PLAN_MAX_BYTES` for plans and other YAML configuration (16 MiB),
+Size limits (bytes): :data:`PLAN_MAX_BYTES` for plans and other YAML configuration (4 MiB:
+PyYAML parses about 1 MB a second, so this bounds a load to seconds),
 :data:`DATA_MAX_BYTES` for data files such as JSONL datasets and traces (256 MiB; the
 environment variable ``SGDE_MAX_DATA_MB`` raises it, e.g. ``SGDE_MAX_DATA_MB=4096``).
 """
@@ -41,8 +42,8 @@ __all__ = [
     "write_text_atomic",
 ]
 
-PLAN_MAX_BYTES = 16 * 1024 * 1024
-"""Largest plan or YAML configuration file read (16 MiB)."""
+PLAN_MAX_BYTES = 4 * 1024 * 1024
+"""Largest plan or YAML configuration file read (4 MiB; real plans are kilobytes)."""
 
 DATA_MAX_BYTES = 256 * 1024 * 1024
 """Default largest data file read (256 MiB); ``$SGDE_MAX_DATA_MB`` overrides it."""

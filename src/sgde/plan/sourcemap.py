@@ -34,7 +34,7 @@ __all__ = [
 
 YamlPath = tuple[str | int, ...]
 
-MAX_YAML_NODES = 200_000
+MAX_YAML_NODES = 100_000
 """Most values a YAML document may hold once its aliases are expanded."""
 
 MAX_YAML_DEPTH = 100
