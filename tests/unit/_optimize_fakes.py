@@ -160,7 +160,7 @@ class FakeTeacher:
         elif (
             "Solve this problem by writing" in text
             or "Solve ONE case of this task" in text
-            or "Start the function with comment lines" in text
+            or "Complete the Python function below so that it solves this one case" in text
         ):
             kind = "solve"
         elif "that computes the outputs of ANY case" in text:

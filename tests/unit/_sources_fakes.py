@@ -13,7 +13,7 @@ from sgde.testing import FunctionBackend
 
 MARKERS = {
     "Solve ONE case of this task": "solve",
-    "Start the function with comment lines": "solve_plan",
+    "Complete the Python function below so that it solves this one case": "solve_plan",
     "Read these values from a case": "extract",
     "For each parameter give:": "describe",
     "that READS these values": "parser",
@@ -38,7 +38,7 @@ def case_of(req: ChatRequest, marker: str = "The case:") -> dict[str, Any]:
     part = text.split(marker)[-1]
     out: dict[str, Any] = {}
     for line in part.strip().splitlines():
-        m = re.match(r"^(\w+): (.*)$", line)
+        m = re.match(r"^(\w+): (.*)$", line.strip())
         if m:
             try:
                 out[m.group(1)] = json.loads(m.group(2))

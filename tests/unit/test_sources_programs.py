@@ -69,7 +69,7 @@ async def test_solve_rows_keeps_every_verified_sample_with_intermediates() -> No
 
     def solve(kind: str):  # type: ignore[no-untyped-def]
         def reply(req):  # type: ignore[no-untyped-def]
-            case = case_of(req, "The case:" if kind == "solve" else "one case of this task:")
+            case = case_of(req, "The case:" if kind == "solve" else "Solve this case of the task:")
             style = "direct" if kind == "solve" else "plan"
             key = f"{style}@{0 if req.temperature == 0 else 1}"
             calls[kind] += 1
