@@ -15,7 +15,7 @@ import pytest
 
 from sgde.errors import SandboxError, UsageError
 from sgde.runtime.sandbox import MAX_TIMEOUT_S, SandboxLimits, SandboxPool, resolve_isolation
-from sgde.runtime.sandbox.pool import _Worker
+from sgde.runtime.sandbox.handle import WorkerHandle
 from sgde.runtime.sandbox.runner import MAX_RESULT_DEPTH
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -193,7 +193,7 @@ async def test_result_nesting_is_bounded() -> None:
 
 
 async def test_a_frame_for_another_call_is_refused() -> None:
-    worker = _Worker.__new__(_Worker)
+    worker = WorkerHandle.__new__(WorkerHandle)
     worker.reader = asyncio.StreamReader()
     body = b'{"ok": true, "result": "stale"}'
     worker.reader.feed_data(struct.pack(">IQ", len(body), 7) + body)
