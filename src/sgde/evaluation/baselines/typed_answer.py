@@ -16,6 +16,9 @@ still judged. Rules per output field, the first that finds a value wins:
 4. With a single output, by kind: the last number (integer, number), the last date-like text
    (date), the last ``yes/no/true/false`` (boolean), the last ``[...]`` (list), the last
    label mentioned (enum), the last non-empty line (string).
+
+A value found by rule 2 or 3 is narrowed to its kind the same way (``"25 days"`` -> ``"25"``);
+a list without brackets (``491, 407 and 364``) is split on commas, semicolons and "and".
 """
 
 import json
@@ -122,6 +125,9 @@ def refine(value: Json, kind: str, labels: list[str] | None) -> Json:
     if not isinstance(value, str) or kind == "string":
         return value
     narrowed = by_kind(value, kind, labels)
+    if narrowed is None and kind == "list":
+        parts: list[Json] = [x.strip() for x in re.split(r",|;|\band\b", value) if x.strip()]
+        return parts
     return narrowed if narrowed is not None else value
 
 
