@@ -34,8 +34,12 @@ __all__ = [
 
 YamlPath = tuple[str | int, ...]
 
-MAX_YAML_NODES = 100_000
-"""Most values a YAML document may hold once its aliases are expanded."""
+MAX_YAML_NODES = 50_000
+"""Most values a YAML document may hold once its aliases are expanded.
+
+Real plans hold hundreds to a few thousand; PyYAML composes roughly 10,000-25,000 values a
+second, so the largest accepted document still loads in a few seconds.
+"""
 
 MAX_YAML_DEPTH = 100
 """Deepest nesting of mappings and sequences in a YAML document."""
