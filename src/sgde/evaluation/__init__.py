@@ -7,6 +7,9 @@ The main entry points::
     result = evaluate_plan(plan, rows, {"student": backend}, sandbox=pool)
     print(result.accuracy, result.ci_low, result.ci_high)
 
+Task families for the typed-task benchmark live in :mod:`sgde.evaluation.tasks`
+(``get_family("date-add").generate(20, seed=0)``).
+
 Names are imported from their modules on first use (the bench pulls in the compiler and the
 model backends, which ``sgde eval`` alone does not need). Baselines and prompt optimisers
 live in :mod:`sgde.evaluation.baselines` and :mod:`sgde.evaluation.optimizers`, report
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
     )
     from sgde.evaluation.metrics import answer_correct, mcnemar, wilson_interval
     from sgde.evaluation.sgde_method import SgdeMethod, resolve_method
+    from sgde.evaluation.tasks import FAMILIES, TaskFamily, family_names, get_family
     from sgde.runtime.jsonl import read_jsonl, write_jsonl
 
 _LAZY: dict[str, str] = {
@@ -64,6 +68,9 @@ _LAZY: dict[str, str] = {
     ),
     **dict.fromkeys(("answer_correct", "mcnemar", "wilson_interval"), "sgde.evaluation.metrics"),
     **dict.fromkeys(("SgdeMethod", "resolve_method"), "sgde.evaluation.sgde_method"),
+    **dict.fromkeys(
+        ("FAMILIES", "TaskFamily", "family_names", "get_family"), "sgde.evaluation.tasks"
+    ),
     **dict.fromkeys(("synthesise", "synthesise_async"), "sgde.evaluation.gsm.synth"),
     **dict.fromkeys(
         ("Template", "TemplateFailure", "get_template", "load_templates", "templatise"),
@@ -72,6 +79,7 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "FAMILIES",
     "BenchConfig",
     "BenchOutcome",
     "DemoOptions",
@@ -82,12 +90,15 @@ __all__ = [
     "ItemResult",
     "RayEngine",
     "SgdeMethod",
+    "TaskFamily",
     "Template",
     "TemplateFailure",
     "WorkerSpec",
     "answer_correct",
     "evaluate_plan",
     "evaluate_plan_async",
+    "family_names",
+    "get_family",
     "get_template",
     "load_bench_config",
     "load_gsm8k_test",
