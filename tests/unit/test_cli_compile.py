@@ -83,8 +83,12 @@ def test_compile_writes_plan_report_and_checkpoint(tmp_path: Path, fakes: dict) 
     report_dir = tmp_path / "compiled.report"
     report = json.loads((report_dir / "report.json").read_text())
     assert report["iterations"][0]["accepted"] is True
-    assert set(report["billed"]) == {"teacher", "student"}
-    assert "Billed in this run" in (report_dir / "report.md").read_text()
+    # One usage ledger: spent tokens and cached calls per role, no second "billed" account.
+    assert "billed" not in report
+    assert set(report["usage"]) == {"teacher", "student"}
+    assert report["usage"]["teacher"]["total_tokens"] > 0
+    assert {"cached_calls", "replayed_tokens"} <= set(report["usage"]["student"])
+    assert "cached calls (tokens replayed)" in (report_dir / "report.md").read_text()
     assert (report_dir / "report.md").is_file()
     assert (report_dir / "checkpoint" / "state.json").is_file()
     assert fakes["settings"].budget_tokens == 1000000

@@ -357,7 +357,7 @@ def compile_plan(
     view = _LiveView(live)
     try:
         with live if live is not None else contextlib.nullcontext():
-            result, usage = asyncio.run(
+            result, _hub_usage = asyncio.run(
                 _run(
                     start,
                     rows,
@@ -382,11 +382,7 @@ def compile_plan(
         )
         raise typer.Exit(130) from None
     save_plan(result.plan, out)
-    rep = result.report
-    rep.billed = {
-        role: {k: v for k, v in entry.items() if k in ("total_tokens", "usd", "cached_calls")}
-        for role, entry in usage.get("roles", {}).items()
-    }
+    rep = result.report  # its usage is the compile's ledger: spent, cached and replayed
     json_path, md_path = rep.write(report_dir)
     accepted = rep.accepted_edits()
     if as_json:

@@ -2,8 +2,12 @@
 
 - :class:`PriceTable`: USD per 1M tokens by model name or prefix (defaults in
   ``prices.yaml``, overridable by settings and a YAML file).
-- :class:`UsageMeter`: usage summed per role, with counts of cached, estimated and unpriced
-  calls, so nothing is silently dropped.
+- :class:`UsageMeter`: the one usage ledger of a run — usage summed per role, with counts of
+  cached, estimated and unpriced calls, so nothing is silently dropped. Everything that
+  reports usage (the CLI, the compile report, bench cells) reads a meter; nothing keeps a
+  counter of its own. :class:`MeteredBackend` puts a meter in front of a backend that is not
+  bound through a :class:`~sgde.models.ModelHub` (the hub's role backends record into its
+  meter already).
 - :class:`Budget`: a token and/or USD cap. Each call *reserves* its worst case (estimated
   prompt tokens + ``max_tokens``) before it is made and raises :class:`BudgetExceeded` if
   that could overspend; afterwards the reservation is replaced by the actual usage (or
@@ -26,11 +30,12 @@ from sgde.errors import BudgetExceeded, UsageError
 from sgde.models.settings import ModelSettings, Price
 from sgde.plan.files import read_user_text
 from sgde.plan.sourcemap import compose_yaml, describe_yaml_error
-from sgde.runtime.backend import Usage
+from sgde.runtime.backend import Backend, Capabilities, ChatRequest, ChatResponse, Usage
 
 __all__ = [
     "SELF_HOSTED_PROVIDERS",
     "Budget",
+    "MeteredBackend",
     "PriceTable",
     "Reservation",
     "RoleUsage",
@@ -134,6 +139,15 @@ class PriceTable:
         return self._prices[best] if best is not None else None
 
 
+def _usage_of(data: Mapping[str, Any]) -> Usage:
+    return Usage(
+        int(data.get("prompt_tokens", 0)),
+        int(data.get("completion_tokens", 0)),
+        int(data.get("calls", 0)),
+        float(data.get("usd", 0.0)),
+    )
+
+
 @dataclass
 class RoleUsage:
     """Usage of one role plus what the totals do not show.
@@ -141,6 +155,7 @@ class RoleUsage:
     Attributes:
         usage: Tokens, calls and USD actually spent (cache hits excluded).
         cached_calls: Calls answered from the request cache (free).
+        replayed: What the cached calls had cost when they were first made (not spent again).
         estimated_calls: Calls whose usage the endpoint did not report (estimated).
         unpriced_calls: Calls to a model without a price (USD counted as 0).
     """
@@ -149,19 +164,51 @@ class RoleUsage:
     cached_calls: int = 0
     estimated_calls: int = 0
     unpriced_calls: int = 0
+    replayed: Usage = field(default_factory=Usage)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""
         return {
             **self.usage.to_dict(),
             "cached_calls": self.cached_calls,
+            "replayed_tokens": self.replayed.total_tokens,
             "estimated_calls": self.estimated_calls,
             "unpriced_calls": self.unpriced_calls,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RoleUsage:
+        """Inverse of :meth:`to_dict` (replayed tokens are kept as completion tokens)."""
+        return cls(
+            usage=_usage_of(data),
+            cached_calls=int(data.get("cached_calls", 0)),
+            estimated_calls=int(data.get("estimated_calls", 0)),
+            unpriced_calls=int(data.get("unpriced_calls", 0)),
+            replayed=Usage(0, int(data.get("replayed_tokens", 0))),
+        )
+
+    def copy(self) -> RoleUsage:
+        """An independent copy."""
+        return RoleUsage(
+            Usage() + self.usage,
+            self.cached_calls,
+            self.estimated_calls,
+            self.unpriced_calls,
+            Usage() + self.replayed,
+        )
+
+    def __add__(self, other: RoleUsage) -> RoleUsage:
+        return RoleUsage(
+            self.usage + other.usage,
+            self.cached_calls + other.cached_calls,
+            self.estimated_calls + other.estimated_calls,
+            self.unpriced_calls + other.unpriced_calls,
+            self.replayed + other.replayed,
+        )
+
 
 class UsageMeter:
-    """Usage summed per role (thread-safe)."""
+    """The usage ledger of a run: usage summed per role (thread-safe)."""
 
     def __init__(self) -> None:
         self._roles: dict[str, RoleUsage] = {}
@@ -180,25 +227,29 @@ class UsageMeter:
             entry.estimated_calls += int(estimated)
             entry.unpriced_calls += int(not priced)
 
-    def record_cached(self, role: str) -> None:
-        """Count one cache hit for ``role`` (no tokens spent)."""
+    def record_cached(self, role: str, replayed: Usage | None = None) -> None:
+        """Count one cache hit for ``role`` (no tokens spent; ``replayed``: what it saved)."""
         with self._lock:
-            self._role(role).cached_calls += 1
+            entry = self._role(role)
+            entry.cached_calls += 1
+            if replayed is not None:
+                entry.replayed = entry.replayed + replayed
 
     def usage(self) -> dict[str, Usage]:
         """Usage per role (copies)."""
         with self._lock:
             return {role: Usage() + entry.usage for role, entry in self._roles.items()}
 
+    def role_usage(self, role: str) -> Usage:
+        """Usage of one role (a copy; zero for a role with no calls)."""
+        with self._lock:
+            entry = self._roles.get(role)
+            return Usage() + entry.usage if entry is not None else Usage()
+
     def details(self) -> dict[str, RoleUsage]:
         """Full per-role records (copies)."""
         with self._lock:
-            return {
-                role: RoleUsage(
-                    Usage() + e.usage, e.cached_calls, e.estimated_calls, e.unpriced_calls
-                )
-                for role, e in self._roles.items()
-            }
+            return {role: e.copy() for role, e in self._roles.items()}
 
     def total(self) -> Usage:
         """Usage over all roles."""
@@ -206,6 +257,57 @@ class UsageMeter:
         for usage in self.usage().values():
             total = total + usage
         return total
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Per-role records, JSON-ready (see :meth:`RoleUsage.to_dict`)."""
+        return {role: entry.to_dict() for role, entry in self.details().items()}
+
+    def restore(self, data: Mapping[str, Mapping[str, Any]]) -> None:
+        """Add the per-role records of an earlier part of the same run (a resumed compile)."""
+        with self._lock:
+            for role, entry in data.items():
+                self._roles[role] = self._role(role) + RoleUsage.from_dict(entry)
+
+
+class MeteredBackend:
+    """A backend whose every call is recorded in a :class:`UsageMeter` under one role.
+
+    For backends not bound through a :class:`~sgde.models.ModelHub`. A response marked
+    ``cached`` (answered by a request cache further in) counts as a cached call, not as spent
+    tokens. No budget, no cache: closing it leaves the wrapped backend to its owner.
+
+    Args:
+        role: The role to record under (``"teacher"``, ``"student"``, ...).
+        backend: The backend to meter.
+        meter: The ledger.
+    """
+
+    def __init__(self, role: str, backend: Backend, meter: UsageMeter) -> None:
+        self.role = role
+        self.backend = backend
+        self.meter = meter
+
+    @property
+    def name(self) -> str:
+        """Name of the underlying model."""
+        return self.backend.name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Capabilities of the underlying model."""
+        return self.backend.capabilities
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        """Run one call and record its usage."""
+        response = await self.backend.chat(request)
+        if response.cached:
+            self.meter.record_cached(self.role, response.usage)
+        else:
+            self.meter.record(self.role, response.usage, estimated=response.usage_estimated)
+        return response
+
+    async def aclose(self) -> None:
+        """Nothing to do: the wrapped backend belongs to whoever created it."""
 
 
 @dataclass(frozen=True)

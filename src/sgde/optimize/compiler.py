@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sgde.errors import CompileError, TaskSpecError, UsageError
+from sgde.models.usage import MeteredBackend, UsageMeter
 from sgde.optimize.checkpoint import Checkpoint
 from sgde.optimize.events import EventSink
 from sgde.optimize.loop import CompileLoop, CompileResult
@@ -151,6 +152,7 @@ async def compile_async(
     events: EventSink | None = None,
     operators: OperatorRegistry | None = None,
     rows_where: str = "rows",
+    meter: UsageMeter | None = None,
 ) -> CompileResult:
     """Compile a plan (or a task description) with SGDe; the input is never mutated.
 
@@ -170,6 +172,9 @@ async def compile_async(
         events: Listener for progress events.
         operators: The edit operators (default :func:`default_registry`).
         rows_where: The rows' file name, for error messages (``rows.jsonl:3``).
+        meter: The usage ledger to record the teacher's and student's calls in (the report's
+            usage is read from it). Default: the ledger of the backends when both are bound
+            through one :class:`~sgde.models.ModelHub`, else a new one.
 
     Returns:
         The compiled plan (task in ``metadata["task"]``, provenance in
@@ -192,6 +197,9 @@ async def compile_async(
     if isinstance(plan_or_task, Plan):
         _check_plan_outputs(plan_or_task, spec)
     chosen: Metric = metric if metric is not None else task_default_metric(spec)
+    ledger = _ledger(teacher, student, meter)
+    teacher = _metered("teacher", teacher, ledger)
+    student = _metered("student", student, ledger)
     loop = CompileLoop(
         rows=rows,
         task=spec,
@@ -204,8 +212,25 @@ async def compile_async(
         checkpoint=Checkpoint(checkpoint_dir) if checkpoint_dir is not None else None,
         events=events,
         operators=operators or default_registry(),
+        meter=ledger,
     )
     return await loop.run(plan_or_task, resume=resume, data_hash=trainset_hash(rows))
+
+
+def _ledger(teacher: Backend, student: Backend, meter: UsageMeter | None) -> UsageMeter:
+    """The compile's usage ledger: given, else the one both backends record in, else new."""
+    if meter is not None:
+        return meter
+    shared = getattr(teacher, "meter", None)
+    same = shared is getattr(student, "meter", None)
+    return shared if isinstance(shared, UsageMeter) and same else UsageMeter()
+
+
+def _metered(role: str, backend: Backend, ledger: UsageMeter) -> Backend:
+    """``backend`` if it records into ``ledger`` already, else wrapped so that it does."""
+    if getattr(backend, "meter", None) is ledger:
+        return backend
+    return MeteredBackend(role, backend, ledger)
 
 
 def compile(
@@ -223,6 +248,7 @@ def compile(
     events: EventSink | None = None,
     operators: OperatorRegistry | None = None,
     rows_where: str = "rows",
+    meter: UsageMeter | None = None,
 ) -> CompileResult:
     """Synchronous :func:`compile_async` (refuses to run inside a running event loop)."""
     return run_sync(
@@ -240,6 +266,7 @@ def compile(
             events=events,
             operators=operators,
             rows_where=rows_where,
+            meter=meter,
         ),
         name="compile",
         use_instead="compile_async(...)",

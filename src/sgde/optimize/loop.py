@@ -29,6 +29,7 @@ from typing import Any
 
 from sgde._version import __version__
 from sgde.errors import BudgetExceeded, CompileError
+from sgde.models.usage import UsageMeter
 from sgde.optimize.backward import critique, failure_cases
 from sgde.optimize.checkpoint import Checkpoint
 from sgde.optimize.coldstart import cold_start
@@ -119,6 +120,7 @@ class CompileLoop:
         checkpoint: Checkpoint | None,
         events: EventSink | None,
         operators: OperatorRegistry,
+        meter: UsageMeter,
     ) -> None:
         self.rows = rows
         self.task = task
@@ -137,7 +139,10 @@ class CompileLoop:
             code_max_tokens=settings.code_max_tokens,
             retries=settings.teacher_retries,
             events=events,
+            meter=meter,
         )
+        self.meter = meter
+        """The compile's usage ledger (teacher and student), the one source of its usage."""
         self.executor = Executor({"student": student, "teacher": teacher}, sandbox=sandbox)
         self.state = LoopState(task=task.to_metadata())
         self.source = SupervisionSource(self)
@@ -159,8 +164,8 @@ class CompileLoop:
                 message,
                 loss=loss,
                 teacher_tokens=self.teacher.usage.total_tokens,
-                student_tokens=st.student_usage.total_tokens,
-                usd=self.teacher.usage.usd + st.student_usage.usd,
+                student_tokens=self.meter.role_usage("student").total_tokens,
+                usd=self.meter.total().usd,
                 data=data,
             ),
         )
@@ -179,7 +184,6 @@ class CompileLoop:
             seed=self.settings.seed,
             trace_path=trace,
         )
-        self.state.student_usage = self.state.student_usage + result.usage
         return result
 
     def expected(
@@ -210,15 +214,13 @@ class CompileLoop:
         return self.state.elapsed_s + (time.monotonic() - self.started)
 
     def _usage_report(self) -> dict[str, dict[str, Any]]:
-        return {
-            "teacher": self.teacher.usage.to_dict(),
-            "student": self.state.student_usage.to_dict(),
-        }
+        return self.meter.to_dict()
 
     def _snapshot(self, loss: float) -> dict[str, Any]:
         st = self.state
         st.loss = loss
-        st.teacher_usage = self.teacher.usage
+        st.teacher_usage = self.meter.role_usage("teacher")
+        st.student_usage = self.meter.role_usage("student")
         data = st.to_dict()
         data["elapsed_s"] = self._elapsed()
         return data
@@ -466,7 +468,7 @@ class CompileLoop:
         """One iteration; returns (plan, evaluation, whether an edit was accepted)."""
         t0 = time.monotonic()
         teacher_before = self.teacher.usage.total_tokens
-        student_before = self.state.student_usage.total_tokens
+        student_before = self.meter.role_usage("student").total_tokens
         it = self.state.iteration
         self.teacher.iteration = it
         record = IterationRecord(iteration=it, loss_before=current.loss)
@@ -538,7 +540,7 @@ class CompileLoop:
                         self.event("accepted", f"{record.edit}: {record.why}", loss=current.loss)
         record.accepted = accepted
         record.teacher_tokens = self.teacher.usage.total_tokens - teacher_before
-        record.student_tokens = self.state.student_usage.total_tokens - student_before
+        record.student_tokens = self.meter.role_usage("student").total_tokens - student_before
         record.wall_s = round(time.monotonic() - t0, 3)
         return plan, current, accepted
 
@@ -557,7 +559,14 @@ class CompileLoop:
                 "the checkpoint was made for a different task (inputs, outputs or types)",
                 hint="resume with the same --task, --input and --output, or start anew",
             )
-        self.teacher.usage = self.state.teacher_usage
+        # The ledger continues where the checkpoint left it (the report keeps the full record).
+        self.meter.restore(
+            self.state.report.usage
+            or {
+                "teacher": self.state.teacher_usage.to_dict(),
+                "student": self.state.student_usage.to_dict(),
+            }
+        )
         self.source.restore()
 
     async def run(self, plan_or_task: Plan | str, *, resume: bool, data_hash: str) -> CompileResult:

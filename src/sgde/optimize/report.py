@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from sgde.models.usage import format_cost
 from sgde.plan.files import write_text_atomic
 
 __all__ = ["CompileReport", "IterationRecord"]
@@ -74,7 +75,6 @@ class CompileReport:
     initial_plan_hash: str = ""
     final_plan_hash: str = ""
     usage: dict[str, dict[str, Any]] = field(default_factory=dict)
-    billed: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
     hypotheses: int = 0
     pac: dict[str, Any] = field(default_factory=dict)
@@ -115,22 +115,21 @@ class CompileReport:
             "",
             "## Usage",
             "",
-            "| role | calls | prompt tokens | completion tokens | total | USD |",
-            "|---|---|---|---|---|---|",
+            "Spent tokens and cost exclude calls answered from the request cache (free); the",
+            "cached calls are counted, with the tokens they replayed.",
+            "",
+            "| role | calls | prompt tokens | completion tokens | total | cost | cached calls "
+            "(tokens replayed) |",
+            "|---|---|---|---|---|---|---|",
         ]
+        models = {"teacher": self.teacher, "student": self.student}
         for role, u in self.usage.items():
+            cost = format_cost(float(u.get("usd", 0.0)), models.get(role, ""))
             lines.append(
                 f"| {role} | {u.get('calls', 0)} | {u.get('prompt_tokens', 0)} | "
-                f"{u.get('completion_tokens', 0)} | {u.get('total_tokens', 0)} | "
-                f"{u.get('usd', 0.0):.4f} |"
+                f"{u.get('completion_tokens', 0)} | {u.get('total_tokens', 0)} | {cost} | "
+                f"{u.get('cached_calls', 0)} ({u.get('replayed_tokens', 0)}) |"
             )
-        if self.billed:
-            billed = "; ".join(
-                f"{role}: {b.get('total_tokens', 0)} tokens, ${b.get('usd', 0.0):.4f}, "
-                f"{b.get('cached_calls', 0)} cached calls"
-                for role, b in self.billed.items()
-            )
-            lines += ["", f"Billed in this run (request-cache hits are free): {billed}."]
         if self.task:
             lines += ["", "## Task", "", str(self.task.get("description", "")), ""]
             for role in ("inputs", "outputs"):

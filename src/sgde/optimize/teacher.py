@@ -19,6 +19,7 @@ import jinja2
 import jsonschema
 
 from sgde.errors import CompileError
+from sgde.models.usage import MeteredBackend, UsageMeter
 from sgde.optimize.events import CompileEvent, EventSink, emit
 from sgde.optimize.lift import extract_code
 from sgde.runtime.backend import Backend, ChatRequest, Message, Usage
@@ -101,7 +102,7 @@ class TeacherCallRecord:
 
 @dataclass
 class Teacher:
-    """Structured calls to the teacher backend, with usage accounting.
+    """Structured calls to the teacher backend; its usage is read from a usage ledger.
 
     Args:
         backend: The teacher model.
@@ -109,6 +110,10 @@ class Teacher:
         code_max_tokens: Default completion limit of code calls.
         retries: Extra attempts on malformed JSON.
         events: Optional progress listener (gets ``teacher_retry`` events).
+        meter: The ledger ``backend`` records its calls in (under ``role``), when it does
+            already (a compile's metered backends). Without one the teacher meters its backend
+            into a ledger of its own.
+        role: The ledger's role of the teacher's calls.
     """
 
     backend: Backend
@@ -116,9 +121,21 @@ class Teacher:
     code_max_tokens: int = 512
     retries: int = 2
     events: EventSink | None = None
-    usage: Usage = field(default_factory=Usage)
     calls: list[TeacherCallRecord] = field(default_factory=list)
     iteration: int = 0
+    meter: UsageMeter | None = None
+    role: str = "teacher"
+
+    def __post_init__(self) -> None:
+        if self.meter is None:
+            self.meter = UsageMeter()
+            self.backend = MeteredBackend(self.role, self.backend, self.meter)
+
+    @property
+    def usage(self) -> Usage:
+        """The teacher's usage so far (from the ledger: the one source)."""
+        assert self.meter is not None  # set in __post_init__
+        return self.meter.role_usage(self.role)
 
     def _system(self) -> Message:
         return Message("system", render_prompt("system.md").strip())
@@ -142,7 +159,6 @@ class Teacher:
             ),
         )
         response = await self.backend.chat(request)
-        self.usage = self.usage + response.usage
         return response.text
 
     def _constrained(self) -> bool:
