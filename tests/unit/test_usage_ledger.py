@@ -64,3 +64,26 @@ def test_restore_continues_a_ledger() -> None:
     assert entry.usage.total_tokens == 17 and entry.usage.calls == 2
     assert entry.cached_calls == 1 and entry.replayed.total_tokens == 7
     assert round(entry.usage.usd, 6) == 0.6
+
+
+def test_a_compile_records_into_the_hub_ledger_once() -> None:
+    from sgde.models import ModelHub, ModelSettings
+    from sgde.optimize.compiler import _ledger, _metered
+
+    async def scenario() -> None:
+        async with ModelHub(ModelSettings(use_cache={"teacher": False, "student": False})) as hub:
+            fakes = {role: FunctionBackend(lambda r: "x") for role in ("teacher", "student")}
+            bound = hub.bind(fakes)
+            ledger = _ledger(bound["teacher"], bound["student"], None)
+            assert ledger is hub.meter  # the hub's ledger, not a second one
+            teacher = _metered("teacher", bound["teacher"], ledger)
+            assert teacher is bound["teacher"]  # not wrapped again: no double count
+            await teacher.chat(REQUEST)
+            assert hub.meter.role_usage("teacher").calls == 1
+            # Raw backends get a ledger of their own, fed through MeteredBackend.
+            raw = FunctionBackend(lambda r: "x")
+            own = _ledger(raw, raw, None)
+            assert own is not hub.meter
+            assert isinstance(_metered("student", raw, own), MeteredBackend)
+
+    asyncio.run(scenario())

@@ -74,6 +74,11 @@ class RoleBackend:
         """Whether this role's calls go through the request cache."""
         return self._cache is not None
 
+    @property
+    def meter(self) -> UsageMeter:
+        """The hub's usage ledger, where this role's calls are recorded."""
+        return self._meter
+
     async def chat(self, request: ChatRequest) -> ChatResponse:
         """Run one call for this role.
 
@@ -86,7 +91,7 @@ class RoleBackend:
             key = cache_key(self.backend.name, request, endpoint=backend_endpoint(self.backend))
             hit = self._cache.get(key)
             if hit is not None:
-                self._meter.record_cached(self.role)
+                self._meter.record_cached(self.role, hit.usage)
                 return hit
         prompt_estimate = estimate_prompt_tokens(request)
         worst_usd = self._price.cost(prompt_estimate, request.max_tokens) if self._price else 0.0

@@ -3,6 +3,18 @@
 HTTP backends turn SDK exceptions into a :class:`Failure` (a :class:`BackendError` saying
 whether retrying may help, plus the server's ``Retry-After`` if it sent one) and call
 :func:`call_with_retries`. Clock and randomness are injectable, so tests need not sleep.
+
+Why ours and not the SDKs' own retries (the ``openai`` and ``anthropic`` clients are created
+with ``max_retries=0``): both SDKs do retry with backoff and ``Retry-After``, but each with
+its own defaults and rules, invisible to the caller. Here one policy
+(:class:`~sgde.models.ModelSettings` ``max_retries``) covers every HTTP backend — OpenAI,
+Anthropic, and llama-server / Ollama / vLLM behind the OpenAI-compatible one — alike; a
+``Retry-After`` longer than ``max_retry_after_s`` ends retrying at once instead of stalling a
+run (the OpenAI SDK ignores a long one and falls back to its own backoff); a body that breaks
+off after the response started is retried too; every retry is logged; the final error says how
+many attempts were made and what to do (key, model name, base URL); each attempt passes
+through the endpoint's circuit breaker; and tests run the whole policy against a fake clock.
+Leaving the SDKs' retries on as well would multiply the attempts (theirs inside ours).
 """
 
 from __future__ import annotations
