@@ -19,7 +19,7 @@ from sgde.models.openai_backend import OpenAIBackend
 from sgde.models.resolver import resolve_model
 from sgde.models.retry import Failure, RetryPolicy, call_with_retries, parse_retry_after
 from sgde.models.settings import ModelSettings, Price, StructuredOutputMode
-from sgde.models.usage import Budget, PriceTable, RoleUsage, UsageMeter
+from sgde.models.usage import Budget, MeteredBackend, PriceTable, RoleUsage, UsageMeter
 
 __all__ = [
     "DEFAULT_STUDENT",
@@ -34,6 +34,7 @@ __all__ = [
     "Failure",
     "LlamaBackend",
     "LocalModel",
+    "MeteredBackend",
     "ModelHub",
     "ModelName",
     "ModelSettings",
