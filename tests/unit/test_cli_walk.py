@@ -27,7 +27,7 @@ TRACEBACK = "Traceback (most recent call last)"
 TIMEOUT_S = 60.0
 
 # Parameters that name files or directories sgde writes.
-OUTPUT_NAMES = {"out", "output", "trace", "report", "log"}
+OUTPUT_NAMES = {"out", "output", "trace", "report", "log", "results"}
 # Cases the walk cannot run or that are open bugs in their command, with the reason. A fixed
 # bug makes its strict xfail fail: then delete the entry.
 KNOWN_GAPS: dict[tuple[str, str], tuple[str, bool]] = {
