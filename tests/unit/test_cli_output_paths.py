@@ -125,3 +125,23 @@ def test_run_cli_turns_every_exception_into_one_line(
     monkeypatch.setenv("SGDE_DEBUG", "1")
     with pytest.raises(type(exc)):
         run_cli(_app(exc), ["boom"])
+
+
+@pytest.mark.parametrize("command", ["run", "eval"])
+def test_trace_may_not_overwrite_the_plan_or_the_dataset(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sgde.cli.app import app
+
+    root = Path(__file__).resolve().parents[2]
+    plan = tmp_path / "plan.yaml"
+    plan.write_text((root / "examples" / "arithmetic.yaml").read_text(encoding="utf-8"))
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"unit_price": 1, "quantity": 2, "tax_rate": 0, "total": 2}\n')
+    before = (plan.read_bytes(), rows.read_bytes())
+    for target in (plan, rows):
+        code = run_cli(app, [command, str(plan), "--dataset", str(rows), "--trace", str(target)])
+        err = capsys.readouterr().err
+        assert code == EXIT_USAGE, err
+        assert f"cannot write --trace {target}: it is an input of this command" in err
+    assert (plan.read_bytes(), rows.read_bytes()) == before
