@@ -30,6 +30,7 @@ from typing import Any
 from sgde._version import __version__
 from sgde.errors import BudgetExceeded, CompileError
 from sgde.models.usage import UsageMeter
+from sgde.optimize.accept import decide
 from sgde.optimize.backward import critique, failure_cases
 from sgde.optimize.checkpoint import Checkpoint
 from sgde.optimize.coldstart import cold_start
@@ -39,9 +40,9 @@ from sgde.optimize.expected import carry_expected, plan_expected
 from sgde.optimize.operators.base import Candidate, EditFailure
 from sgde.optimize.operators.offload import offload_target
 from sgde.optimize.operators.registry import EditContext, OperatorRegistry
-from sgde.optimize.pac import pac_statement
 from sgde.optimize.placement import Proposal, rank_proposals
 from sgde.optimize.program_source import SupervisionSource
+from sgde.optimize.provenance import finalize
 from sgde.optimize.records import EditRecord
 from sgde.optimize.report import CompileReport, IterationRecord
 from sgde.optimize.settings import CompileSettings
@@ -55,7 +56,7 @@ from sgde.runtime.calls import CodeRunner
 from sgde.runtime.executor import Executor
 from sgde.task import Metric, TaskSpec
 
-__all__ = ["CompileLoop", "CompileResult", "decide"]
+__all__ = ["CompileLoop", "CompileResult"]
 
 _EPS = 1e-9
 
@@ -66,41 +67,6 @@ class CompileResult:
 
     plan: Plan
     report: CompileReport
-
-
-@dataclass(frozen=True)
-class _Decision:
-    accepted: bool
-    why: str
-
-
-def decide(current: PlanEval, candidate: PlanEval) -> _Decision:
-    """The accept rule: lower loss; or the same loss at a lower node-level error; or the same
-    on both at fewer student tokens."""
-    cn, un = candidate.node_loss, current.node_loss
-    known = cn is not None and un is not None
-    node = f", node-level error {cn:.3f} vs {un:.3f}" if known else ""
-    rejected = (
-        f"loss {candidate.loss:.3f} vs {current.loss:.3f}{node} at "
-        f"{candidate.student_tokens} vs {current.student_tokens} student tokens"
-    )
-    if candidate.loss < current.loss - _EPS:
-        return _Decision(True, "loss improved")
-    if abs(candidate.loss - current.loss) > _EPS:
-        return _Decision(False, rejected)
-    if cn is not None and un is not None and cn < un - _EPS:
-        return _Decision(
-            True, f"same loss, node-level error {un:.3f} → {cn:.3f} (kept to be repaired)"
-        )
-    if (not known or abs((cn or 0.0) - (un or 0.0)) <= _EPS) and (
-        candidate.student_tokens < current.student_tokens
-    ):
-        return _Decision(
-            True,
-            f"same loss at fewer student tokens ({candidate.student_tokens} < "
-            f"{current.student_tokens})",
-        )
-    return _Decision(False, rejected)
 
 
 class CompileLoop:
@@ -641,39 +607,16 @@ class CompileLoop:
         report.final_loss = current.loss
         report.wall_s = round(self._elapsed(), 3)
         report.usage = self._usage_report()
-        report.final_plan_hash = plan_hash(plan)
-        if not any(isinstance(n, LlmNode) for n in plan.nodes):
-            report.notes.append(
-                "the compiled plan needs no student call: verified code reads and computes "
-                "every output"
-            )
-        searched = report.hypotheses + self.state.searched
-        statement = pac_statement(
-            m=len(self.rows),
-            hypotheses=searched,
-            delta=0.05,
+        final = finalize(
+            plan,
+            report,
+            task=self.task,
+            history=self.state.history,
             consistent=current.perfect,
-            ln_inv_prior=self.state.ln_prior,
+            searched=self.state.searched,
             sources=self.source.searched_by_origin(),
+            ln_prior=self.state.ln_prior,
         )
-        report.pac = statement.to_dict()
-        meta = dict(plan.metadata)
-        meta["task"] = self.task.to_metadata()
-        meta["compile"] = {
-            "teacher": report.teacher,
-            "student": report.student,
-            "m": report.m,
-            "repeats": report.repeats,
-            "trainset_hash": report.trainset_hash,
-            "iterations": len(report.iterations),
-            "initial_loss": report.initial_loss,
-            "final_loss": report.final_loss,
-            "sgde_version": report.sgde_version,
-            "history": [r.to_dict() for r in self.state.history],
-            "stop_reason": stop,
-            "hypotheses": searched,
-        }
-        final = plan.model_copy(update={"metadata": meta})
         if self.checkpoint is not None:
             self.checkpoint.save(final, self._snapshot(current.loss))
         self.event("stop", f"stopped: {stop}; loss {current.loss:.3f}", loss=current.loss)
