@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from sgde.errors import PlanError, SgdeError
+from sgde.errors import DataError, SgdeError
 from sgde.plan import Plan, load_plan, plan_hash
 from sgde.plan.files import read_user_text, write_text_atomic
 from sgde.serve.errors import ApiError
@@ -274,10 +274,17 @@ class Registry:
         fingerprint = scan_sources(self.sources, skip=self.routing_path)
         missing = [s for s in self.sources if not s.exists()]
         if missing:
-            raise SgdeError(f"no such plan file or directory: {missing[0]}")
+            raise DataError(
+                "no such plan file or directory",
+                path=str(missing[0]),
+                hint="pass plan files (YAML) or directories of plan files",
+            )
         files = {path: self._load_file(path, mtime) for path, (mtime, _) in fingerprint.items()}
         if not files and not self._memory:
-            raise SgdeError("no plan files to serve in " + ", ".join(str(s) for s in self.sources))
+            raise DataError(
+                "no plan files (*.yaml, *.yml) to serve",
+                path=", ".join(str(s) for s in self.sources),
+            )
         self._explicit = load_routing(self.routing_path)
         self._fingerprint, self._files = fingerprint, files
         return self._rebuild()
@@ -311,7 +318,8 @@ class Registry:
             try:
                 files[path] = self._load_file(path, mtime)
             except (SgdeError, OSError) as exc:
-                problems.append(f"{path}: {str(exc).splitlines()[0]}")
+                first = str(exc).splitlines()[0]
+                problems.append(first if str(path) in first else f"{path}: {first}")
                 if old is not None:
                     files[path] = old
         try:
@@ -330,12 +338,7 @@ class Registry:
         return added, problems
 
     def _load_file(self, path: Path, mtime: float) -> PlanVersion:
-        try:
-            plan = load_plan(path)
-        except PlanError as exc:
-            raise PlanError(
-                f"{path}: {exc.message}", problems=exc.problems, path=str(path)
-            ) from None
+        plan = load_plan(path)
         return PlanVersion(plan, plan_hash(plan), str(path), mtime)
 
     def _rebuild(self) -> list[PlanVersion]:
