@@ -223,3 +223,33 @@ async def test_cli_flag_selects_the_isolation(monkeypatch: pytest.MonkeyPatch) -
     result = CliRunner().invoke(app, ["--sandbox", "none", "validate", "--help"])
     assert result.exit_code == 2
     assert "strong" in result.output
+
+
+async def test_code_that_answers_and_keeps_running_is_stopped_at_its_deadline() -> None:
+    linger = (
+        "import os, struct, time\n"
+        "def run():\n"
+        '    body = b\'{"ok": true, "result": "mine"}\'\n'
+        "    for fd in range(3, 20):\n"
+        "        try:\n"
+        "            os.write(fd, struct.pack('>Q', len(body)) + body)\n"
+        "            os.close(fd)\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    time.sleep(1000)\n"
+    )
+    async with SandboxPool(
+        workers=1, _python_layers=False, _preload=("os", "struct", "time")
+    ) as pool:
+        (outer,) = pool.worker_pids
+        assert await pool.call(ADD, {"a": 1, "b": 1}) == {"sum": 2}
+        await asyncio.sleep(0.3)  # the zygote has forked the next call's process
+        baseline = len(descendants(outer))
+        assert baseline == 2
+        assert await pool._call_unchecked(linger, {}, timeout_s=1.0) == "mine"
+        assert len(descendants(outer)) > baseline  # still sleeping, past its answer
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(descendants(outer)) > baseline:
+            await asyncio.sleep(0.05)
+        assert len(descendants(outer)) == baseline
+        assert await pool.call(ADD, {"a": 1, "b": 1}) == {"sum": 2}

@@ -65,6 +65,7 @@ else:  # run as a script by the pool
 
 _REQUEST = struct.Struct(">I")
 _RESPONSE = struct.Struct(">IQ")
+_LENGTH = struct.Struct(">Q")
 _MAX_REQUEST_BYTES = 256 * 1024 * 1024
 _NOBODY = 65534
 _RESPONSE_SLACK = 64 * 1024
@@ -107,6 +108,11 @@ class Channel:
         message = json.loads(body)
         return message if isinstance(message, dict) else None
 
+    def readable(self, until: float) -> bool:
+        """Whether a request arrives before the monotonic time ``until``."""
+        left = max(0.0, until - time.monotonic())
+        return bool(select.select([self.read_fd], [], [], left)[0])
+
     def write(self, call_id: int, body: bytes) -> None:
         view = memoryview(_RESPONSE.pack(len(body), call_id) + body)
         while view:
@@ -147,6 +153,7 @@ class Zygote:
         runner.warm_up(self.runner)
         self.child_filter: Any = None
         self.spare: tuple[int, int, int] | None = None
+        self.exiting: list[tuple[int, float]] = []
 
     def lock_down(self, *, as_root: bool) -> None:
         """Confine this process (after the imports, before any untrusted byte)."""
@@ -218,7 +225,8 @@ class Zygote:
                 message = json.loads(_read_all(request_read))
                 self.guard.locked = self.runner.python_layers
                 signal.setitimer(signal.ITIMER_PROF, self.cpu_seconds)
-                _write_all(result_write, self.runner.call(message))
+                body = self.runner.call(message)
+                _write_all(result_write, _LENGTH.pack(len(body)) + body)
                 status = 0
             finally:
                 os._exit(status)
@@ -277,6 +285,13 @@ class Zygote:
                 )
                 break
             chunks.append(chunk)
+        data = b"".join(chunks)
+        if verdict is None and len(data) >= _LENGTH.size:
+            (length,) = _LENGTH.unpack_from(data)
+            if length == len(data) - _LENGTH.size:
+                # A complete answer: send it now, reap the exiting process later.
+                self.exiting.append((pid, deadline))
+                return data[_LENGTH.size :]
         if verdict is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -298,9 +313,24 @@ class Zygote:
                 return _body("forbidden-operation", "the code made a forbidden system call")
             return _body("worker-crashed", f"the call died from signal {_signal_name(sig)}")
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
-        if code != 0 or not chunks:
-            return _body("worker-crashed", f"the call exited with status {code}")
-        return b"".join(chunks)
+        return _body("worker-crashed", f"the call exited with status {code} without answering")
+
+    def reap_exiting(self) -> float | None:
+        """Reap call processes that answered; SIGKILL those past their deadline (code
+        that forged its own answer and kept running). Returns the next deadline, if any."""
+        waiting = []
+        for pid, deadline in self.exiting:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                continue
+            if time.monotonic() >= deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                continue
+            waiting.append((pid, deadline))
+        self.exiting = waiting
+        return min((deadline for _, deadline in waiting), default=None)
 
     @staticmethod
     def _reap(pid: int, deadline: float) -> int | None:
@@ -331,6 +361,9 @@ def _parent_alive(fd: int) -> bool:
 def _serve(channel: Channel, zygote: Zygote) -> int:
     zygote.prepare()
     while True:
+        next_deadline = zygote.reap_exiting()
+        while next_deadline is not None and not channel.readable(next_deadline):
+            next_deadline = zygote.reap_exiting()
         message = channel.read()
         if message is None or message.get("op") != "call":
             return 0
