@@ -7,6 +7,8 @@ Exit statuses of every ``sgde`` command (documented in ``docs/cli.md``):
   failed, a model or the sandbox failed, a budget ran out, an output could not be written;
 - ``2`` usage error: an unknown option or a bad value, an input file that is missing or not
   readable, an output path that cannot be written, a plan or data file that does not load;
+- ``3`` incomplete: some rows could not run (a model endpoint, the sandbox or the budget
+  failed; ``eval``, ``run``); the finished rows are kept and ``--resume`` runs the rest;
 - ``70`` internal error (a bug in sgde: the message asks for a report);
 - ``130`` interrupted (Ctrl-C).
 """
@@ -39,6 +41,7 @@ from sgde.plan.files import file_kind
 
 __all__ = [
     "EXIT_FAILURE",
+    "EXIT_INCOMPLETE",
     "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
     "EXIT_USAGE",
@@ -50,17 +53,20 @@ __all__ = [
     "check_output_file",
     "check_output_parent",
     "check_prices_file",
+    "check_resumable",
     "err_console",
     "item_progress",
     "out_console",
     "parse_assignments",
     "parse_input_value",
     "print_error",
+    "report_incomplete",
     "run_cli",
 ]
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_INCOMPLETE = 3
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
@@ -318,6 +324,40 @@ def check_prices_file(path: Path | None) -> None:
         from sgde.models.usage import load_prices_file
 
         load_prices_file(path)
+
+
+def check_resumable(path: Path | None, *, resume: bool, inputs: Sequence[Path | None]) -> None:
+    """Check a per-row ``--results`` file up front (``sgde eval``, ``sgde run --dataset``).
+
+    Raises:
+        UsageError: ``--resume`` without a results file, or a path that cannot be written.
+    """
+    if resume and path is None:
+        raise UsageError(
+            "--resume needs the results file of the run to resume",
+            hint="pass the same --results FILE (or --trace FILE) as that run",
+        )
+    check_output_file(path, option="--results", inputs=inputs)
+    if resume and path is not None and not path.exists():
+        err_console.print(
+            f"[yellow]warning:[/] nothing to resume: {escape(str(path))} does not exist; "
+            "running every row",
+            highlight=False,
+        )
+
+
+def report_incomplete(n_errors: int, n: int, kinds: dict[str, int], results: Path | None) -> None:
+    """Say on stderr that rows could not run, and how to finish them (exit status 3)."""
+    what = ", ".join(f"{kind} {count}" for kind, count in kinds.items())
+    print_error(f"{n_errors} of {n} rows could not run ({what}); they are not counted as wrong")
+    if results is not None:
+        hint = (
+            f"the finished rows are in {results}: fix the cause, then rerun the same "
+            "command with --resume to run the rest"
+        )
+    else:
+        hint = "pass --results FILE (or --trace FILE) to keep finished rows and --resume later"
+    err_console.print(f"  hint: {escape(hint)}", highlight=False)
 
 
 class OutputFile:

@@ -18,16 +18,19 @@ from rich.progress import (
 from rich.table import Table
 
 from sgde.cli.common import (
+    EXIT_INCOMPLETE,
     ApiKeyOpt,
     JsonOpt,
     PricesOpt,
     check_output_dir,
     check_output_file,
     check_prices_file,
+    check_resumable,
     err_console,
     item_progress,
     out_console,
     parse_assignments,
+    report_incomplete,
 )
 from sgde.cli.output import dumps_json
 from sgde.cli.run_cmd import read_dataset
@@ -49,14 +52,14 @@ from sgde.evaluation.engines import (
     EngineName,
     WorkerSpec,
     check_engine_name,
-    evaluate_with_engine,
     make_engine,
 )
 from sgde.evaluation.evaluate import EvalResult, ItemResult
+from sgde.evaluation.results_log import ResultsLog, default_results_path, evaluate_to_log
 from sgde.models import DEFAULT_STUDENT, DEFAULT_TEACHER, ModelHub, ModelSettings
 from sgde.models.plan_models import plan_model_targets
 from sgde.optimize.events import CompileEvent
-from sgde.plan import CodeNode, load_plan
+from sgde.plan import CodeNode, load_plan, plan_hash
 from sgde.runtime.sandbox import SandboxPool
 from sgde.runtime.trace import RunTrace, write_traces
 
@@ -175,31 +178,33 @@ class RichBenchObserver(BenchObserver):
 # -- sgde eval ------------------------------------------------------------------------------
 def _eval_table(result: EvalResult) -> Table:
     table = Table(title=f"{escape(result.name)} — {result.n} items", title_justify="left")
-    for col in (
-        "accuracy",
-        "95 % interval",
-        "correct",
-        "student tokens / item",
-        "latency median",
-        "latency p95",
-    ):
+    columns = ["accuracy", "95 % interval", "correct", "could not run"]
+    columns += ["student tokens / item", "latency median", "latency p95"]
+    if not result.n_errors:
+        columns.remove("could not run")
+    for col in columns:
         table.add_column(col, justify="right")
-    table.add_row(
-        _pct(result.accuracy),
-        f"{_pct(result.ci_low)} – {_pct(result.ci_high)}",
-        f"{result.n_correct}/{result.n}",
-        _num(result.tokens_mean),
-        f"{result.latency_median_s:.2f} s",
-        f"{result.latency_p95_s:.2f} s",
-    )
+    kinds = ", ".join(f"{kind} {n}" for kind, n in result.error_kinds.items())
+    cells = {
+        "accuracy": _pct(result.accuracy) if result.n_ran else "–",
+        "95 % interval": f"{_pct(result.ci_low)} – {_pct(result.ci_high)}",
+        "correct": f"{result.n_correct}/{result.n_ran}",
+        "could not run": f"{result.n_errors} ({kinds})",
+        "student tokens / item": _num(result.tokens_mean),
+        "latency median": f"{result.latency_median_s:.2f} s",
+        "latency p95": f"{result.latency_p95_s:.2f} s",
+    }
+    table.add_row(*(cells[c] for c in columns))
     return table
 
 
 def _print_failures(result: EvalResult, trace_path: Path | None, *, limit: int = 20) -> None:
-    failures = result.failures
+    _print_errors(result)
+    failures = [item for item in result.failures if item.ran]
     if not failures:
         return
-    line_of = {item.id: i + 1 for i, item in enumerate(result.items)}
+    traced = [item for item in result.items if item.trace is not None]
+    line_of = {item.id: i + 1 for i, item in enumerate(traced)}
     out_console.print(f"\n[bold]Failures[/] ({len(failures)}):", highlight=False)
     for item in failures[:limit]:
         what = (
@@ -209,7 +214,7 @@ def _print_failures(result: EvalResult, trace_path: Path | None, *, limit: int =
         )
         where = (
             f"  [dim](trace: {escape(str(trace_path))} line {line_of[item.id]})[/]"
-            if (trace_path is not None)
+            if (trace_path is not None and item.id in line_of)
             else ""
         )
         out_console.print(f"  {escape(item.id)}: {what}{where}", highlight=False)
@@ -217,6 +222,23 @@ def _print_failures(result: EvalResult, trace_path: Path | None, *, limit: int =
         out_console.print(f"  … and {len(failures) - limit} more", highlight=False)
     if trace_path is None:
         out_console.print("  [dim]pass --trace FILE to keep every run's trace[/]", highlight=False)
+
+
+def _print_errors(result: EvalResult, *, limit: int = 10) -> None:
+    """Rows that could not run: one block per kind with the ids and the first error."""
+    errors = result.errors
+    if not errors:
+        return
+    out_console.print(
+        f"\n[bold yellow]Could not run[/] ({len(errors)}, not counted in the accuracy):",
+        highlight=False,
+    )
+    for kind in result.error_kinds:
+        items = [item for item in errors if item.error_kind == kind]
+        ids = ", ".join(item.id for item in items[:limit])
+        more = f" and {len(items) - limit} more" if len(items) > limit else ""
+        out_console.print(f"  {escape(kind)}: rows {escape(ids)}{more}", highlight=False)
+        out_console.print(f"    {escape(items[0].error or '')}", highlight=False)
 
 
 async def _run_eval(
@@ -234,6 +256,8 @@ async def _run_eval(
     quiet: bool,
     api_key: str | None = None,
     prices: Path | None = None,
+    results_path: Path | None = None,
+    resume: bool = False,
 ) -> EvalResult:
     plan = load_plan(plan_path)
     rows = read_dataset(dataset, plan, limit=limit)
@@ -247,6 +271,11 @@ async def _run_eval(
         models=targets, model_settings=settings.model_dump(mode="json"), concurrency=concurrency
     )
     async with AsyncExitStack() as stack:
+        log = None
+        if results_path is not None:
+            header: dict[str, Any] = {"command": "eval", "plan": plan.name, "seed": seed}
+            header.update(plan_hash=plan_hash(plan), models=targets, dataset=str(dataset))
+            log = stack.enter_context(ResultsLog(results_path, header, resume=resume))
         bindings = None
         sandbox = None
         if engine_name == "inprocess":
@@ -265,13 +294,15 @@ async def _run_eval(
         progress = item_progress("evaluating", disable=quiet, transient=True)
         with progress:
             task = progress.add_task("items", total=len(rows))
-            result = await evaluate_with_engine(
+            result = await evaluate_to_log(
                 plan,
                 rows,
                 engine,
+                log=log,
                 seed=seed,
                 keep_trace=keep,
                 on_item=lambda _item: progress.advance(task),
+                source=str(dataset),
             )
     if trace_path is not None:
         write_traces(
@@ -314,10 +345,34 @@ def eval_plan(
     ] = None,
     api_key: ApiKeyOpt = None,
     prices: PricesOpt = None,
+    results: Annotated[
+        Path | None,
+        typer.Option(
+            "--results",
+            metavar="FILE",
+            help="Append each row's result here as it finishes (JSONL; default with --trace: "
+            "TRACE.results.jsonl next to it).",
+            show_default=False,
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Keep the rows already in the results file and run only the rest (rows that "
+            "could not run are run again).",
+        ),
+    ] = False,
 ) -> None:
-    """Evaluate a plan on a labelled dataset: accuracy (Wilson 95 %), tokens, latency, failures."""
+    """Evaluate a plan on a labelled dataset: accuracy (Wilson 95 %), tokens, latency, failures.
+
+    Exits 3 when some rows could not run (a model endpoint, the sandbox or the budget
+    failed): the finished rows are in the results file and --resume runs the rest.
+    """
     engine_name = check_engine_name(engine)
     check_output_file(trace, option="--trace", inputs=[plan, dataset])
+    results_path = results or default_results_path(trace)
+    check_resumable(results_path, resume=resume, inputs=[plan, dataset, trace])
     check_prices_file(prices)
     targets = parse_assignments(model, option="--model")
     result = asyncio.run(
@@ -335,13 +390,18 @@ def eval_plan(
             quiet=as_json,
             api_key=api_key,
             prices=prices,
+            results_path=results_path,
+            resume=resume,
         )
     )
     if as_json:
         typer.echo(json.dumps(result.to_dict(traces="none"), indent=1, default=str))
-        return
-    out_console.print(_eval_table(result))
-    _print_failures(result, trace)
+    else:
+        out_console.print(_eval_table(result))
+        _print_failures(result, trace)
+    if result.n_errors:
+        report_incomplete(result.n_errors, result.n, result.error_kinds, results_path)
+        raise typer.Exit(EXIT_INCOMPLETE)
 
 
 # -- sgde bench / demo ----------------------------------------------------------------------

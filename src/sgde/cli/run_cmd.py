@@ -16,21 +16,27 @@ from rich.markup import escape
 from rich.progress import TextColumn
 
 from sgde.cli.common import (
+    EXIT_FAILURE,
+    EXIT_INCOMPLETE,
     ApiKeyOpt,
     OutputFile,
     PricesOpt,
     check_output_file,
     check_prices_file,
+    check_resumable,
     err_console,
     item_progress,
     parse_assignments,
     parse_input_value,
+    report_incomplete,
 )
 from sgde.cli.output import dumps_json
-from sgde.errors import DataError, UsageError
+from sgde.errors import BudgetExceeded, DataError, UsageError
+from sgde.evaluation.outcomes import run_error_kind
+from sgde.evaluation.results_log import ResultsLog, default_results_path
 from sgde.models import DEFAULT_STUDENT, ModelHub, ModelSettings
 from sgde.models.plan_models import plan_model_targets
-from sgde.plan import CodeNode, Plan, load_plan
+from sgde.plan import CodeNode, Plan, load_plan, plan_hash
 from sgde.runtime.backend import Backend, Usage
 from sgde.runtime.calls import CodeRunner
 from sgde.runtime.executor import Executor, ExecutorSettings, RunResult
@@ -113,14 +119,22 @@ def _open_sandbox() -> contextlib.AbstractAsyncContextManager[CodeRunner]:
     return SandboxPool()
 
 
-def _line(index: int, row: Mapping[str, Any], result: RunResult) -> str:
+def _record(index: int, row: Mapping[str, Any], result: RunResult) -> dict[str, Any]:
+    """The printed record of one row; ``error_kind`` marks a row that could not run."""
     record: dict[str, Any] = {"index": index}
     if "id" in row:
         record["id"] = row["id"]
     record.update(ok=result.ok, outputs=result.outputs)
     if result.error is not None:
         record["error"] = result.error
-    return dumps_json(record, default=str)
+        kind = run_error_kind(result.trace)
+        if kind is not None:
+            record["error_kind"] = kind
+    return record
+
+
+def _line(index: int, row: Mapping[str, Any], result: RunResult) -> str:
+    return dumps_json(_record(index, row, result), default=str)
 
 
 def _usage_text(usage: Mapping[str, Usage]) -> str:
@@ -129,26 +143,54 @@ def _usage_text(usage: Mapping[str, Usage]) -> str:
 
 
 class _OrderedSink:
-    """Writes results to stdout (and traces to a file) in row order as rows finish."""
+    """Writes results to stdout (and traces to a file) in row order as rows finish; appends
+    each to the results log as soon as it finishes. ``stored`` are the records of rows a
+    resumed log already holds: they are printed in their place, not run again."""
 
-    def __init__(self, rows: list[dict[str, Any]], trace_file: OutputFile | None) -> None:
+    def __init__(
+        self,
+        rows: list[dict[str, Any]],
+        trace_file: OutputFile | None,
+        *,
+        log: ResultsLog | None = None,
+        stored: Mapping[int, Mapping[str, Any]] | None = None,
+    ) -> None:
         self._rows = rows
         self._trace_file = trace_file
-        self._pending: dict[int, RunResult] = {}
+        self._log = log
+        self._pending: dict[int, tuple[str, str | None]] = {}
         self._next = 0
         self.ok = 0
         self.done = 0
+        self.not_run: dict[str, int] = {}
+        for index, record in sorted((stored or {}).items()):
+            printed = {k: v for k, v in record.items() if k != "trace"}
+            trace = record.get("trace")
+            trace_json = json.dumps(trace, ensure_ascii=False, default=str) if trace else None
+            self._put(index, dumps_json(printed, default=str), trace_json, ok=bool(record["ok"]))
 
     def add(self, index: int, result: RunResult) -> None:
-        self._pending[index] = result
-        self.ok += int(result.ok)
+        record = _record(index, self._rows[index], result)
+        ran = "error_kind" not in record
+        if not ran:
+            kind = str(record["error_kind"])
+            self.not_run[kind] = self.not_run.get(kind, 0) + 1
+        if self._log is not None:
+            kept = {**record, "trace": result.trace.to_dict()} if self._trace_file else record
+            self._log.append(index, self._rows[index], kept, ran=ran)
+        trace_json = result.trace.to_json() if self._trace_file is not None else None
+        self._put(index, dumps_json(record, default=str), trace_json, ok=result.ok)
+
+    def _put(self, index: int, line: str, trace_json: str | None, *, ok: bool) -> None:
+        self._pending[index] = (line, trace_json)
+        self.ok += int(ok)
         self.done += 1
         while self._next in self._pending:
-            done = self._pending.pop(self._next)
-            sys.stdout.write(_line(self._next, self._rows[self._next], done) + "\n")
+            text, trace = self._pending.pop(self._next)
+            sys.stdout.write(text + "\n")
             sys.stdout.flush()
-            if self._trace_file is not None:
-                self._trace_file.write(done.trace.to_json() + "\n")
+            if self._trace_file is not None and trace is not None:
+                self._trace_file.write(trace + "\n")
                 self._trace_file.flush()
             self._next += 1
 
@@ -164,6 +206,9 @@ async def _execute(
     seed: int,
     concurrency: int,
     full_record: bool = False,
+    results_path: Path | None = None,
+    resume: bool = False,
+    dataset: Path | None = None,
 ) -> int:
     started = time.perf_counter()
     async with contextlib.AsyncExitStack() as stack:
@@ -195,9 +240,19 @@ async def _execute(
                 err_console.print(
                     f"[bold red]error:[/] {escape(result.error or '')}", highlight=False
                 )
-            return 0 if result.ok else 1
+            if result.ok:
+                return 0
+            return EXIT_INCOMPLETE if run_error_kind(result.trace) else EXIT_FAILURE
 
-        sink = _OrderedSink(rows, trace_file)
+        log: ResultsLog | None = None
+        stored: dict[int, dict[str, Any]] = {}
+        if results_path is not None:
+            header: dict[str, Any] = {"command": "run", "plan": plan.name, "seed": seed}
+            header.update(plan_hash=plan_hash(plan), models=targets, dataset=str(dataset))
+            log = stack.enter_context(ResultsLog(results_path, header, resume=resume))
+            stored = log.finished(rows)
+        todo = [i for i in range(len(rows)) if i not in stored]
+        sink = _OrderedSink(rows, trace_file, log=log, stored=stored)
         progress = item_progress(
             "[bold]{task.description}",
             TextColumn("{task.fields[failed]} failed"),
@@ -209,17 +264,34 @@ async def _execute(
         with progress:
             task = progress.add_task(escape(plan.name), total=len(rows), failed=0)
 
+            progress.update(task, completed=sink.done, failed=sink.done - sink.ok)
+
             def on_result(index: int, result: RunResult) -> None:
-                sink.add(index, result)
+                sink.add(todo[index], result)
                 progress.update(task, advance=1, failed=sink.done - sink.ok)
 
-            await executor.run_batch(plan, rows, seed=seed, on_result=on_result)
+            stopped: BudgetExceeded | None = None
+            try:
+                await executor.run_batch(
+                    plan, [rows[i] for i in todo], seed=seed, on_result=on_result
+                )
+            except BudgetExceeded as exc:  # the rows in flight are lost; finished ones kept
+                stopped = exc
         elapsed = time.perf_counter() - started
         summary = f"{sink.ok}/{len(rows)} rows ok in {elapsed:.1f} s"
+        if stored:
+            summary += f" ({len(stored)} resumed from {results_path})"
         if hub is not None and hub.usage:
             summary += f" ({_usage_text(hub.usage)})"
         err_console.print(summary, highlight=False)
-        return 0 if sink.ok == len(rows) else 1
+        kinds = dict(sink.not_run)
+        if stopped is not None:
+            err_console.print(f"[bold red]error:[/] {escape(str(stopped))}", highlight=False)
+            kinds["budget"] = kinds.get("budget", 0) + len(rows) - sink.done
+        if kinds:
+            report_incomplete(sum(kinds.values()), len(rows), kinds, results_path)
+            return EXIT_INCOMPLETE
+        return 0 if sink.ok == len(rows) else EXIT_FAILURE
 
 
 def run(
@@ -290,12 +362,39 @@ def run(
             "--dataset prints for every row (default for --input: the outputs only).",
         ),
     ] = False,
+    results: Annotated[
+        Path | None,
+        typer.Option(
+            "--results",
+            metavar="FILE",
+            help="With --dataset: append each row's record here as it finishes (JSONL; "
+            "default with --trace: TRACE.results.jsonl next to it).",
+            show_default=False,
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="With --dataset: print the rows already in the results file and run only "
+            "the rest (rows that could not run are run again).",
+        ),
+    ] = False,
 ) -> None:
-    """Run a plan and print its outputs as JSON (one line per row for --dataset)."""
+    """Run a plan and print its outputs as JSON (one line per row for --dataset).
+
+    Exits 1 when a row failed and 3 when a row could not run (a model endpoint, the
+    sandbox or the budget failed; --resume runs those rows again).
+    """
     if bool(inputs) == (dataset is not None):
         raise UsageError(
             "pass either --input NAME=VALUE (one run) or --dataset FILE.jsonl (many runs)",
             hint="e.g. sgde run examples/arithmetic.yaml --input a=2 --input b=3",
+        )
+    if dataset is None and (results is not None or resume):
+        raise UsageError(
+            "--results and --resume apply to --dataset runs",
+            hint="run a dataset with --dataset FILE.jsonl, or drop --results/--resume",
         )
     plan = load_plan(plan_path)
     if dataset is not None:
@@ -304,6 +403,8 @@ def run(
         rows = [_input_row(plan, inputs or [])]
     targets = _model_targets(plan, models)
     check_output_file(trace, option="--trace", inputs=[plan_path, dataset])
+    results_path = (results or default_results_path(trace)) if dataset is not None else None
+    check_resumable(results_path, resume=resume, inputs=[plan_path, dataset, trace])
     check_prices_file(prices)
     code = asyncio.run(
         _execute(
@@ -316,6 +417,9 @@ def run(
             seed=seed,
             concurrency=concurrency,
             full_record=as_json,
+            results_path=results_path,
+            resume=resume,
+            dataset=dataset,
         )
     )
     if code:

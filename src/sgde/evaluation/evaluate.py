@@ -6,6 +6,11 @@ names (GSM plans: ``answer``). An item is correct when every output that has a g
 the row matches it (:func:`sgde.evaluation.metrics.answer_correct`: absolute tolerance, or
 exact after rounding to the gold's decimals).
 
+An item that *could not run* (a model endpoint, the sandbox or the budget failed; see
+:mod:`sgde.evaluation.outcomes`) is no wrong answer: it carries an ``error_kind``, and the
+accuracy and its interval are computed over the items that ran, with the errors counted
+beside them.
+
 Example:
     >>> result = evaluate_plan(plan, rows, {"student": backend}, sandbox=pool)  # doctest: +SKIP
     >>> result.accuracy, result.ci_low, result.ci_high  # doctest: +SKIP
@@ -19,9 +24,15 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sgde.errors import DataError, UsageError
+from sgde.errors import BackendError, BudgetExceeded, DataError, SandboxError, UsageError
 from sgde.evaluation.baselines.base import Method, Prediction, Prepared
 from sgde.evaluation.metrics import answer_correct, percentile, wilson_interval
+from sgde.evaluation.outcomes import (
+    ERROR_KINDS,
+    exception_error_kind,
+    run_error_kind,
+    trace_error_kind,
+)
 from sgde.plan import plan_hash
 from sgde.plan.model import Plan
 from sgde.runtime.backend import Backend, ModelBindings
@@ -70,6 +81,8 @@ class ItemResult:
         ok: Whether the run finished without a node failure.
         error: The run's error message, if any.
         trace: The run trace (``RunTrace.to_dict()``), kept for failures only by default.
+        error_kind: ``"backend"``, ``"sandbox"`` or ``"budget"`` when the item could not
+            run (no verdict on the plan); ``None`` when it ran, right or wrong.
     """
 
     id: str
@@ -81,6 +94,12 @@ class ItemResult:
     ok: bool = True
     error: str | None = None
     trace: dict[str, Any] | None = None
+    error_kind: str | None = None
+
+    @property
+    def ran(self) -> bool:
+        """Whether the item got a verdict (right or wrong) rather than failing to run."""
+        return self.error_kind is None
 
     def to_dict(self, *, with_trace: bool = True) -> dict[str, Any]:
         """JSON-serialisable form."""
@@ -93,6 +112,7 @@ class ItemResult:
             "latency_s": round(self.latency_s, 4),
             "ok": self.ok,
             "error": self.error,
+            "error_kind": self.error_kind,
         }
         if with_trace and self.trace is not None:
             out["trace"] = self.trace
@@ -111,6 +131,7 @@ class ItemResult:
             ok=bool(data.get("ok", True)),
             error=data.get("error"),
             trace=data.get("trace"),
+            error_kind=data.get("error_kind"),
         )
 
 
@@ -118,15 +139,18 @@ class ItemResult:
 class EvalResult:
     """Aggregate metrics of one evaluation.
 
+    Accuracy, interval, tokens and latencies are over the items that ran; items that could
+    not run are counted in :attr:`n_errors` (by kind in :attr:`error_kinds`).
+
     Attributes:
         name: What was evaluated (plan name or method name).
         items: Per-item results, in dataset order.
-        accuracy: Fraction of items correct (0.0 when there are no items).
+        accuracy: Fraction of the items that ran that are correct (0.0 when none ran).
         ci_low: Lower end of the Wilson 95 % interval.
         ci_high: Upper end of the Wilson 95 % interval.
-        tokens_mean: Mean tokens per item.
-        latency_median_s: Median latency per item.
-        latency_p95_s: 95th percentile latency per item.
+        tokens_mean: Mean tokens per item that ran.
+        latency_median_s: Median latency per item that ran.
+        latency_p95_s: 95th percentile latency per item that ran.
         plan_hash: The plan's content hash, when a plan was evaluated.
     """
 
@@ -152,9 +176,33 @@ class EvalResult:
         return sum(1 for i in self.items if i.correct)
 
     @property
+    def n_ran(self) -> int:
+        """Number of items that ran (the denominator of the accuracy)."""
+        return sum(1 for i in self.items if i.ran)
+
+    @property
+    def n_errors(self) -> int:
+        """Number of items that could not run."""
+        return self.n - self.n_ran
+
+    @property
+    def error_kinds(self) -> dict[str, int]:
+        """Items that could not run, by kind (``backend``, ``sandbox``, ``budget``)."""
+        counts: dict[str, int] = {kind: 0 for kind in ERROR_KINDS}
+        for item in self.items:
+            if item.error_kind is not None:
+                counts[item.error_kind] = counts.get(item.error_kind, 0) + 1
+        return {kind: n for kind, n in counts.items() if n}
+
+    @property
     def failures(self) -> list[ItemResult]:
         """Items answered wrongly or that failed to run."""
         return [i for i in self.items if not i.correct]
+
+    @property
+    def errors(self) -> list[ItemResult]:
+        """Items that could not run."""
+        return [i for i in self.items if not i.ran]
 
     @property
     def correctness(self) -> dict[str, bool]:
@@ -178,6 +226,9 @@ class EvalResult:
             "plan_hash": self.plan_hash,
             "n": self.n,
             "n_correct": self.n_correct,
+            "n_ran": self.n_ran,
+            "n_errors": self.n_errors,
+            "error_kinds": self.error_kinds,
             "accuracy": self.accuracy,
             "ci_low": self.ci_low,
             "ci_high": self.ci_high,
@@ -209,19 +260,21 @@ def summarise(
 ) -> EvalResult:
     """Aggregate per-item results into an :class:`EvalResult`.
 
-    With no items, accuracy, tokens and latencies are 0.0 and the interval is ``(0, 1)``.
+    Metrics are over the items that ran (items that could not run are counted apart). With
+    none, accuracy, tokens and latencies are 0.0 and the interval is ``(0, 1)``.
     """
-    n = len(items)
-    k = sum(1 for i in items if i.correct)
+    ran = [i for i in items if i.ran]
+    n = len(ran)
+    k = sum(1 for i in ran if i.correct)
     low, high = wilson_interval(k, n)
-    latencies = [i.latency_s for i in items]
+    latencies = [i.latency_s for i in ran]
     return EvalResult(
         name=name,
         items=list(items),
         accuracy=k / n if n else 0.0,
         ci_low=low,
         ci_high=high,
-        tokens_mean=sum(i.tokens for i in items) / n if n else 0.0,
+        tokens_mean=sum(i.tokens for i in ran) / n if n else 0.0,
         latency_median_s=percentile(latencies, 50) or 0.0,
         latency_p95_s=percentile(latencies, 95) or 0.0,
         plan_hash=plan_hash,
@@ -315,6 +368,7 @@ def score_run(
         ok=bool(result.ok),
         error=result.error,
         trace=trace.to_dict() if keep else None,
+        error_kind=None if result.ok else run_error_kind(trace),
     )
 
 
@@ -461,7 +515,21 @@ def score_prediction(
         ok=prediction.error is None,
         error=prediction.error,
         trace=trace,
+        error_kind=_prediction_error_kind(prediction),
     )
+
+
+def _prediction_error_kind(prediction: Prediction) -> str | None:
+    """Why a method's prediction could not run, from the plan runs in its trace."""
+    if prediction.error is None:
+        return None
+    runs: list[Any] = [prediction.trace.get("run"), *(prediction.trace.get("runs") or [])]
+    for run in runs:
+        if isinstance(run, Mapping):
+            kind = trace_error_kind(run)
+            if kind is not None:
+                return kind
+    return None
 
 
 async def predict_items(
@@ -498,7 +566,8 @@ async def _map_rows(
 ) -> list[ItemResult]:
     """``fn(index, row)`` for every row, at most ``concurrency`` at once; results in row order.
 
-    ``on_item`` sees each result as soon as it is ready (completion order).
+    ``on_item`` sees each result as soon as it is ready (completion order). A row whose
+    model endpoint, sandbox or budget fails becomes an item that could not run.
     """
     if concurrency < 1:
         raise UsageError(f"concurrency must be >= 1, not {concurrency}")
@@ -506,7 +575,19 @@ async def _map_rows(
 
     async def one(index: int, row: Mapping[str, Any]) -> ItemResult:
         async with gate:
-            item = await fn(index, row)
+            try:
+                item = await fn(index, row)
+            except (BackendError, BudgetExceeded, SandboxError) as exc:
+                kind = exception_error_kind(exc)
+                if kind is None:
+                    raise
+                item = ItemResult(
+                    id=item_id(row, index),
+                    correct=False,
+                    ok=False,
+                    error=str(exc),
+                    error_kind=kind,
+                )
         if on_item is not None:
             on_item(item)
         return item
