@@ -37,7 +37,6 @@ from rich.progress import (
 
 from sgde.cli.output import SafeConsole
 from sgde.errors import PlanError, SgdeError, UsageError
-from sgde.plan.files import file_kind
 
 __all__ = [
     "EXIT_FAILURE",
@@ -219,6 +218,13 @@ def check_output_parent(path: Path | None, *, option: str) -> None:
             f"cannot write {option} {path}: directory {str(path.parent)!r} does not exist",
             hint=f"create the directory or pick another {option} path",
         )
+
+
+def file_kind(mode: int) -> str:
+    """:func:`sgde.plan.files.file_kind`, imported on use (``sgde --help`` stays light)."""
+    from sgde.plan.files import file_kind as kind
+
+    return kind(mode)
 
 
 def _same_file(a: Path, b: Path) -> bool:
