@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -145,3 +147,11 @@ def test_trace_may_not_overwrite_the_plan_or_the_dataset(
         assert code == EXIT_USAGE, err
         assert f"cannot write --trace {target}: it is an input of this command" in err
     assert (plan.read_bytes(), rows.read_bytes()) == before
+
+
+def test_the_cli_helpers_stay_light_to_import() -> None:
+    code = "import sys, sgde.cli.common\nprint(sorted(m for m in sys.modules if 'sgde.' in m))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    loaded = run.stdout
+    assert "sgde.plan" not in loaded and "sgde.runtime" not in loaded, loaded  # sgde --help
