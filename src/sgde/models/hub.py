@@ -18,15 +18,15 @@ from sgde.models.cache import RequestCache, backend_endpoint, cache_key
 from sgde.models.request import estimate_prompt_tokens
 from sgde.models.resolver import breaker_policy, resolve_model
 from sgde.models.settings import ModelSettings, Price
-from sgde.models.usage import Budget, PriceTable, RoleUsage, UsageMeter
-from sgde.runtime.backend import Backend, Capabilities, ChatRequest, ChatResponse, Usage
+from sgde.models.usage import Budget, MeteredBackend, PriceTable, RoleUsage, UsageMeter
+from sgde.runtime.backend import Backend, ChatRequest, ChatResponse, Usage
 
 __all__ = ["ModelHub", "RoleBackend"]
 
 Resolver = Callable[[str, ModelSettings], Backend]
 
 
-class RoleBackend:
+class RoleBackend(MeteredBackend):
     """A role's view of a shared backend: cache, budget and metering around each call.
 
     Order of one call: cache lookup (hit: counted, returned with ``cached=True``); budget
@@ -52,32 +52,15 @@ class RoleBackend:
         price: Price | None,
         cache: RequestCache | None,
     ) -> None:
-        self.role = role
-        self.backend = backend
-        self._meter = meter
+        super().__init__(role, backend, meter)
         self._budget = budget
         self._price = price
         self._cache = cache
 
     @property
-    def name(self) -> str:
-        """Name of the underlying model."""
-        return self.backend.name
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """Capabilities of the underlying model."""
-        return self.backend.capabilities
-
-    @property
     def cached(self) -> bool:
         """Whether this role's calls go through the request cache."""
         return self._cache is not None
-
-    @property
-    def meter(self) -> UsageMeter:
-        """The hub's usage ledger, where this role's calls are recorded."""
-        return self._meter
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         """Run one call for this role.
@@ -91,7 +74,7 @@ class RoleBackend:
             key = cache_key(self.backend.name, request, endpoint=backend_endpoint(self.backend))
             hit = self._cache.get(key)
             if hit is not None:
-                self._meter.record_cached(self.role, hit.usage)
+                self.meter.record_cached(self.role, hit.usage)
                 return hit
         prompt_estimate = estimate_prompt_tokens(request)
         worst_usd = self._price.cost(prompt_estimate, request.max_tokens) if self._price else 0.0
@@ -110,7 +93,7 @@ class RoleBackend:
             self._price.cost(usage.prompt_tokens, usage.completion_tokens) if self._price else 0.0
         )
         self._budget.commit(reservation, usage.total_tokens, usage.usd)
-        self._meter.record(
+        self.meter.record(
             self.role, usage, estimated=response.usage_estimated, priced=self._price is not None
         )
         if key is not None and self._cache is not None:

@@ -31,6 +31,7 @@ from sgde.models.settings import ModelSettings, Price
 from sgde.plan.files import read_user_text
 from sgde.plan.sourcemap import compose_yaml, describe_yaml_error
 from sgde.runtime.backend import Backend, Capabilities, ChatRequest, ChatResponse, Usage
+from sgde.runtime.trace import usage_from_dict
 
 __all__ = [
     "SELF_HOSTED_PROVIDERS",
@@ -139,15 +140,6 @@ class PriceTable:
         return self._prices[best] if best is not None else None
 
 
-def _usage_of(data: Mapping[str, Any]) -> Usage:
-    return Usage(
-        int(data.get("prompt_tokens", 0)),
-        int(data.get("completion_tokens", 0)),
-        int(data.get("calls", 0)),
-        float(data.get("usd", 0.0)),
-    )
-
-
 @dataclass
 class RoleUsage:
     """Usage of one role plus what the totals do not show.
@@ -180,7 +172,7 @@ class RoleUsage:
     def from_dict(cls, data: Mapping[str, Any]) -> RoleUsage:
         """Inverse of :meth:`to_dict` (replayed tokens are kept as completion tokens)."""
         return cls(
-            usage=_usage_of(data),
+            usage=usage_from_dict(data),
             cached_calls=int(data.get("cached_calls", 0)),
             estimated_calls=int(data.get("estimated_calls", 0)),
             unpriced_calls=int(data.get("unpriced_calls", 0)),
@@ -272,9 +264,11 @@ class UsageMeter:
 class MeteredBackend:
     """A backend whose every call is recorded in a :class:`UsageMeter` under one role.
 
-    For backends not bound through a :class:`~sgde.models.ModelHub`. A response marked
-    ``cached`` (answered by a request cache further in) counts as a cached call, not as spent
-    tokens. No budget, no cache: closing it leaves the wrapped backend to its owner.
+    For backends not bound through a :class:`~sgde.models.ModelHub` (whose role backends,
+    :class:`~sgde.models.RoleBackend`, extend this with a cache, a budget and prices). A
+    response marked ``cached`` (answered by a request cache further in) counts as a cached
+    call, not as spent tokens. No budget, no cache: closing it leaves the wrapped backend to
+    its owner.
 
     Args:
         role: The role to record under (``"teacher"``, ``"student"``, ...).

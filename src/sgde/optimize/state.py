@@ -15,18 +15,9 @@ from sgde.optimize.records import EditRecord
 from sgde.optimize.report import CompileReport
 from sgde.optimize.supervision import Solution
 from sgde.runtime.backend import Usage
+from sgde.runtime.trace import usage_from_dict
 
 __all__ = ["LoopState", "usage_from_dict"]
-
-
-def usage_from_dict(data: Mapping[str, Any]) -> Usage:
-    """A :class:`Usage` from its ``to_dict()`` form (missing counters are 0)."""
-    return Usage(
-        int(data.get("prompt_tokens", 0)),
-        int(data.get("completion_tokens", 0)),
-        int(data.get("calls", 0)),
-        float(data.get("usd", 0.0)),
-    )
 
 
 @dataclass
