@@ -337,3 +337,43 @@ def test_run_dataset_outage_and_resume(served: dict[str, Any]) -> None:
     assert resumed.exit_code == 0, resumed.output
     assert served["server"].requests == 8
     assert resumed.stdout == whole.stdout  # every row, in order, as an uninterrupted run
+
+
+# -- sgde bench: cells with rows that could not run are errors, not accuracies -------------------
+async def test_bench_marks_outage_cells_as_errors_and_retries_them(tmp_path: Path) -> None:
+    import dataclasses
+
+    from _bench_fakes import fake_config, fake_deps, fake_resolver, mapping_rows
+
+    from sgde.evaluation.bench import run_bench_async
+
+    state = {"down": True}
+
+    def resolver(name: str, settings: ModelSettings) -> FunctionBackend:
+        real = fake_resolver(name, settings)
+
+        def reply(request: Any) -> Any:
+            if state["down"]:
+                raise BackendError("connection refused", provider="openai-compatible")
+            return real._fn(request)
+
+        return FunctionBackend(reply, name=name)
+
+    deps = dataclasses.replace(
+        fake_deps(), make_hub=lambda settings: ModelHub(settings, resolver=resolver)
+    )
+    config = fake_config(m=[3], methods=["direct"])
+    outcome = await run_bench_async(config, tmp_path, deps=deps)
+    cell = outcome.results["cells"][0]
+    assert cell["status"] == "error"
+    assert "8 of 8 test items could not run (backend 8)" in cell["error"]
+    assert "--retry-errors" in cell["error"]
+    row = mapping_rows(outcome.results, "direct")[0]
+    assert row["errors"] == 1 and row["accuracy"] is None  # not folded in as 0 %
+
+    again = await run_bench_async(config, tmp_path, deps=deps)
+    assert again.ran == 0  # kept without --retry-errors
+    state["down"] = False
+    retried = await run_bench_async(config, tmp_path, deps=deps, retry_errors=True)
+    assert retried.ran == 1 and retried.results["cells"][0]["status"] == "ok"
+    assert mapping_rows(retried.results, "direct")[0]["accuracy"] is not None

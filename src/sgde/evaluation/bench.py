@@ -57,7 +57,7 @@ from sgde.evaluation.engines import (
     check_engine_name,
     make_engine,
 )
-from sgde.evaluation.evaluate import STUDENT_ROLE, ItemResult, summarise
+from sgde.evaluation.evaluate import STUDENT_ROLE, EvalResult, ItemResult, summarise
 from sgde.evaluation.gsm.synth import synthesise_async
 from sgde.evaluation.gsm.templates import Template, get_template
 from sgde.evaluation.report import compare_paired, render_report, summarise_cells
@@ -166,6 +166,18 @@ class BenchOutcome:
     report: ReportPaths
     ran: int
     skipped: int
+
+
+def _not_run(evaluation: EvalResult) -> str | None:
+    """Why a cell whose test items could not all run is an error, not an accuracy."""
+    if not evaluation.n_errors:
+        return None
+    kinds = ", ".join(f"{kind} {n}" for kind, n in evaluation.error_kinds.items())
+    first = (evaluation.errors[0].error or "").splitlines()[0] if evaluation.errors else ""
+    return (
+        f"{evaluation.n_errors} of {evaluation.n} test items could not run ({kinds}): "
+        f"{first}; rerun with --retry-errors"
+    )
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -381,8 +393,8 @@ class _BenchRun:
             evaluation = summarise(items, name=cell.method, extra={"engine": engine.name})
             return {
                 **base,
-                "status": "ok",
-                "error": None,
+                "status": "error" if evaluation.n_errors else "ok",
+                "error": _not_run(evaluation),
                 "prepare": prepare,
                 "eval": evaluation.to_dict(traces=self.config.keep_traces),
                 "eval_seconds": round(time.perf_counter() - started, 3),
