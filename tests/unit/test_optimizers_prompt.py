@@ -18,7 +18,7 @@ from sgde.errors import BudgetExceeded, UsageError
 from sgde.evaluation.baselines import get_method
 from sgde.evaluation.optimizers import (
     DSPY_MISSING,
-    MeteredBackend,
+    BudgetedBackend,
     OptimizerMethod,
     TokenMeter,
     dspy_runner,
@@ -210,7 +210,7 @@ async def test_token_meter_and_metered_backend() -> None:
             return None
 
     unlimited = TokenMeter(None)
-    backend = MeteredBackend(Silent(), unlimited, "student")
+    backend = BudgetedBackend(Silent(), unlimited, "student")
     await backend.chat(ChatRequest(messages=(Message("user", "x" * 30),), max_tokens=8))
     assert unlimited.usage["student"].completion_tokens == 20  # 60 chars / 3, estimated
     assert unlimited.usage["student"].prompt_tokens > 0

@@ -8,8 +8,8 @@ MIPROv2 when ``dspy`` is installed.
 from sgde.evaluation.optimizers.ape import ApeMethod
 from sgde.evaluation.optimizers.bootstrap import BootstrapFewShotMethod
 from sgde.evaluation.optimizers.common import (
+    BudgetedBackend,
     Candidate,
-    MeteredBackend,
     OptimizerMethod,
     OptimizerRun,
     RowOutcome,
@@ -29,10 +29,10 @@ __all__ = [
     "DSPY_MISSING",
     "ApeMethod",
     "BootstrapFewShotMethod",
+    "BudgetedBackend",
     "Candidate",
     "DspyEndpoint",
     "DspyMiproMethod",
-    "MeteredBackend",
     "OproMethod",
     "OptimizerMethod",
     "OptimizerRun",

@@ -2,7 +2,7 @@
 
 Budget: every optimiser is given a token budget (prompt + completion tokens, teacher and
 student together, spent while preparing). Both backends are wrapped in a
-:class:`MeteredBackend` that counts each response's ``usage`` (or, when a backend reports
+:class:`BudgetedBackend` that counts each response's ``usage`` (or, when a backend reports
 none, a generous character estimate) and refuses a call *before* it is made when the tokens
 spent and reserved so far plus the call's estimate (prompt estimated at ~3 characters per
 token, plus ``max_tokens``) would pass the budget. The optimiser then stops and keeps the
@@ -44,14 +44,15 @@ from sgde.evaluation.baselines.typed import examples_block
 from sgde.evaluation.metrics import answer_correct
 from sgde.models.defaults import DEFAULT_TEACHER
 from sgde.models.request import estimate_prompt_tokens, estimate_tokens
+from sgde.models.usage import UsageMeter
 from sgde.runtime.backend import Backend, Capabilities, ChatRequest, ChatResponse, Message, Usage
 from sgde.runtime.calls import CodeRunner
 from sgde.runtime.parsing import parse_json_output
 from sgde.task import TaskSpec, default_metric
 
 __all__ = [
+    "BudgetedBackend",
     "Candidate",
-    "MeteredBackend",
     "OptimizerMethod",
     "OptimizerRun",
     "RowOutcome",
@@ -74,14 +75,20 @@ class TokenMeter:
         if budget is not None and budget < 0:
             raise UsageError(f"token budget must be >= 0, got {budget}")
         self.budget = budget
-        self.usage: dict[str, Usage] = {}
+        self.ledger = UsageMeter()
+        """Where the tokens are counted (the same ledger type as every other count)."""
         self.reserved = 0
         self.refused = 0
 
     @property
+    def usage(self) -> dict[str, Usage]:
+        """Usage per role so far (copies)."""
+        return self.ledger.usage()
+
+    @property
     def spent(self) -> int:
         """Tokens spent so far (all roles)."""
-        return sum(u.total_tokens for u in self.usage.values())
+        return self.ledger.total().total_tokens
 
     @property
     def remaining(self) -> int | None:
@@ -107,14 +114,14 @@ class TokenMeter:
     def commit(self, role: str, estimate: int, usage: Usage) -> None:
         """Release a reservation and record what the call actually used."""
         self.reserved = max(0, self.reserved - estimate)
-        self.usage[role] = self.usage.get(role, Usage()) + usage
+        self.ledger.record(role, usage)
 
     def snapshot(self) -> dict[str, Usage]:
         """A copy of the usage per role."""
-        return {role: Usage() + u for role, u in self.usage.items()}
+        return self.ledger.usage()
 
 
-class MeteredBackend:
+class BudgetedBackend:
     """A :class:`~sgde.runtime.backend.Backend` that counts usage on a :class:`TokenMeter`.
 
     It does not own the wrapped backend: :meth:`aclose` does nothing.
@@ -296,8 +303,8 @@ class OptimizerRun:
         self.name = name
         self.trainset = list(trainset)
         self.meter = TokenMeter(budget)
-        self.teacher = MeteredBackend(teacher, self.meter, "teacher")
-        self.student = MeteredBackend(student, self.meter, "student")
+        self.teacher = BudgetedBackend(teacher, self.meter, "teacher")
+        self.student = BudgetedBackend(student, self.meter, "student")
         self.sandbox = sandbox
         self.seed = seed
         self.task = task
