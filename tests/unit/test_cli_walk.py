@@ -37,7 +37,6 @@ KNOWN_GAPS: dict[tuple[str, str], tuple[str, bool]] = {
         "until stopped; not a one-shot command",
         False,
     ),
-    ("serve", "sources"): ("sgde serve exits 1, not 2, for a missing plan source", True),
 }
 # Commands whose output a script reads: they must offer --json.
 NEED_JSON = {
