@@ -21,6 +21,7 @@ from importlib import resources
 from typing import Any
 
 from sgde.evaluation.baselines.plans import _raw  # one home of the raw-text wrapper
+from sgde.optimize.coldstart import plan_input_type
 from sgde.plan.model import CodeNode, LlmNode, Plan
 from sgde.task import FieldType, TaskSpec
 
@@ -35,11 +36,6 @@ __all__ = [
     "typed_extract_source",
     "typed_program_plan",
 ]
-
-
-def _input_type(ftype: FieldType) -> Any:
-    kinds = {"integer": "integer", "number": "number", "boolean": "boolean", "list": "array"}
-    return kinds.get(ftype.kind, "string")
 
 
 def task_block(spec: TaskSpec) -> str:
@@ -114,7 +110,7 @@ def _plan(
     return Plan(
         name=name,
         description=spec.description,
-        inputs={k: _input_type(t) for k, t in spec.inputs.items()},
+        inputs={k: plan_input_type(t) for k, t in spec.inputs.items()},
         outputs=outputs,
         nodes=nodes,
         metadata={"method": method, "task": spec.to_metadata()},
