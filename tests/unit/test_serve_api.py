@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -73,6 +74,18 @@ def test_malformed_json_unknown_plan_and_oversized_body() -> None:
         r = client.post("/v1/plans/nope/run", json={"inputs": {"question": Q}})
         assert r.status_code == 404 and "duck-eggs" in r.json()["error"]["message"]
         r = client.post("/v1/plans/duck-eggs/run", json={"inputs": {"question": "x" * 5000}})
+        assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+
+        def streamed() -> Iterator[bytes]:  # chunked: no Content-Length to refuse up front
+            yield b'{"inputs": {"question": "'
+            yield from (b"x" * 500 for _ in range(10))
+            yield b'"}}'
+
+        r = client.post(
+            "/v1/plans/duck-eggs/run",
+            content=streamed(),
+            headers={"content-type": "application/json"},
+        )
         assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
         # the server is still fine
         assert client.post("/v1/plans/duck-eggs/run", json={"inputs": {"question": Q}}).is_success

@@ -58,6 +58,12 @@ def _start(tmp_path: Path, *, delay: float) -> tuple[subprocess.Popen[bytes], st
     raise AssertionError(proc.stderr.read().decode() if proc.stderr else "server did not start")
 
 
+def _in_flight(url: str) -> float:
+    text = httpx.get(url + "/metrics", timeout=5).text
+    line = next(ln for ln in text.splitlines() if ln.startswith("sgde_requests_in_flight "))
+    return float(line.split()[1])
+
+
 def _hammer(url: str, answered: list[str], stop: threading.Event, worker: int) -> None:
     with httpx.Client(base_url=url, timeout=10) as client:
         i = 0
@@ -84,7 +90,9 @@ def test_sigkill_mid_load_loses_no_answered_request_and_leaves_whole_rows(
     try:
         for t in threads:
             t.start()
-        time.sleep(1.5)
+        deadline = time.monotonic() + 60
+        while len(answered) < 30 and time.monotonic() < deadline:  # mid-load, even when slow
+            time.sleep(0.05)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
@@ -108,7 +116,7 @@ def test_sigkill_mid_load_loses_no_answered_request_and_leaves_whole_rows(
 
 
 def test_sigterm_finishes_requests_in_flight(tmp_path: Path) -> None:
-    proc, url, _log = _start(tmp_path, delay=1.0)
+    proc, url, _log = _start(tmp_path, delay=3.0)
     results: list[int] = []
 
     def one(i: int) -> None:
@@ -121,7 +129,10 @@ def test_sigterm_finishes_requests_in_flight(tmp_path: Path) -> None:
     try:
         for t in threads:
             t.start()
-        time.sleep(0.4)  # all six are running (8 slots), each takes ~1 s
+        deadline = time.monotonic() + 30
+        while _in_flight(url) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _in_flight(url) == 6  # all six running (8 slots), each takes ~3 s
         proc.send_signal(signal.SIGTERM)
         for t in threads:
             t.join(timeout=30)
