@@ -16,6 +16,7 @@ EXTERNAL = ("http://", "https://", "mailto:", "data:", "#")
 
 
 def _committed(pattern: str) -> list[Path]:
+    """Files under ``pattern`` that git tracks (outside a git checkout: the files present)."""
     out = subprocess.run(
         ["git", "ls-files", "--", pattern],
         cwd=ROOT,
@@ -24,7 +25,7 @@ def _committed(pattern: str) -> list[Path]:
         check=False,
     )
     if out.returncode != 0:  # not a git checkout (an sdist): fall back to the files present
-        return sorted(ROOT.glob(pattern))
+        return sorted(p for p in ROOT.glob(pattern.replace("*", "**/*", 1)) if p.is_file())
     return [ROOT / line for line in out.stdout.splitlines() if (ROOT / line).exists()]
 
 
