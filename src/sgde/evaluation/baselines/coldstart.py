@@ -15,13 +15,8 @@ from collections.abc import Sequence
 from typing import Literal
 
 from sgde.errors import UsageError
-from sgde.evaluation.baselines.base import (
-    Prediction,
-    Prepared,
-    Row,
-    predict_with_plan,
-    require_plan,
-)
+from sgde.evaluation.baselines.base import Prepared, Row
+from sgde.evaluation.baselines.methods import PlanBaseline
 from sgde.optimize.coldstart import cold_start, minimal_plan
 from sgde.optimize.settings import CompileSettings
 from sgde.optimize.teacher import Teacher
@@ -37,54 +32,49 @@ GSM_TASK_TEXT = (
 )
 
 
-class ColdStartMethod:
-    """The student alone, on the compiler's cold-start plan (or the user's plan).
+def _gsm_task() -> TaskSpec:
+    return TaskSpec(
+        description=GSM_TASK_TEXT,
+        inputs={"question": FieldType(kind="string")},
+        outputs={"answer": FieldType(kind="number")},
+    )
+
+
+class ColdStartMethod(PlanBaseline):
+    """The student alone, on the compiler's cold-start plan (or the user's plan); predicting
+    runs that plan (:meth:`PlanBaseline.predict`).
 
     Args:
         draft: ``"teacher"`` (the compiler's cold-start draft; one teacher call, counted in
             the cell's teacher usage) or ``"minimal"`` (the deterministic fallback plan).
     """
 
-    name = "student"
-
     def __init__(self, draft: Literal["teacher", "minimal"] = "teacher") -> None:
         if draft not in ("teacher", "minimal"):
             raise UsageError(f"draft must be 'teacher' or 'minimal', not {draft!r}")
+        super().__init__("student", minimal_plan(_gsm_task()))
         self.draft = draft
-        self.task: TaskSpec | None = None
         self.plan: Plan | None = None
-
-    @property
-    def uses_teacher(self) -> bool:
+        self.uses_teacher = draft == "teacher"
         """Whether preparing calls the teacher (a teacher draft without a user plan)."""
-        return self.draft == "teacher" and self.plan is None
-
-    def unavailable_reason(self) -> str | None:
-        """Always available."""
-        return None
 
     def bind_task(self, task: TaskSpec, plan: Plan | None = None) -> None:
         """Answer ``task``; with ``plan``, run that plan as written."""
         self.task = task
         self.plan = plan
+        self.uses_teacher = self.draft == "teacher" and plan is None
 
     def _task(self) -> TaskSpec:
-        if self.task is not None:
-            return self.task
-        return TaskSpec(
-            description=GSM_TASK_TEXT,
-            inputs={"question": FieldType(kind="string")},
-            outputs={"answer": FieldType(kind="number")},
-        )
+        return self.task if self.task is not None else _gsm_task()
 
     async def prepare(
         self,
         trainset: Sequence[Row],
         *,
-        teacher: Backend | None,
+        teacher: Backend | None = None,
         student: Backend,
         sandbox: CodeRunner | None,
-        budget: int | None,
+        budget: int | None = None,
         seed: int = 0,
     ) -> Prepared:
         """The starting plan: the user's plan, the teacher's draft or the minimal plan."""
@@ -116,23 +106,4 @@ class ColdStartMethod:
             latency_s=time.perf_counter() - start,
             report={**report, "plan_name": plan.name},
             task=self.task,
-        )
-
-    async def predict(
-        self,
-        prepared: Prepared,
-        row: Row,
-        *,
-        student: Backend,
-        sandbox: CodeRunner | None,
-        seed: int = 0,
-    ) -> Prediction:
-        """Run the starting plan on the row."""
-        return await predict_with_plan(
-            require_plan(prepared),
-            row,
-            student=student,
-            sandbox=sandbox,
-            seed=seed,
-            task=prepared.task,
         )
