@@ -55,6 +55,7 @@ from sgde.evaluation.engines import (
     make_engine,
 )
 from sgde.evaluation.evaluate import EvalResult, ItemResult
+from sgde.evaluation.report.formatting import format_p_value
 from sgde.evaluation.results_log import ResultsLog, default_results_path, evaluate_to_log
 from sgde.models import DEFAULT_STUDENT, DEFAULT_TEACHER, ModelHub, ModelSettings
 from sgde.models.plan_models import plan_model_targets
@@ -441,7 +442,7 @@ def _print_outcome(outcome: BenchOutcome, title: str) -> None:
     for c in results["comparisons"]:
         out_console.print(
             f"  sgde vs {escape(c['baseline'])} (m={c['m']}, {c['n_pairs']} paired items): "
-            f"Δ {100 * c['delta']:+.1f} points, McNemar p = {c['p_value']:.3g}",
+            f"Δ {100 * c['delta']:+.1f} points, McNemar p = {format_p_value(c['p_value'])}",
             highlight=False,
         )
     for cell in results["cells"]:
@@ -567,7 +568,7 @@ def demo(
     for c in outcome.results["comparisons"]:
         out_console.print(
             f"  sgde vs {escape(c['baseline'])}: Δ {100 * c['delta']:+.1f} points on "
-            f"{c['n_pairs']} paired items (McNemar p = {c['p_value']:.3g})",
+            f"{c['n_pairs']} paired items (McNemar p = {format_p_value(c['p_value'])})",
             highlight=False,
         )
     out_console.print(f"\nreport: [bold]{escape(str(outcome.report.html))}[/]", highlight=False)
