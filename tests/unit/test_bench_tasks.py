@@ -192,3 +192,21 @@ def test_gsm_only_methods_refuse_typed_tasks() -> None:
         resolve_method("opro", task=spec)
     for name in ("student", "direct", "cot", "fewshot-cot", "self-consistency", "pal", "ape"):
         resolve_method(name, task=spec)
+
+
+def test_task_item_parts_are_named(tmp_path: Path) -> None:
+    _rows(tmp_path / "rows.jsonl", [{"q": "a", "answer": "x"}] * 4)
+    (tmp_path / "plan.yaml").write_text("not: [a plan\n")
+    yaml_text = (
+        "name: parts\nmethods: [cot]\nm: [1]\ntasks:\n"
+        "  - dataset: rows.jsonl\n    name: t1\n    test: nope.jsonl\n"
+        "  - dataset: rows.jsonl\n    name: t2\n    types: {answer: 'datum'}\n"
+        "  - dataset: rows.jsonl\n    name: t3\n    plan: plan.yaml\n"
+        "  - family: date-add\n    plan: plan.yaml\n"
+    )
+    with pytest.raises(UsageError) as info:
+        load_bench_config(_write(tmp_path, yaml_text))
+    text = str(info.value)
+    assert "tasks.0.test:" in text and "nope.jsonl" in text
+    assert "tasks.1.types.answer:" in text and "datum" in text
+    assert "tasks.2.plan:" in text and "tasks.3.plan:" in text

@@ -34,6 +34,7 @@ from pydantic import (
 
 from sgde.errors import UsageError
 from sgde.evaluation.baselines import get_method, method_names
+from sgde.evaluation.bench_items import check_item
 from sgde.evaluation.gsm.templates import get_template
 from sgde.evaluation.sgde_method import DEFAULT_TASK, SGDE_METHOD
 from sgde.models import DEFAULT_STUDENT, DEFAULT_TEACHER, ModelSettings
@@ -359,8 +360,6 @@ def check_config(
 
 def _check_tasks(config: BenchConfig, problems: _Problems, hints: list[str]) -> None:
     """Families exist; dataset, test and plan files read and hold a consistent task."""
-    from sgde.evaluation.bench_items import check_item  # reads data files and plans
-
     bad_family = False
     for i, item in enumerate(config.tasks):
         for key, message in check_item(config, item):

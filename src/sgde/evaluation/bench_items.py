@@ -16,8 +16,9 @@ Rows given to methods hold only ``id`` and the task's fields; provenance stays i
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -130,17 +131,33 @@ def _widen_labels(spec: TaskSpec, test: Rows, *, fixed: set[str]) -> TaskSpec:
 
 
 def check_item(config: BenchConfig, item: TaskItem) -> list[tuple[str, str]]:
-    """The item's problems as ``(key, message)``, e.g. ``("dataset", "file not found")``."""
-    key = "family" if item.family is not None else "dataset"
+    """The item's problems as ``(key, message)``, e.g. ``("dataset", "... file not found")``.
+
+    Each part is checked on its own, so the key names the part at fault: ``plan`` (the
+    starting plan does not load or lacks an output of the task), ``types`` (a type that does
+    not parse), ``test`` (the held-out file), else ``family`` / ``dataset``.
+    """
+    steps: list[tuple[str, Callable[[], object]]] = []
+    if item.plan is not None:
+        plan_rel = item.plan
+        steps.append(("plan", lambda: load_plan(_path(config, plan_rel))))
+    for name, text in item.types.items():
+        steps.append((f"types.{name}", functools.partial(FieldType.parse, text)))
+    if item.test is not None:
+        test_rel = item.test
+        steps.append(("test", lambda: read_jsonl(_path(config, test_rel))))
+    for key, step in steps:
+        try:
+            step()
+        except SgdeError as exc:
+            return [(key, exc.message)]
     try:
         resolved = resolve_item(config, item)
     except SgdeError as exc:
-        message = exc.message
-        if item.test is not None and item.test in message:
+        key = "family" if item.family is not None else "dataset"
+        if item.test is not None and str(_path(config, item.test)) in exc.message:
             key = "test"
-        elif item.plan is not None and item.plan in message:
-            key = "plan"
-        return [(key, message)]
+        return [(key, exc.message)]
     if resolved.plan is not None:
         missing = [o for o in resolved.spec.outputs if o not in resolved.plan.outputs]
         if missing:
