@@ -478,3 +478,32 @@ def test_cold_start_outputs_follow_the_task_types() -> None:
     assert plan.inputs == {"review": "string", "days": "integer"}
     assert plan.outputs == {"label": "solve.label", "due": "solve.due"}
     assert TaskSpec.from_metadata(plan.metadata["task"]) == task
+
+
+async def test_a_second_draft_without_the_inputs_gets_them_appended() -> None:
+    from _optimize_fakes import FakeTeacher
+
+    from sgde.optimize.coldstart import cold_start
+    from sgde.optimize.teacher import Teacher
+
+    fake = FakeTeacher(
+        coldstart=[
+            {"name": "count", "system": "Count.", "prompt": "Count the letter r."},
+            {"name": "count", "system": "Count.", "prompt": "How many r? Answer in JSON."},
+        ]
+    )
+    task = TaskSpec(
+        description="Count the letter r in the word.",
+        inputs={"word": FieldType.parse("string")},
+        outputs={"answer": FieldType.parse("integer")},
+    )
+    plan, record = await cold_start(
+        task,
+        [{"word": "carrot", "answer": 2}],
+        teacher=Teacher(fake.backend),
+        settings=CompileSettings(),
+    )
+    assert record["source"] == "teacher" and fake.seen == ["coldstart", "coldstart"]
+    node = plan.node("solve")
+    assert isinstance(node, LlmNode) and node.prompt.endswith("Word: {{ word }}")
+    assert record["repairs"] == ["appended the input(s) word to the draft's prompt"]

@@ -127,6 +127,7 @@ async def cold_start(
     ]
     rejected: list[list[str]] = []
     box: dict[str, Plan] = {}
+    box_notes: list[str] = []
 
     def check(answer: dict[str, Any]) -> str | None:
         try:
@@ -134,11 +135,18 @@ async def cold_start(
         except Exception as exc:  # PlanError; message goes back to the teacher
             return f"the prompt template does not parse: {exc}"
         missing = [v for v in inputs if v not in used]
-        if missing:
+        template = answer["prompt"]
+        if missing and not rejected:
             msg = f"the prompt must insert {', '.join('{{ ' + v + ' }}' for v in missing)}"
             rejected.append([msg])
             return msg
-        draft = _plan(answer["name"], task, answer["system"], answer["prompt"])
+        if missing:
+            # A second draft that still leaves inputs out: show them after its instruction
+            # rather than discard the draft (small teachers often write a prompt without them).
+            lines = [f"{v.replace('_', ' ').capitalize()}: {{{{ {v} }}}}" for v in missing]
+            template = template.rstrip() + "\n\n" + "\n".join(lines)
+            box_notes.append(f"appended the input(s) {', '.join(missing)} to the draft's prompt")
+        draft = _plan(answer["name"], task, answer["system"], template)
         checked, problems = validated(draft)
         if checked is None:
             rejected.append(problems)
@@ -163,6 +171,9 @@ async def cold_start(
             retries=settings.coldstart_retries,
         )
     except TeacherOutputError as exc:
-        record = {"source": "fallback", "rejected_drafts": rejected, "error": exc.message}
-        return minimal_plan(task), record
-    return box["plan"], {"source": "teacher", "rejected_drafts": rejected}
+        failed = {"source": "fallback", "rejected_drafts": rejected, "error": exc.message}
+        return minimal_plan(task), failed
+    record: dict[str, Any] = {"source": "teacher", "rejected_drafts": rejected}
+    if box_notes:
+        record["repairs"] = box_notes[-1:]
+    return box["plan"], record
