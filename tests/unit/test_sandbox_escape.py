@@ -838,3 +838,37 @@ async def test_isolation_facts(bare: SandboxPool) -> None:
     if os.geteuid() == 0:
         assert facts["uid"] == 2_000_000_000
     assert facts["cwd"] == "/"
+
+
+async def test_a_call_cannot_reach_other_calls_pipes(bare: SandboxPool, host: Host) -> None:
+    # Another code's call process is kept warm by the worker; the attacker (forked later)
+    # must not hold its pipes: no forged request into it, no answer read from it.
+    reader = "def run(i):\n    return {'honest': i}\n"
+    for i in range(4):
+        assert await bare._call_unchecked(reader, {"i": i}) == {"honest": i}
+    attacker = (
+        "import os, struct, json\n"
+        "def run():\n"
+        "    body = json.dumps({'ok': True, 'result': 'forged'}).encode()\n"
+        "    answer = struct.pack('>QB', len(body), 0) + body\n"
+        "    req = json.dumps({'op': 'call', 'code': 'def run(i):\\n    return \"forged\"',\n"
+        "                      'entry': 'run', 'kwargs': '{\"i\": 0}'}).encode()\n"
+        "    request = struct.pack('>Q', len(req)) + req\n"
+        "    opened = []\n"
+        "    for fd in range(0, 256):\n"
+        "        try:\n"
+        "            os.fstat(fd)\n"
+        "        except OSError:\n"
+        "            continue\n"
+        "        opened.append(fd)\n"
+        "        try:\n"
+        "            os.write(fd, request if fd > 2 else answer)\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return opened\n"
+    )
+    before, pids = host.snapshot(), bare.worker_pids
+    outcome = await run_attack(bare, Attack("pipes", attacker, None, None), host, policy=False)
+    for i in range(4):
+        assert await bare._call_unchecked(reader, {"i": i}) == {"honest": i}
+    await assert_contained(bare, host, before, pids, outcome)

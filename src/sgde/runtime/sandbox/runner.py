@@ -180,6 +180,9 @@ class Runner:
         self.guard = guard
         self.sink = sink
         self.python_layers = bool(config.get("python_layers", True))
+        self.tainted = False
+        """Set when a call hit the memory limit or a blocked operation: the call process
+        must not serve another call."""
         self.max_output = int(config["max_output_bytes"])
         self.allowed = frozenset(config["allowed_imports"]) | frozenset(
             config["allowed_submodules"]
@@ -268,6 +271,7 @@ class Runner:
         """
         code = str(message["code"])
         entry = str(message.get("entry", "run"))
+        self.sink.reset()
         decimal.setcontext(self.base_context.copy())
         lines: list[str] = code.splitlines()
         failure: BaseException | None = None
@@ -287,6 +291,7 @@ class Runner:
                     raise NameError(f"the code defines no function '{entry}'")
                 result = function(**kwargs)
             except MemoryError:
+                self.tainted = True
                 response = error_body("memory-limit", "the code ran out of memory")
             except BaseException as exc:
                 failure = exc
@@ -302,6 +307,7 @@ class Runner:
                 response = error_body("memory-limit", "ran out of memory formatting an error")
             failure = None
         if self.guard.violation is not None:
+            self.tainted = True
             response = error_body(
                 "forbidden-operation",
                 f"the code attempted '{self.guard.violation}', which the sandbox blocks",

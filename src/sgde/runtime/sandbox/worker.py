@@ -41,7 +41,9 @@ import struct
 import sys
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +69,10 @@ else:  # run as a script by the pool
 _REQUEST = struct.Struct(">I")
 _RESPONSE = struct.Struct(">IQ")
 _LENGTH = struct.Struct(">Q")
+_ANSWER = struct.Struct(">QB")  # body length, 1 when the call process exits after it
+_MAX_CALLS_PER_PROCESS = 256
+_WARM_PROCESSES = 8
+_EXIT_GRACE_S = 5.0
 _MAX_REQUEST_BYTES = 256 * 1024 * 1024
 _NOBODY = 65534
 _RESPONSE_SLACK = 64 * 1024
@@ -153,7 +159,8 @@ class Zygote:
         self.runner = runner.Runner(config, self.guard, self.sink)
         runner.warm_up(self.runner)
         self.child_filter: Any = None
-        self.spare: tuple[int, int, int] | None = None
+        self.spare: CallProcess | None = None
+        self.warm: OrderedDict[str, CallProcess] = OrderedDict()
         self.exiting: list[tuple[int, float]] = []
 
     def lock_down(self, *, as_root: bool) -> None:
@@ -186,34 +193,62 @@ class Zygote:
     # -- one call -------------------------------------------------------------------------
 
     def serve(self, message: Mapping[str, Any]) -> bytes:
-        """Run one call in the spare call process (forked ahead) and return its response."""
+        """Run one call and return its response body.
+
+        A call of code this worker ran recently goes to that code's own call process; other
+        code gets the spare process (forked ahead), which then belongs to that code. Code
+        never shares a process with different code.
+        """
         timeout = float(message.get("timeout_s", 10.0))
+        key = f"{message.get('key')}:{message.get('entry', 'run')}"
         request = json.dumps(message).encode()
-        for attempt in range(2):
+        request = _LENGTH.pack(len(request)) + request
+        proc = self.warm.pop(key, None)
+        if proc is not None:
+            try:
+                _write_all(proc.request_fd, request)
+            except BrokenPipeError:  # it exited (retired itself): use a fresh one
+                self._retire(proc)
+                proc = None
+        if proc is None:
+            proc = self._take_spare(request)
+            if proc is None:
+                return _body("worker-crashed", "the call process died before the call")
+        body, finished, last = self._collect(proc, timeout)
+        proc.calls += 1
+        if finished:
+            self._retire(proc, killed=True)
+        elif last or proc.calls >= _MAX_CALLS_PER_PROCESS:
+            self._retire(proc)
+        else:
+            self.warm[key] = proc
+            while len(self.warm) > _WARM_PROCESSES:
+                self._retire(self.warm.popitem(last=False)[1])
+        return body
+
+    def _take_spare(self, request: bytes) -> CallProcess | None:
+        for _ in range(2):
             if self.spare is None:
                 self.prepare()
             assert self.spare is not None
-            pid, request_fd, result_fd = self.spare
-            self.spare = None
+            proc, self.spare = self.spare, None
             try:
-                try:
-                    _write_all(request_fd, request)
-                finally:
-                    os.close(request_fd)
-            except BrokenPipeError:  # the spare died while waiting: reap it, fork another
-                os.close(result_fd)
-                self._reap(pid, time.monotonic() + 5)
-                if attempt:
-                    return _body("worker-crashed", "the call process died before the call")
-                continue
-            try:
-                return self._collect(pid, result_fd, timeout)
-            finally:
-                os.close(result_fd)
-        raise AssertionError("unreachable")
+                _write_all(proc.request_fd, request)
+                return proc
+            except BrokenPipeError:  # the spare died while waiting: fork another
+                self._retire(proc, killed=True)
+        return None
+
+    def _retire(self, proc: CallProcess, *, killed: bool = False) -> None:
+        """Close a call process's pipes (it exits on EOF); reap it later."""
+        for fd in (proc.request_fd, proc.result_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if not killed:
+            self.exiting.append((proc.pid, time.monotonic() + _EXIT_GRACE_S))
 
     def prepare(self) -> None:
-        """Fork the process of the next call now, so a call does not wait for the fork,
+        """Fork the process of the next new code now, so a call does not wait for the fork,
         the limits and the first-touch page faults of compiling and running code."""
         if self.spare is not None:
             return
@@ -223,21 +258,36 @@ class Zygote:
         if pid == 0:  # the call process
             status = 1
             try:
-                os.close(request_write)
-                os.close(result_read)
+                # Only its own pipes: the zygote also holds the pipes of other code's call
+                # processes, and the channel.
+                _close_fds_except(request_read, result_write)
                 self._enter_call(max(request_read, result_write))
                 self._prefault()
-                message = json.loads(_read_all(request_read))
-                self.guard.locked = self.runner.python_layers
-                signal.setitimer(signal.ITIMER_PROF, self.cpu_seconds)
-                body = self.runner.call(message)
-                _write_all(result_write, _LENGTH.pack(len(body)) + body)
+                self._call_loop(request_read, result_write)
                 status = 0
             finally:
                 os._exit(status)
         os.close(request_read)
         os.close(result_write)
-        self.spare = (pid, request_write, result_read)
+        self.spare = CallProcess(pid, request_write, result_read)
+
+    def _call_loop(self, request_fd: int, result_fd: int) -> None:
+        """In the call process: serve calls of one code until EOF or retirement."""
+        self.guard.locked = self.runner.python_layers
+        budget = 10 * self.cpu_seconds
+        while True:
+            header = _read_exact(request_fd, _LENGTH.size)
+            if header is None:
+                return
+            message = json.loads(_read_exact(request_fd, _LENGTH.unpack(header)[0]) or b"{}")
+            signal.setitimer(signal.ITIMER_PROF, self.cpu_seconds)
+            body = self.runner.call(message)
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            last = self.runner.tainted or usage.ru_utime + usage.ru_stime > budget
+            _write_all(result_fd, _ANSWER.pack(len(body), last) + body)
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            if last:
+                return
 
     def _enter_call(self, highest_fd: int) -> None:
         """Set up the call process: no channel, own limits, stricter filter."""
@@ -261,14 +311,17 @@ class Zygote:
         exec(compile(_SAMPLE, runner.FILENAME, "exec", dont_inherit=True), namespace)
         json.dumps(namespace["run"](3, 4), allow_nan=False, separators=(",", ":"))
 
-    def _collect(self, pid: int, read_fd: int, timeout: float) -> bytes:
+    def _collect(self, proc: CallProcess, timeout: float) -> tuple[bytes, bool, bool]:
+        """Read one framed answer. Returns ``(body, finished, last)``: ``finished`` when the
+        call process died or was killed (its status explains why), ``last`` when it said
+        it exits after this answer."""
         deadline = time.monotonic() + timeout
-        chunks: list[bytes] = []
-        size = 0
+        data = bytearray()
+        need = _ANSWER.size
         verdict: bytes | None = None
         poller = select.poll()
-        poller.register(read_fd, select.POLLIN)
-        while True:
+        poller.register(proc.result_fd, select.POLLIN)
+        while len(data) < need:
             left = deadline - time.monotonic()
             if left <= 0 or not poller.poll(max(1, int(left * 1000))):
                 if time.monotonic() >= deadline:
@@ -279,46 +332,36 @@ class Zygote:
                     )
                     break
                 continue
-            chunk = os.read(read_fd, 1 << 20)
+            chunk = os.read(proc.result_fd, min(1 << 20, need - len(data)))
             if not chunk:
                 break
-            size += len(chunk)
-            if size > self.max_body:
-                verdict = _body(
-                    "output-too-large",
-                    f"the call wrote more than {self.max_body} bytes of response",
-                )
-                break
-            chunks.append(chunk)
-        data = b"".join(chunks)
-        if verdict is None and len(data) >= _LENGTH.size:
-            (length,) = _LENGTH.unpack_from(data)
-            if length == len(data) - _LENGTH.size:
-                # A complete answer: send it now, reap the exiting process later.
-                self.exiting.append((pid, deadline))
-                return data[_LENGTH.size :]
+            data += chunk
+            if len(data) == _ANSWER.size and need == _ANSWER.size:
+                need += _ANSWER.unpack(data)[0]
+                if need > self.max_body:
+                    verdict = _body(
+                        "output-too-large",
+                        f"the call wrote more than {self.max_body} bytes of response",
+                    )
+                    break
+        if verdict is None and len(data) == need and need > _ANSWER.size:
+            return bytes(data[_ANSWER.size :]), False, bool(data[_LENGTH.size])
         if verdict is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        status = self._reap(pid, deadline if verdict is None else time.monotonic() + 5)
+                os.kill(proc.pid, signal.SIGKILL)
+        status = self._reap(proc.pid, deadline if verdict is None else time.monotonic() + 5)
         if verdict is not None:
-            return verdict
+            return verdict, True, True
         if status is None:
-            return _body(
-                "timeout",
-                f"the code did not finish within {timeout:g} s (wall clock); it was stopped",
+            return (
+                _body(
+                    "timeout",
+                    f"the code did not finish within {timeout:g} s (wall clock); it was stopped",
+                ),
+                True,
+                True,
             )
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            if sig in (signal.SIGPROF, signal.SIGXCPU):
-                return _body("cpu-limit", "the code used up its CPU time limit")
-            if sig == signal.SIGXFSZ:
-                return _body("forbidden-operation", "the code tried to write to a file")
-            if sig == signal.SIGSYS:
-                return _body("forbidden-operation", "the code made a forbidden system call")
-            return _body("worker-crashed", f"the call died from signal {_signal_name(sig)}")
-        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
-        return _body("worker-crashed", f"the call exited with status {code} without answering")
+        return _exit_verdict(status), True, True
 
     def reap_exiting(self) -> float | None:
         """Reap call processes that answered; SIGKILL those past their deadline (code
@@ -354,6 +397,31 @@ class Zygote:
             delay = min(delay * 2, 0.01)
 
 
+def _exit_verdict(status: int) -> bytes:
+    """The response for a call process that died without a complete answer."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig in (signal.SIGPROF, signal.SIGXCPU):
+            return _body("cpu-limit", "the code used up its CPU time limit")
+        if sig == signal.SIGXFSZ:
+            return _body("forbidden-operation", "the code tried to write to a file")
+        if sig == signal.SIGSYS:
+            return _body("forbidden-operation", "the code made a forbidden system call")
+        return _body("worker-crashed", f"the call died from signal {_signal_name(sig)}")
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+    return _body("worker-crashed", f"the call exited with status {code} without answering")
+
+
+@dataclass
+class CallProcess:
+    """A process forked from the zygote that runs the calls of one code."""
+
+    pid: int
+    request_fd: int
+    result_fd: int
+    calls: int = 0
+
+
 def _exit_now(signum: int, frame: object) -> None:
     os._exit(0)
 
@@ -383,10 +451,26 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 1 << 20):
+def _close_fds_except(*keep: int) -> None:
+    """Close every file descriptor above 2 except ``keep``."""
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    top = limit if limit != resource.RLIM_INFINITY and limit < 1 << 20 else 1 << 16
+    low = 3
+    for fd in sorted(set(keep)):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, top)
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    """Exactly ``n`` bytes, or None at end of file."""
+    chunks: list[bytes] = []
+    while n:
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            return None
         chunks.append(chunk)
+        n -= len(chunk)
     return b"".join(chunks)
 
 
