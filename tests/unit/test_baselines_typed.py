@@ -183,3 +183,33 @@ def test_prepared_round_trips_the_task_for_workers() -> None:
     spec = get_family("review-sentiment").spec()
     data = Prepared(method="cot", plan=typed_cot_plan(spec), task=spec).to_dict()
     assert TaskSpec.from_metadata(data["task"]) == spec
+
+
+async def test_ape_optimises_a_typed_prompt() -> None:
+    spec = get_family("date-add").spec()
+    seen: list[str] = []
+
+    def teacher(request: ChatRequest) -> dict[str, str]:
+        seen.append(request.messages[-1].content)
+        return {"instruction": "Count the days month by month, then give the ISO date."}
+
+    def student(request: ChatRequest) -> str:
+        system = request.messages[0].content
+        return "Answer: 2024-03-08" if system.startswith("Count the days") else "Answer: never"
+
+    method = resolve_method("ape", {"num_candidates": 1, "resample_rounds": 0}, task=spec)
+    rows = [{"id": "t", "text": "3 days after 2024-03-05?", "answer": "2024-03-08"}]
+    prepared = await method.prepare(
+        rows,
+        teacher=FunctionBackend(teacher),
+        student=FunctionBackend(student),
+        sandbox=InProcessCodeRunner(),  # type: ignore[arg-type]
+        budget=None,
+        seed=0,
+    )
+    assert "this task: Add the given number of days" in seen[0]
+    assert "answer: 2024-03-08" in seen[0]
+    assert prepared.task == spec and prepared.report["best"]["score"] == 1.0
+    assert prepared.plan is not None and prepared.plan.nodes[0].system.startswith("Count the days")
+    start = prepared.report["candidates"][0]
+    assert start["origin"] == "zero-shot CoT" and start["score"] == 0.0

@@ -26,6 +26,7 @@ from sgde.plan.model import CodeNode, LlmNode, Plan
 from sgde.task import FieldType, TaskSpec
 
 __all__ = [
+    "DEFAULT_TYPED_INSTRUCTION",
     "answer_format",
     "examples_block",
     "inputs_block",

@@ -40,7 +40,7 @@ from sgde.evaluation.baselines.plans import (
     render_prompt,
     row_id,
 )
-from sgde.evaluation.baselines.typed import examples_block
+from sgde.evaluation.baselines.typed import DEFAULT_TYPED_INSTRUCTION, examples_block
 from sgde.evaluation.metrics import answer_correct
 from sgde.models.defaults import DEFAULT_TEACHER
 from sgde.models.request import estimate_prompt_tokens, estimate_tokens
@@ -542,7 +542,9 @@ class OptimizerMethod(abc.ABC):
         return run.prepared(self.start_program())
 
     def start_program(self) -> PromptProgram:
-        """The prompt an optimiser starts from (zero-shot CoT)."""
+        """The prompt an optimiser starts from (zero-shot CoT, typed CoT for a typed task)."""
+        if self.task is not None:
+            return PromptProgram(instruction=DEFAULT_TYPED_INSTRUCTION)
         return PromptProgram(instruction=default_cot_instruction())
 
     async def predict(
