@@ -127,7 +127,10 @@ async def test_worsening_edit_is_rejected_and_fed_back() -> None:
     settings = CompileSettings(max_iters=3, repeats=1, consensus_max_error=0.0)
     result = await _compile(fake, student=student_backend(solve), settings=settings)
     report = result.report
-    first = report.iterations[0]
+    # verified code is tried first (the output is computable); it does not help this student
+    assert report.iterations[0].proposal["direction"] == "offload"
+    assert report.iterations[0].accepted is False
+    first = report.iterations[1]
     assert first.proposal["direction"] == "rewrite_prompt"
     assert first.accepted is False and first.candidate_loss == 1.0
     assert "loss 1.000 vs 0.333" in first.why

@@ -6,7 +6,8 @@ names the right node in 3 of 10 failing traces). Rules, per erring LLM node, mos
 first (ties: upstream first):
 
 1. **offload** — error rate ≥ ``offload_min_error`` and the node's output is *computable*
-   (the teacher solved training rows as verified code, so a program candidate may exist).
+   (every row has an expected value for it); with a lower error, offload is still proposed
+   after consensus and split_fields (verified code may fix the remaining rows).
 2. **parse** — an extraction node (made by an offload) still wrong on a field at
    ≥ ``offload_min_error`` after a prompt rewrite was tried on it: teacher-written parsing
    code may read that field instead.
@@ -154,6 +155,14 @@ def rank_proposals(
                     node.id,
                     "split_fields",
                     f"{len(wrong_fields)} of {st.n_fields} fields wrong: one call per field",
+                )
+            )
+        if node.id in computable and err is not None and 0.0 < err < settings.offload_min_error:
+            out.append(
+                Proposal(
+                    node.id,
+                    "offload",
+                    f"error {err:.0%} on a computable output: verified code may fix the rest",
                 )
             )
         if node.id in wrapped and mode is not None and mode < 0.5:
