@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+import sgde.runtime.sandbox.pool as pool_module
 from sgde.errors import SandboxError, UsageError
 from sgde.runtime.sandbox import MAX_TIMEOUT_S, SandboxLimits, SandboxPool, resolve_isolation
 from sgde.runtime.sandbox.handle import WorkerHandle
@@ -149,15 +150,27 @@ async def test_weak_mode_is_explicit_and_still_isolates_calls(
     assert resolve_isolation("WEAK") == "weak"
 
 
-async def test_timeouts_are_finite_and_capped() -> None:
+async def test_timeouts_are_finite_and_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     for bad in (0, -1, float("inf"), float("nan"), MAX_TIMEOUT_S + 1):
         with pytest.raises(UsageError):
             SandboxLimits(wall_timeout_s=bad)
     async with SandboxPool(workers=1) as pool:
-        for bad in (0, float("inf"), float("nan"), MAX_TIMEOUT_S + 1):
+        for bad in (0, -1, float("inf"), float("nan")):
             with pytest.raises(UsageError, match="timeout_s"):
                 await pool.call(ADD, {"a": 1, "b": 2}, timeout_s=bad)
         assert await pool.call(ADD, {"a": 1, "b": 2}, timeout_s=MAX_TIMEOUT_S) == {"sum": 3}
+        # Longer timeouts are lowered to the cap (a plan's node timeout may be larger).
+        sent: list[dict[str, object]] = []
+        real_frame = pool_module.frame
+
+        def spy(message: dict[str, object]) -> bytes:
+            sent.append(dict(message))
+            return real_frame(message)
+
+        monkeypatch.setattr(pool_module, "frame", spy)
+        long = 10 * MAX_TIMEOUT_S
+        assert await pool.call(ADD, {"a": 1, "b": 2}, timeout_s=long) == {"sum": 3}
+        assert sent[-1]["timeout_s"] == MAX_TIMEOUT_S
 
 
 async def test_cpu_timer_covers_error_formatting_and_serialising() -> None:
