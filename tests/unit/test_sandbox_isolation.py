@@ -270,3 +270,22 @@ async def test_code_that_forges_its_answer_and_keeps_running_is_contained() -> N
     while time.monotonic() < deadline and any(alive(pid) for pid in below | {outer}):
         await asyncio.sleep(0.05)
     assert not [pid for pid in below | {outer} if alive(pid)]
+
+
+async def test_a_code_process_retires_on_its_cpu_budget_not_mid_call() -> None:
+    busy = (
+        "import os, time\n"
+        "def run():\n"
+        "    start = time.process_time()\n"
+        "    while time.process_time() - start < 0.05:\n"
+        "        pass\n"
+        "    return os.getpid()\n"
+    )
+    limits = SandboxLimits(cpu_seconds=0.1, wall_timeout_s=10)
+    async with SandboxPool(
+        workers=1, limits=limits, _python_layers=False, _preload=("os", "time")
+    ) as pool:
+        pids = [await pool._call_unchecked(busy, {}) for _ in range(30)]
+    # Same code, same process, until ten calls' worth of CPU (1 s) retire it.
+    assert pids[0] == pids[1] == pids[5]
+    assert 2 <= len(set(pids)) <= 4

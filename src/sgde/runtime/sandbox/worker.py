@@ -73,6 +73,7 @@ _ANSWER = struct.Struct(">QB")  # body length, 1 when the call process exits aft
 _MAX_CALLS_PER_PROCESS = 256
 _WARM_PROCESSES = 8
 _EXIT_GRACE_S = 5.0
+_CPU_BUDGET_CALLS = 10  # a call process retires after this many calls' worth of CPU
 _MAX_REQUEST_BYTES = 256 * 1024 * 1024
 _NOBODY = 65534
 _RESPONSE_SLACK = 64 * 1024
@@ -144,13 +145,14 @@ def _signal_name(sig: int) -> str:
 
 
 class Zygote:
-    """Serves calls, each in a fresh fork of itself."""
+    """Serves calls in processes forked from itself: one per code, never shared."""
 
     def __init__(self, config: Mapping[str, Any], channel: Channel, strong: bool) -> None:
         self.config = config
         self.channel = channel
         self.strong = strong
         self.cpu_seconds = float(config["cpu_seconds"])
+        self.cpu_budget = _CPU_BUDGET_CALLS * self.cpu_seconds
         self.max_body = int(config["max_output_bytes"]) + _RESPONSE_SLACK
         self.guard = runner.Guard()
         self.sink = runner.Sink()
@@ -274,7 +276,6 @@ class Zygote:
     def _call_loop(self, request_fd: int, result_fd: int) -> None:
         """In the call process: serve calls of one code until EOF or retirement."""
         self.guard.locked = self.runner.python_layers
-        budget = 10 * self.cpu_seconds
         while True:
             header = _read_exact(request_fd, _LENGTH.size)
             if header is None:
@@ -283,7 +284,7 @@ class Zygote:
             signal.setitimer(signal.ITIMER_PROF, self.cpu_seconds)
             body = self.runner.call(message)
             usage = resource.getrusage(resource.RUSAGE_SELF)
-            last = self.runner.tainted or usage.ru_utime + usage.ru_stime > budget
+            last = self.runner.tainted or usage.ru_utime + usage.ru_stime > self.cpu_budget
             _write_all(result_fd, _ANSWER.pack(len(body), last) + body)
             signal.setitimer(signal.ITIMER_PROF, 0)
             if last:
@@ -297,7 +298,9 @@ class Zygote:
             confine.set_parent_death_signal()
         limit = resource.setrlimit
         limit(resource.RLIMIT_NPROC, (0, 0))
-        cpu = math.ceil(self.cpu_seconds) + 2
+        # A call process retires once past its budget, and each call is held to
+        # cpu_seconds by the timer: the rlimit is only a backstop.
+        cpu = math.ceil(self.cpu_budget + self.cpu_seconds) + 2
         limit(resource.RLIMIT_CPU, (cpu, cpu + 1))
         limit(resource.RLIMIT_NOFILE, (highest_fd + 1, highest_fd + 1))
         sys.setrecursionlimit(int(self.config["recursion_limit"]))
