@@ -56,9 +56,11 @@ def test_registry_names_and_did_you_mean() -> None:
         "pot",
         "ape",
         "opro",
-        "textgrad",
+        "textgrad-style",
         "bootstrap-fewshot",
+        "dspy-gepa",
         "dspy-mipro",
+        "textgrad",
     ]
     for name in METHODS:
         method = get_method(name)

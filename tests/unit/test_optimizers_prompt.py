@@ -17,12 +17,12 @@ from _baselines_fakes import ROWS, FakeSandbox
 from sgde.errors import BudgetExceeded, UsageError
 from sgde.evaluation.baselines import get_method
 from sgde.evaluation.optimizers import (
-    DSPY_MISSING,
     BudgetedBackend,
     OptimizerMethod,
     TokenMeter,
-    dspy_runner,
 )
+from sgde.evaluation.peers import PEERS_MISSING
+from sgde.evaluation.peers import method as peer_method
 from sgde.runtime.backend import ChatRequest, ChatResponse, Message, Usage
 from sgde.testing import FunctionBackend
 
@@ -119,7 +119,7 @@ async def test_textgrad_critiques_failures_and_applies_edit() -> None:
 
     teacher = FunctionBackend(teacher_fn)
     student = FunctionBackend(keyed_student)
-    prepared = await _prepare(get_method("textgrad", steps=3), teacher, student)
+    prepared = await _prepare(get_method("textgrad-style", steps=3), teacher, student)
     assert KEY in _instruction(prepared)
     gradients = prepared.report["gradients"]
     assert gradients[0]["feedback"].endswith(f"{KEY}.")
@@ -155,7 +155,7 @@ async def test_bootstrap_keeps_verified_rationales_and_leaves_own_demo_out() -> 
     assert "Worked:" in prompt and "I think the answer is 99" not in prompt
 
 
-@pytest.mark.parametrize("name", ["ape", "opro", "textgrad", "bootstrap-fewshot"])
+@pytest.mark.parametrize("name", ["ape", "opro", "textgrad-style", "bootstrap-fewshot"])
 @pytest.mark.parametrize("budget", [0, 600, 1200])
 async def test_optimisers_never_pass_the_budget(name: str, budget: int) -> None:
     counter = itertools.count()
@@ -233,11 +233,13 @@ def test_prepared_report_is_json_ready() -> None:
     assert data["plan"]["outputs"] == {"answer": "extract.answer"}
 
 
-async def test_dspy_reports_unavailable_without_dspy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dspy_runner, "dspy_available", lambda: False)
+async def test_peer_reports_unavailable_without_llama_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(peer_method, "_server_available", lambda: False)
     method = get_method("dspy-mipro")
-    assert method.unavailable_reason() == DSPY_MISSING == "unavailable (pip install dspy)"
-    with pytest.raises(UsageError, match=re.escape("pip install dspy")):
+    assert method.unavailable_reason() == PEERS_MISSING
+    with pytest.raises(UsageError, match=re.escape(".[peers]")):
         await method.prepare(
             ROWS,
             teacher=FunctionBackend(keyed_student),

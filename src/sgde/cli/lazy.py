@@ -64,6 +64,11 @@ COMMANDS: tuple[LazyCommand, ...] = (
     ),
     LazyCommand("models", "models_cmd", "List, prepare and manage models."),
     LazyCommand(
+        "peers",
+        "peers_cmd",
+        "Prepare and list the peer optimisers (DSPy GEPA/MIPROv2, TextGrad) and their venvs.",
+    ),
+    LazyCommand(
         "compile",
         "compile_cmd",
         "Compile a plan (or a task) with SGDe: the teacher edits, the student runs.",

@@ -23,11 +23,18 @@ from sgde.evaluation.baselines.methods import (
 )
 from sgde.evaluation.optimizers.ape import ApeMethod
 from sgde.evaluation.optimizers.bootstrap import BootstrapFewShotMethod
-from sgde.evaluation.optimizers.dspy_runner import DspyMiproMethod
 from sgde.evaluation.optimizers.opro import OproMethod
 from sgde.evaluation.optimizers.textgrad import TextGradMethod
+from sgde.evaluation.peers.method import peer_factory
 
-__all__ = ["BASELINES", "METHODS", "PROMPT_OPTIMIZERS", "get_method", "method_names"]
+__all__ = [
+    "BASELINES",
+    "METHODS",
+    "PEER_METHODS",
+    "PROMPT_OPTIMIZERS",
+    "get_method",
+    "method_names",
+]
 
 METHODS: Mapping[str, Callable[..., Method]] = MappingProxyType(
     {
@@ -40,9 +47,12 @@ METHODS: Mapping[str, Callable[..., Method]] = MappingProxyType(
         "pot": PotMethod,
         "ape": ApeMethod,
         "opro": OproMethod,
-        "textgrad": TextGradMethod,
+        "textgrad-style": TextGradMethod,
         "bootstrap-fewshot": BootstrapFewShotMethod,
-        "dspy-mipro": DspyMiproMethod,
+        # The real peers, from their own packages in their own venvs (sgde.evaluation.peers).
+        "dspy-gepa": peer_factory("dspy-gepa"),
+        "dspy-mipro": peer_factory("dspy-mipro"),
+        "textgrad": peer_factory("textgrad"),
     }
 )
 """Every method by name; call the factory (with its keyword options) to get a Method."""
@@ -58,8 +68,16 @@ BASELINES: tuple[str, ...] = (
 )
 """Methods that use only the student (``student``: the compiler's cold-start plan, drafted
 by the teacher unless ``draft: minimal``)."""
-PROMPT_OPTIMIZERS: tuple[str, ...] = ("ape", "opro", "textgrad", "bootstrap-fewshot", "dspy-mipro")
-"""Methods that spend teacher calls in ``prepare``."""
+PEER_METHODS: tuple[str, ...] = ("dspy-gepa", "dspy-mipro", "textgrad")
+"""The real peers (their own packages, run by :mod:`sgde.evaluation.peers`)."""
+PROMPT_OPTIMIZERS: tuple[str, ...] = (
+    "ape",
+    "opro",
+    "textgrad-style",
+    "bootstrap-fewshot",
+    *PEER_METHODS,
+)
+"""Methods that spend teacher calls in ``prepare`` (our re-implementations and the peers)."""
 
 
 def method_names() -> list[str]:

@@ -1,8 +1,9 @@
 """Prompt optimisers with the same teacher, training rows and token budget as SGDe.
 
 Each outputs a single-prompt plan (instruction + demos, then final-number extraction):
-APE, OPRO, ProTeGi/TextGrad-style textual gradients, bootstrap few-shot; and the real DSPy
-MIPROv2 when ``dspy`` is installed.
+APE, OPRO, ProTeGi/TextGrad-style textual gradients (``textgrad-style``: our
+re-implementation), bootstrap few-shot. The real DSPy and TextGrad run from their own
+packages: :mod:`sgde.evaluation.peers`.
 """
 
 from sgde.evaluation.optimizers.ape import ApeMethod
@@ -16,23 +17,14 @@ from sgde.evaluation.optimizers.common import (
     TokenMeter,
     ask_json,
 )
-from sgde.evaluation.optimizers.dspy_runner import (
-    DSPY_MISSING,
-    DspyEndpoint,
-    DspyMiproMethod,
-    dspy_available,
-)
 from sgde.evaluation.optimizers.opro import OproMethod
 from sgde.evaluation.optimizers.textgrad import TextGradMethod
 
 __all__ = [
-    "DSPY_MISSING",
     "ApeMethod",
     "BootstrapFewShotMethod",
     "BudgetedBackend",
     "Candidate",
-    "DspyEndpoint",
-    "DspyMiproMethod",
     "OproMethod",
     "OptimizerMethod",
     "OptimizerRun",
@@ -40,5 +32,4 @@ __all__ = [
     "TextGradMethod",
     "TokenMeter",
     "ask_json",
-    "dspy_available",
 ]

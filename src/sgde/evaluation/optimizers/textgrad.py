@@ -1,5 +1,8 @@
 """Textual-gradient prompt optimisation (ProTeGi, Pryzant et al., 2023; TextGrad, 2024).
 
+Our re-implementation, registered as ``textgrad-style``; the real TextGrad package runs as the
+peer ``textgrad`` (:mod:`sgde.evaluation.peers`).
+
 A beam of prompts; in each step, for each prompt in the beam:
 
 1. *Forward*: the prompt is scored on the training rows with the student; its failing rows
@@ -42,7 +45,7 @@ class TextGradMethod(OptimizerMethod):
         temperature: Teacher sampling temperature.
     """
 
-    name = "textgrad"
+    name = "textgrad-style"
 
     def __init__(
         self,
