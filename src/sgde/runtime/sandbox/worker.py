@@ -93,24 +93,14 @@ class Channel:
         self.read_fd = read_fd
         self.write_fd = write_fd
 
-    def _read_exact(self, n: int) -> bytes | None:
-        chunks: list[bytes] = []
-        while n:
-            chunk = os.read(self.read_fd, min(n, 1 << 20))
-            if not chunk:
-                return None
-            chunks.append(chunk)
-            n -= len(chunk)
-        return b"".join(chunks)
-
     def read(self) -> dict[str, Any] | None:
-        header = self._read_exact(_REQUEST.size)
+        header = _read_exact(self.read_fd, _REQUEST.size)
         if header is None:
             return None
         (size,) = _REQUEST.unpack(header)
         if size > _MAX_REQUEST_BYTES:
             return None
-        body = self._read_exact(size)
+        body = _read_exact(self.read_fd, size)
         if body is None:
             return None
         message = json.loads(body)
@@ -122,10 +112,7 @@ class Channel:
         return bool(select.select([self.read_fd], [], [], left)[0])
 
     def write(self, call_id: int, body: bytes) -> None:
-        view = memoryview(_RESPONSE.pack(len(body), call_id) + body)
-        while view:
-            written = os.write(self.write_fd, view)
-            view = view[written:]
+        _write_all(self.write_fd, _RESPONSE.pack(len(body), call_id) + body)
 
     def close(self) -> None:
         for fd in (self.read_fd, self.write_fd):
