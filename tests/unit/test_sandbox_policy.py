@@ -1,4 +1,4 @@
-"""Unit tests of the static sandbox policy (sgde.plan.policy): one or more cases per rule."""
+"""Unit tests of the static sandbox policy (sgde.runtime.sandbox.policy): cases per rule."""
 
 from __future__ import annotations
 
@@ -197,3 +197,36 @@ def test_module_valued_members_lists_submodules() -> None:
     assert "sys" in module_valued_members("statistics")
     assert "codecs" in module_valued_members("json")
     assert "abc" not in module_valued_members("collections")
+
+
+def test_issue_holes_are_refused_with_their_rules() -> None:
+    cases = {
+        "def run():\n    T = type(int)\n    return T('X', (), {})\n": "class-creation",
+        "def run(x):\n    return isinstance(x, type)\n": "class-creation",
+        "def run(x):\n    t = type(x)\n    return t\n": "class-creation",
+        "def run(x):\n    match x:\n        case str(format=f):\n            pass": "match-pattern",
+        "def run(x, C=None):\n    match x:\n        case C(v):\n            pass": "match-pattern",
+        "def run(x):\n    match x:\n        case int(a, b):\n            return a": "match-pattern",
+        "def run():\n    return '__cl' + 'ass__'\n": "dunder-access",
+        "def deco(f):\n    return f\n@deco\ndef run():\n    return 1\n": "import-time-code",
+        "def f():\n    return 1\ndef run(x=f()):\n    return x\n": "import-time-code",
+        "def f():\n    return int\ndef run(x: f()):\n    return x\n": "import-time-code",
+    }
+    for code, rule in cases.items():
+        assert rule in rules(code), (code, check_source(code))
+
+
+def test_what_the_new_rules_still_allow() -> None:
+    fine = [
+        "def run(x):\n    return type(x) is int or type(x) in (float, str)\n",
+        "def run(x):\n    return str(type(x))\n",
+        "def run(x):\n    match x:\n        case int(n) | float(n):\n            return n\n"
+        "        case [a, *rest]:\n            return a\n        case {'k': v}:\n"
+        "            return v\n        case str():\n            return 0\n",
+        "import functools\n@functools.lru_cache(maxsize=None)\ndef run(n=3, label='x'):\n"
+        "    return n\n",
+        "from functools import lru_cache\n@lru_cache\ndef run(n: int = 3) -> int:\n    return n\n",
+        "def run(text):\n    return text.strip('_') + '_x_'\n",
+    ]
+    for code in fine:
+        assert check_source(code) == [], (code, check_source(code))
