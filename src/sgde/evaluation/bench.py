@@ -422,7 +422,12 @@ class _BenchRun:
             budget=self.config.budget,
             seed=cell.seed,
         )
-        usage = cell_hub.usage
+        usage = dict(cell_hub.usage)
+        # Methods that call the models themselves (the peers, through their own servers)
+        # report their usage in ``prepared.usage``; the hub then saw no calls of that role.
+        for role, spent in prepared.usage.items():
+            if role not in usage or not usage[role].calls:
+                usage[role] = spent
         info: dict[str, Any] = {
             "seconds": round(time.perf_counter() - started, 3),
             "teacher_usage": usage["teacher"].to_dict() if "teacher" in usage else None,
