@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -230,3 +231,20 @@ def test_what_the_new_rules_still_allow() -> None:
     ]
     for code in fine:
         assert check_source(code) == [], (code, check_source(code))
+
+
+def test_sgde_validate_reports_policy_refusals(tmp_path: Path) -> None:
+    from plan_samples import DUCK_YAML
+    from typer.testing import CliRunner
+
+    from sgde.cli.app import app
+
+    code = "import os\ndef run(eggs):\n    return {'answer': os.getpid()}\n"
+    head, _, _ = DUCK_YAML.partition("  - id: compute\n")
+    body = "".join(f"      {line}\n" for line in code.splitlines())
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(head + f"  - id: compute\n    kind: code\n    inputs: {{eggs: "
+                    f"extract_vote.eggs}}\n    code: |\n{body}")  # fmt: skip
+    result = CliRunner().invoke(app, ["validate", str(plan)])
+    assert result.exit_code == 1
+    assert "the sandbox policy refuses this code [import-not-allowed]" in result.output

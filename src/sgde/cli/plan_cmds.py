@@ -81,7 +81,9 @@ def _check_one(path: Path) -> dict[str, Any]:
         problems = exc.problems or [Problem(exc.message.removeprefix(source + ": "))]
         record["problems"] = [_problem_dict(p) for p in problems]
         return record
-    problems = validate_plan(parsed.plan, source_map=parsed.source_map)
+    from sgde.runtime.sandbox.policy import check_source  # the sandbox's code policy
+
+    problems = validate_plan(parsed.plan, source_map=parsed.source_map, code_policy=check_source)
     plan = parsed.plan
     record.update(
         name=plan.name,
