@@ -64,8 +64,10 @@ def unavailable(reason: str) -> SandboxError:
         "the sandbox's OS isolation (Linux namespaces + seccomp) is not available on this "
         f"host: {reason}. sgde refuses to run teacher-written code without it",
         rule="isolation-unavailable",
-        hint=f"run sgde on Linux with user namespaces enabled and libseccomp installed; or, "
-        f"knowing that {WEAK_LOSS}, opt in with {ISOLATION_ENV}=weak (or "
+        hint="run sgde on Linux with user namespaces enabled (on Ubuntu 23.10+ AppArmor "
+        "restricts them: sysctl kernel.apparmor_restrict_unprivileged_userns=0, or run as "
+        "root) and libseccomp installed; or, "
+        f"knowing that {WEAK_LOSS}, opt in with {ISOLATION_ENV}=weak (sgde --sandbox weak, "
         "SandboxPool(isolation='weak')); see docs/sandbox.md",
     )
 
