@@ -258,7 +258,7 @@ async def test_code_that_forges_its_answer_and_keeps_running_is_contained() -> N
         assert await pool._call_unchecked(linger, {}, timeout_s=1.0) == "mine"
         started = time.monotonic()
         assert await pool.call(ADD, {"a": 1, "b": 1}) == {"sum": 2}
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 5.0  # not held up by the sleeping process
         # Its process is still asleep in the first call: the next call of the same code
         # is stopped at its timeout, and the process with it.
         with pytest.raises(SandboxError) as info:
