@@ -33,6 +33,7 @@ __all__ = [
     "enter_namespaces",
     "isolate_filesystem",
     "load_seccomp",
+    "set_non_dumpable",
     "set_parent_death_signal",
 ]
 
@@ -213,6 +214,11 @@ def set_parent_death_signal(sig: int = signal.SIGKILL) -> None:
     dies (Linux). Pid 1 of a pid namespace receives only signals it handles: give it a
     signal with a handler."""
     _prctl(_PR_SET_PDEATHSIG, int(sig), "prctl(PR_SET_PDEATHSIG)")
+
+
+def set_non_dumpable() -> None:
+    """No core dumps and no ptrace by processes of the same uid (Linux)."""
+    _prctl(_PR_SET_DUMPABLE, 0, "prctl(PR_SET_DUMPABLE)")
 
 
 def enter_namespaces() -> bool:

@@ -157,10 +157,13 @@ class Zygote:
         if self.strong:
             confine.isolate_filesystem(os.path.dirname(os.path.abspath(__file__)))
             confine.drop_privileges(switch_uid=as_root)
-        elif as_root:
-            os.setgroups([])
-            os.setgid(_NOBODY)
-            os.setuid(_NOBODY)
+        else:
+            if as_root:
+                os.setgroups([])
+                os.setgid(_NOBODY)
+                os.setuid(_NOBODY)
+            if sys.platform.startswith("linux"):
+                confine.set_non_dumpable()  # call processes cannot ptrace the zygote
         limit = resource.setrlimit
         limit(resource.RLIMIT_CORE, (0, 0))
         limit(resource.RLIMIT_FSIZE, (0, 0))
