@@ -301,7 +301,6 @@ class SandboxPool:
             }
         )
         worker = await self._acquire()
-        keep = False
         answered = False
         try:
             response = await worker.request(
@@ -311,10 +310,9 @@ class SandboxPool:
                 max_bytes=self._limits.max_output_bytes + _FRAME_OVERHEAD,
             )
             answered = True
-            keep = True
         finally:
             worker.calls += 1
-            if keep and worker.calls < self._max_calls and not self._closed:
+            if answered and worker.calls < self._max_calls and not self._closed:
                 assert self._idle is not None
                 self._idle.put_nowait(worker)
             else:
@@ -429,7 +427,7 @@ def run_code_sync(
 ) -> Any:
     """Run one sandboxed call from synchronous code (scripts, notebooks without a loop).
 
-    Starts a one-worker pool, makes the call and shuts the pool down (about 50-100 ms of
+    Starts a one-worker pool, makes the call and shuts the pool down (about 0.1-0.3 s of
     start-up). Use :class:`SandboxPool` for repeated calls.
 
     Raises:
