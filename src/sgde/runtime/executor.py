@@ -43,12 +43,9 @@ import jsonschema.protocols
 from sgde.errors import (
     BudgetExceeded,
     ExecutionError,
-    PlanError,
-    Problem,
     SgdeError,
     UsageError,
 )
-from sgde.plan import check_plan, plan_hash, topo_order
 from sgde.plan.model import CodeNode, ConsensusNode, LlmNode, Plan
 from sgde.plan.refs import Ref, parse_ref
 from sgde.runtime.backend import Capabilities, Message, ModelBindings, Usage
@@ -58,7 +55,7 @@ from sgde.runtime.inputs import coerce_inputs
 from sgde.runtime.observe import ExecutionObserver, RunInfo, notify
 from sgde.runtime.parsing import compile_output_schema
 from sgde.runtime.render import PromptRenderer, load_prompt
-from sgde.runtime.sandbox.policy import check_source
+from sgde.runtime.schedule import Prepared, prepare, required_roles
 from sgde.runtime.trace import NodeTrace, RunTrace, SampleTrace, error_info
 
 __all__ = ["Executor", "ExecutorSettings", "OnResult", "RunResult", "required_roles"]
@@ -121,33 +118,9 @@ class RunResult:
     error: str | None = None
 
 
-def required_roles(plan: Plan) -> set[str]:
-    """Model roles a plan needs bound (the ``model`` of every llm node).
-
-    Args:
-        plan: The plan.
-
-    Returns:
-        Role names; empty for code-only plans.
-    """
-    return {n.model for n in plan.nodes if isinstance(n, LlmNode)}
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    plan: Plan
-    order: tuple[str, ...]
-    deps: dict[str, tuple[str, ...]]
-    alias: dict[str, str]
-    roles: frozenset[str]
-    code_nodes: tuple[str, ...]
-    plan_hash: str
-    validators: dict[str, jsonschema.protocols.Validator] = field(default_factory=dict)
-
-
 @dataclass
 class _RunState:
-    prep: _Prepared
+    prep: Prepared
     inputs: dict[str, Any]
     seed: int
     semaphore: asyncio.Semaphore
@@ -156,39 +129,6 @@ class _RunState:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     traces: dict[str, NodeTrace] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
-
-
-def _sources(node: LlmNode | CodeNode | ConsensusNode, plan: Plan) -> dict[str, str]:
-    """The input references that feed a node (a consensus node: its wrapped node's)."""
-    if isinstance(node, ConsensusNode):
-        try:
-            wrapped = plan.node(node.of)
-        except KeyError:
-            return {}
-        return {} if isinstance(wrapped, ConsensusNode) else dict(wrapped.inputs)
-    return dict(node.inputs)
-
-
-def _stable_topo(order: list[str], deps: dict[str, tuple[str, ...]], plan: Plan) -> list[str]:
-    """Order ``order`` so that dependencies come first (ties keep ``order``)."""
-    done: set[str] = set()
-    result: list[str] = []
-    pending = list(order)
-    while pending:
-        progressed = False
-        for node_id in list(pending):
-            if all(d in done for d in deps[node_id]):
-                result.append(node_id)
-                done.add(node_id)
-                pending.remove(node_id)
-                progressed = True
-                break
-        if not progressed:
-            raise PlanError(
-                f"plan '{plan.name}' cannot be ordered: {', '.join(pending)} wait on each other",
-                problems=[Problem("dependency cycle through a consensus node", node_id=pending[0])],
-            )
-    return result
 
 
 class Executor:
@@ -218,7 +158,7 @@ class Executor:
         self._renderer = PromptRenderer()
         self._instruction_template: str | None = None
         self._instructions: dict[str, str] = {}
-        self._prepared: dict[int, _Prepared] = {}
+        self._prepared: dict[int, Prepared] = {}
 
     @property
     def settings(self) -> ExecutorSettings:
@@ -227,47 +167,17 @@ class Executor:
 
     # ----------------------------------------------------------------- preparation
 
-    def _prepare(self, plan: Plan) -> _Prepared:
+    def _prepare(self, plan: Plan) -> Prepared:
         cached = self._prepared.get(id(plan))
         if cached is not None and cached.plan is plan:
             return cached
-        if self._settings.validate_plan:
-            check_plan(plan, code_policy=check_source)
-        topo = topo_order(plan)
-        wrapped = plan.wrapped_ids()
-        alias: dict[str, str] = {}
-        for node in plan.nodes:
-            if isinstance(node, ConsensusNode):
-                alias.setdefault(node.of, node.id)
-        runnable = [nid for nid in topo if nid not in wrapped]
-        known = set(runnable)
-        deps: dict[str, tuple[str, ...]] = {}
-        for nid in runnable:
-            found: list[str] = []
-            for ref_text in _sources(plan.node(nid), plan).values():
-                try:
-                    source = parse_ref(ref_text).source
-                except ValueError:
-                    continue
-                source = alias.get(source, source)
-                if source in known and source != nid and source not in found:
-                    found.append(source)
-            deps[nid] = tuple(found)
-        prep = _Prepared(
-            plan=plan,
-            order=tuple(_stable_topo(runnable, deps, plan)),
-            deps=deps,
-            alias=alias,
-            roles=frozenset(required_roles(plan)),
-            code_nodes=tuple(n.id for n in plan.nodes if isinstance(n, CodeNode)),
-            plan_hash=plan_hash(plan),
-        )
+        prep = prepare(plan, validate=self._settings.validate_plan)
         if len(self._prepared) >= _PREPARED_CACHE:
             self._prepared.pop(next(iter(self._prepared)))
         self._prepared[id(plan)] = prep
         return prep
 
-    def _check_ready(self, prep: _Prepared) -> None:
+    def _check_ready(self, prep: Prepared) -> None:
         missing = sorted(prep.roles - set(self._bindings))
         if missing:
             bound = ", ".join(sorted(self._bindings)) or "none"
@@ -367,7 +277,7 @@ class Executor:
 
     async def _execute(
         self,
-        prep: _Prepared,
+        prep: Prepared,
         inputs: dict[str, Any],
         seed: int,
         semaphore: asyncio.Semaphore,
