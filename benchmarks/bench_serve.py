@@ -272,6 +272,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--plan", type=Path, help="compiled plan for the smollm2 scenario")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument(
+        "--scenarios", default="fake,fake-tight,smollm2", help="comma-separated scenarios to run"
+    )
     parser.add_argument("--child", choices=["fake", "real"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--queue", type=int, default=64, help=argparse.SUPPRESS)
@@ -281,36 +284,39 @@ def main() -> None:
         return
     fake_inputs = [{"question": _question(i)} for i in range(args.requests)]
     fake_expected = [_expected_fake(i) for i in range(args.requests)]
-    results = [
-        scenario(
-            "fake",
-            "fake",
-            DUCK,
-            fake_inputs,
-            fake_expected,
-            clients=args.clients,
-            queue=64,
-            direct_models={"student": _fake_student()},
-        ),
-        scenario(
-            "fake-tight",
-            "fake",
-            DUCK,
-            fake_inputs[:500],
-            fake_expected[:500],
-            clients=args.clients,
-            queue=8,
-            direct_models={"student": _fake_student()},
-        ),
-    ]
-    if args.plan is not None:
-        rows = [
-            json.loads(line)
-            for line in (ROOT / "tests" / "fixtures" / "duck_eggs_test.jsonl")
-            .read_text()
-            .splitlines()
-            if line
-        ]
+    wanted = set(args.scenarios.split(","))
+    fake = {"student": _fake_student()}
+    results: list[dict[str, Any]] = []
+    if "fake" in wanted:
+        results.append(
+            scenario(
+                "fake",
+                "fake",
+                DUCK,
+                fake_inputs,
+                fake_expected,
+                clients=args.clients,
+                queue=64,
+                direct_models=fake,
+            )
+        )
+    if "fake-tight" in wanted:
+        n = min(500, args.requests)
+        results.append(
+            scenario(
+                "fake-tight",
+                "fake",
+                DUCK,
+                fake_inputs[:n],
+                fake_expected[:n],
+                clients=args.clients,
+                queue=8,
+                direct_models=fake,
+            )
+        )
+    if "smollm2" in wanted and args.plan is not None:
+        text = (ROOT / "tests" / "fixtures" / "duck_eggs_test.jsonl").read_text()
+        rows = [json.loads(line) for line in text.splitlines() if line]
         picked = [rows[i % len(rows)] for i in range(args.smollm_requests)]
         results.append(
             scenario(
