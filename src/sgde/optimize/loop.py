@@ -589,7 +589,7 @@ class CompileLoop:
                 st.no_improve = 0 if accepted else st.no_improve + 1
                 self.save(plan, current.loss)
                 if self.report.iterations[-1].proposal is None:
-                    stop = "no applicable edit: every registered operator was tried on this plan"
+                    stop = "no applicable edit: every operator proposed for this plan was tried"
                     break
         except BudgetExceeded as exc:
             stop = f"budget exhausted ({exc.message})"
