@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["Fault", "FaultServer", "free_port", "start_llama_server"]
+__all__ = ["Fault", "FaultServer", "free_port", "llama_server_process", "start_llama_server"]
 
 
 def free_port() -> int:
@@ -175,7 +175,25 @@ def start_llama_server(
     The process gets ``OMP_WAIT_POLICY=PASSIVE`` and is stopped (terminate, then kill)
     on exit. Its output goes to a temporary file, shown if it fails to start.
     """
-    port = free_port()
+    with llama_server_process(model, n_threads=n_threads, n_ctx=n_ctx, timeout_s=timeout_s) as (
+        _proc,
+        base,
+    ):
+        yield base
+
+
+@contextmanager
+def llama_server_process(
+    model: Path,
+    *,
+    port: int | None = None,
+    n_threads: int = 2,
+    n_ctx: int = 2048,
+    timeout_s: float = 60.0,
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """:func:`start_llama_server` that also yields the process (tests that kill it) and
+    takes a fixed ``port`` (a restarted server keeps its URL)."""
+    port = port or free_port()
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     cmd = [
         sys.executable, "-m", "llama_cpp.server",
@@ -191,7 +209,7 @@ def start_llama_server(
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_until_up(proc, log, base, timeout_s)
-            yield base
+            yield proc, base
         finally:
             proc.terminate()
             try:

@@ -26,19 +26,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sgde.errors import DataError, SgdeError, UsageError
-from sgde.evaluation.engines import Engine, with_ids
-from sgde.evaluation.evaluate import (
-    EvalResult,
-    ItemCallback,
-    ItemResult,
-    check_dataset,
-    summarise,
-)
-from sgde.plan import plan_hash
-from sgde.plan.model import Plan
+
+if TYPE_CHECKING:  # imported on use: `sgde run` needs only the log
+    from sgde.evaluation.engines import Engine
+    from sgde.evaluation.evaluate import EvalResult, ItemCallback
+    from sgde.plan.model import Plan
 
 __all__ = [
     "RESULTS_SCHEMA_VERSION",
@@ -275,6 +270,8 @@ def unique_ids(rows: Sequence[Mapping[str, Any]], *, source: str = "") -> dict[s
     Raises:
         DataError: two rows share an id.
     """
+    from sgde.evaluation.engines import with_ids
+
     index_of: dict[str, int] = {}
     for index, row in enumerate(with_ids(rows)):
         key = str(row["id"])
@@ -310,6 +307,10 @@ async def evaluate_to_log(
         DataError: a row lacks a plan input or a gold value, or two rows share an id.
         UsageError: the log belongs to another plan, seed, model or dataset.
     """
+    from sgde.evaluation.engines import with_ids
+    from sgde.evaluation.evaluate import ItemResult, check_dataset, summarise
+    from sgde.plan import plan_hash
+
     check_dataset(plan, rows, source=source)
     index_of = unique_ids(rows, source=source)
     keyed = with_ids(rows)
