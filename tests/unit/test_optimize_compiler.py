@@ -467,17 +467,17 @@ PRICE_PARSER = (
 )
 
 
-def _price_student(fixed_by_rewrite: bool) -> FunctionBackend:
-    """Solves nothing; copies every quantity right except the price (one too high) — unless
-    its prompt was rewritten and ``fixed_by_rewrite``."""
+def _price_student(fixed_by_rewrite: bool, solves: frozenset[int] = frozenset()) -> FunctionBackend:
+    """Solves the rows in ``solves`` only; copies every quantity right except the price (one
+    too high) — unless its prompt was rewritten and ``fixed_by_rewrite``."""
     from _optimize_fakes import PARAM_ORDER, VALUES
 
     def reply(req: ChatRequest) -> dict[str, Any]:
         text = user_text(req)
         props = dict((req.json_schema or {}).get("properties", {}))
-        if "price" not in props and "eaten" not in props:
-            return {"answer": 1}
         i = next(k for k, r in enumerate(ROWS) if r["question"] in text)
+        if "price" not in props and "eaten" not in props:
+            return {"answer": ROWS[i]["answer"] if i in solves else 1}
         careful = fixed_by_rewrite and "Be careful" in system_text(req)
         return {
             n: VALUES[i][PARAM_ORDER[n]] + (1 if n == "price" and not careful else 0) for n in props
@@ -519,3 +519,24 @@ async def test_a_field_the_student_keeps_missing_is_parsed_by_verified_code() ->
     assert isinstance(node, CodeNode) and node.outputs == ["price"]
     extract = result.plan.node("solve_extract")
     assert isinstance(extract, LlmNode) and "price" not in extract.fields()
+
+
+async def test_look_ahead_keeps_an_offload_that_only_pays_off_after_a_repair() -> None:
+    fake = FakeTeacher(whole="no code")
+    student = _price_student(fixed_by_rewrite=True, solves=frozenset({0, 1}))
+    result = await _compile(
+        fake,
+        student=student,
+        settings=CompileSettings(max_iters=2, repeats=1, consensus_max_error=0.0),
+    )
+    first = result.report.iterations[0]
+    assert first.proposal["direction"] == "offload"
+    # alone, the offload is worse end to end (1.000 vs 0.333) but lowers the node-level error
+    assert first.candidate_loss == 0.0 and first.accepted
+    ahead = first.details["lookahead"]
+    assert ahead[-1]["accepted"] and ahead[-1]["edit"] == "rewrite the prompt of solve_extract"
+    assert first.why.startswith("compound edit: loss improved")
+    assert first.edit is not None and "; then rewrite the prompt of solve_extract" in first.edit
+    history = result.plan.metadata["compile"]["history"]
+    assert history[0]["outcome"] == "rejected" and history[-1]["parent"] is not None
+    assert result.report.final_loss == 0.0
