@@ -257,7 +257,7 @@ class CircuitBreaker:
             endpoint=self.endpoint,
             retry_after_s=wait,
             hint=f"check that the server at {self.endpoint} is running and reachable, then "
-            "rerun (sgde eval / sgde run --dataset: --resume keeps the finished rows)",
+            "rerun the command with --resume to keep the work already done",
         )
 
 
