@@ -333,3 +333,31 @@ async def test_the_hub_gives_backends_of_one_endpoint_one_breaker(
     assert breaker_of(other) is not None and breaker_of(other) is not shared
     await other.aclose()
     assert breaker_of(object()) is None
+
+
+def test_threads_racing_a_half_open_breaker_get_exactly_one_probe() -> None:
+    import threading
+
+    clock = Clock()
+    b = breaker(clock)
+    fail(b, times=3)
+    clock.now += 10
+    barrier = threading.Barrier(16)
+    probes: list[bool] = []
+    refused: list[CircuitOpenError] = []
+
+    def call() -> None:
+        barrier.wait()
+        try:
+            probes.append(b.admit())
+        except CircuitOpenError as exc:
+            refused.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert probes == [True] and len(refused) == 15
+    b.record_success(True)
+    assert str(b.state) == "closed"
