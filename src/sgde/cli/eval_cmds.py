@@ -294,7 +294,14 @@ async def _run_eval(
         )
         progress = item_progress("evaluating", disable=quiet, transient=True)
         with progress:
-            task = progress.add_task("items", total=len(rows))
+            resumed = len(log.finished(rows)) if log is not None else 0
+            if resumed and not quiet:
+                err_console.print(
+                    f"resuming: {resumed} of {len(rows)} rows already done "
+                    f"({escape(str(results_path))})",
+                    highlight=False,
+                )
+            task = progress.add_task("items", total=len(rows), completed=resumed)
             result = await evaluate_to_log(
                 plan,
                 rows,
