@@ -377,3 +377,15 @@ async def test_bench_marks_outage_cells_as_errors_and_retries_them(tmp_path: Pat
     retried = await run_bench_async(config, tmp_path, deps=deps, retry_errors=True)
     assert retried.ran == 1 and retried.results["cells"][0]["status"] == "ok"
     assert mapping_rows(retried.results, "direct")[0]["accuracy"] is not None
+
+
+def test_single_run_against_a_dead_endpoint_exits_3(
+    served: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    served["server"] = Server(die_after=0)
+    args = ["run", str(served["plan"]), "--input", "question=What is 10 plus 5?"]
+    code, text = _cli([*args, "--model", "student=openai-compatible:m"], capsys)
+    assert code == EXIT_INCOMPLETE and "is not answering" in text
+    served["server"] = Server()
+    code, text = _cli([*args, "--model", "student=openai-compatible:m"], capsys)
+    assert code == 0 and '"answer": 15' in text
