@@ -281,3 +281,24 @@ async def test_usage_examples_after_the_solution_do_not_fail_verification() -> N
         seed=0,
     )
     assert len(sols[0]) == 1 and "print" not in sols[0][0].code
+
+
+async def test_over_fields_a_lift_reads_inputs_raw_and_whole_code_ranks_first() -> None:
+    from sgde.optimize.sources import RowSolution
+
+    whole = "```python\ndef run(word, letter):\n    return {'count': word.count(letter)}\n```"
+    fake = ScriptedTeacher({"whole": lambda req: whole})
+    code = "def solution():\n    word = 'strawberry'\n    return {'count': word.count('r')}\n"
+    programs = await program_candidates(
+        fake.teacher,
+        InProcessCodeRunner(),
+        STRUCTURED,
+        S_ROWS,
+        default_metric(STRUCTURED),
+        [[RowSolution(0, code, {"count": 3})], [], []],
+        budget=SourceBudget(whole_samples=1, enumerate=False),
+    )
+    assert [p.origin for p in programs] == ["whole", "lift"]
+    lifted = programs[1]
+    assert lifted.raw_inputs == {"word": "word", "letter": "letter"} and not lifted.extracted
+    assert lifted.values[1] == {"word": "banana", "letter": "a"}

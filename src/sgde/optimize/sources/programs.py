@@ -597,10 +597,24 @@ async def _whole_programs(
     return found
 
 
-def _rank(task: TaskSpec, program: Program) -> tuple[int, int, int]:
-    structured = all(t.kind != "string" for t in task.inputs.values())
-    order = ("whole", "lift", "repair", "enumerative") if structured else _ORIGINS
-    return (-program.verified_rows, order.index(program.origin), len(program.extracted))
+def free_text_inputs(task: TaskSpec, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Input fields holding free text (a string of four or more words in some row)."""
+    return [
+        name
+        for name, t in task.inputs.items()
+        if t.kind == "string"
+        and any(isinstance(r.get(name), str) and len(str(r[name]).split()) >= 4 for r in rows)
+    ]
+
+
+def _rank(program: Program, free_text: bool) -> tuple[int, int, int]:
+    """Best first: verified on more rows; over free text, lifted code (a student reads the
+    values, robust to new phrasings) before whole-task code parsing the text itself (fitted
+    to the phrasings seen); over fields, the program reading fewest values from text."""
+    order = _ORIGINS if free_text else ("whole", "lift", "repair", "enumerative")
+    if free_text:
+        return (-program.verified_rows, order.index(program.origin), len(program.extracted))
+    return (-program.verified_rows, len(program.extracted), order.index(program.origin))
 
 
 async def program_candidates(
@@ -683,7 +697,8 @@ async def program_candidates(
         )
         if found is not None:
             programs.append(found)
-    programs.sort(key=lambda p: _rank(task, p))
+    free_text = bool(free_text_inputs(task, rows))
+    programs.sort(key=lambda p: _rank(p, free_text))
     programs = programs[: budget.max_programs]
     if budget.describe:
         described: list[Program] = []
