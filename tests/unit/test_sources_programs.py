@@ -302,3 +302,29 @@ async def test_over_fields_a_lift_reads_inputs_raw_and_whole_code_ranks_first() 
     lifted = programs[1]
     assert lifted.raw_inputs == {"word": "word", "letter": "letter"} and not lifted.extracted
     assert lifted.values[1] == {"word": "banana", "letter": "a"}
+
+
+async def test_enumerative_reads_a_reordered_row_with_the_teacher() -> None:
+    rows = [
+        O_ROWS[0],
+        {"question": "Shipping is 1. Buy 10 boxes at 2 dollars each.", "total": 21},
+        O_ROWS[2],
+    ]
+
+    def extract(req):  # type: ignore[no-untyped-def]
+        assert "Shipping is 1." in case_of(req, "Now this case:")["question"]
+        return {"q1_boxes": 10, "q2_dollars": 2, "q3_number": 1}
+
+    fake = ScriptedTeacher({"extract": extract, "describe": describer()})
+    programs = await program_candidates(
+        fake.teacher,
+        InProcessCodeRunner(),
+        ORDER,
+        rows,
+        default_metric(ORDER),
+        [[], [], []],
+        budget=SourceBudget(whole_samples=0),
+    )
+    assert [p.origin for p in programs] == ["enumerative"]
+    assert programs[0].values[1] == {"q1_boxes": 10, "q2_dollars": 2, "q3_number": 1}
+    assert fake.seen.count("extract") == 1

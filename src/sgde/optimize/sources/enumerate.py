@@ -240,8 +240,11 @@ async def enumerative_program(
     }
     values: list[dict[str, Any] | None] = []
     seed_values = {n: v for n, (_, v, _) in zip(names, seed, strict=True)}
+    seed_hints = [q[0] for q in seed]
     for i, quantities in enumerate(per_row):
-        if len(quantities) == len(seed):
+        # By position only when the words after the numbers match too (else the row may
+        # give the same quantities in another order, as another phrasing does).
+        if len(quantities) == len(seed) and [q[0] for q in quantities] == seed_hints:
             values.append({n: q[1] for n, q in zip(names, quantities, strict=True)})
             continue
         got = await teacher_extract(
