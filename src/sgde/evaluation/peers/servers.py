@@ -8,7 +8,9 @@ temporary file (shown when it fails to start) and is stopped — terminate, then
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +23,19 @@ from typing import IO
 
 from sgde.errors import BackendError, UsageError
 
-__all__ = ["LlamaServer", "free_port"]
+__all__ = ["LlamaServer", "die_with_parent", "free_port"]
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` of child processes: on Linux, SIGTERM the child when the parent dies
+    (a killed bench must not leave model servers or peer workers running)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        return
 
 
 def free_port() -> int:
@@ -97,7 +111,9 @@ class LlamaServer:
         ]  # fmt: skip
         env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop())
-        self._proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self._proc = subprocess.Popen(
+            cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+        )
         try:
             self._wait_until_up()
         except BaseException:

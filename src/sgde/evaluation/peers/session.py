@@ -33,7 +33,7 @@ from sgde.evaluation.peers.protocol import (
     encode,
 )
 from sgde.evaluation.peers.proxy import Meter, MeteringProxy
-from sgde.evaluation.peers.servers import LlamaServer
+from sgde.evaluation.peers.servers import LlamaServer, die_with_parent
 from sgde.runtime.backend import Usage
 
 __all__ = ["PeerRun", "PeerSession", "ServerLike", "run_peer_job", "worker_script"]
@@ -161,6 +161,7 @@ class PeerSession:
             encoding="utf-8",
             env=env,
             bufsize=1,
+            preexec_fn=die_with_parent,
         )
         threading.Thread(target=self._read, name="peer-worker-stdout", daemon=True).start()
 
