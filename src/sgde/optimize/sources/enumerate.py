@@ -297,7 +297,15 @@ async def enumerative_program(
     used = [n for n in names if any(re.search(rf"\b{n}\b", e) for e in exprs.values())]
     body = ", ".join(f"{o!r}: {e}" for o, e in exprs.items())
     code = f"def run({', '.join(used)}):\n    return {{{body}}}\n"
-    final = [{n: v[n] for n in used} if v is not None else None for v in values]
+    final = [
+        {
+            n: int(v[n]) if ftypes[n].kind == "integer" and float(v[n]).is_integer() else v[n]
+            for n in used
+        }
+        if v is not None
+        else None
+        for v in values
+    ]
     checks = await verify_program(sandbox, task, rows, metric, code, final)
     verified = sum(c is None for c in checks)
     log(

@@ -254,7 +254,7 @@ async def teacher_extract(
     return out
 
 
-_GENERIC_NAME = re.compile(r"^(?:number|string|date|numbers|value|q\d+)_\w*$")
+_GENERIC_NAME = re.compile(r"^(?:(?:number|string|date|numbers|value)_\d+|q\d+_number)$")
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 
 
@@ -297,6 +297,7 @@ async def describe_params(
             "name": n,
             "describe": t.describe(),
             "seen": ", ".join(value_text(v.get(n), 60) for v in values if v is not None),
+            "hint": fallback.get(n, ""),
         }
         for n, t in params.items()
     ]
