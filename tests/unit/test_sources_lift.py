@@ -368,3 +368,39 @@ def test_structural_literals_stay_in_the_code() -> None:
     assert [(p.name, p.kind) for p in lift.params] == [("numbers", "list")]
     other = align_row(lift, MEDIAN, MEDIAN_ROWS[0], MEDIAN_ROWS[1])
     assert other == {"numbers": [10, 2, 8, 6, 4, 12, 14]}
+
+
+async def test_param_types_come_from_the_values_that_verified() -> None:
+    task = TaskSpec(
+        description="Order total.", inputs={"question": "string"}, outputs={"total": "number"}
+    )
+    rows = [
+        {"question": "Buy 12 notebooks at $3.25 each, shipping $4.50.", "total": 43.5},
+        {"question": "Shipping $7.20. Buy 5 lamps at $18.40 each.", "total": 99.2},
+        {"question": "Buy 8 mugs at $6.75 each, shipping $2.95.", "total": 56.95},
+    ]
+    code = (
+        "def solution():\n    quantity = 12\n    price = 3.25\n    shipping = 4.50\n"
+        "    return {'total': quantity * price + shipping}\n"
+    )
+
+    def extract(req):  # type: ignore[no-untyped-def]
+        return {"quantity": 5, "price": 18.4, "shipping": 7.2}
+
+    fake = ScriptedTeacher({"extract": extract, "describe": describer()})
+    programs = await program_candidates(
+        fake.teacher,
+        InProcessCodeRunner(),
+        task,
+        rows,
+        default_metric(task),
+        _sol(code),
+        budget=SourceBudget(whole_samples=0, enumerate=False),
+    )
+    p = programs[0]
+    assert p.verified_rows == 3 and p.values[1] == {"quantity": 5, "price": 18.4, "shipping": 7.2}
+    assert {k: str(t) for k, t in p.params.items()} == {
+        "quantity": "integer",
+        "price": "number",
+        "shipping": "number",
+    }

@@ -507,6 +507,11 @@ async def _lift_program(
         verified=verified,
     )
     final_values = [v if c is None else None for v, c in zip(values, checks, strict=True)]
+    # Types from the values that verified (a misaligned first guess may have been a float).
+    ptypes = {
+        p.name: param_type(p, [v.get(p.name) if v else None for v in final_values], task)
+        for p in lift.params
+    }
     folded = _fold(lift, final_values) if verified == len(rows) else frozenset()
     if folded:
         folded_code = lift.program(outputs, folded) if origin == "lift" else None
