@@ -44,8 +44,8 @@ async def test_peer_runs_end_to_end_on_three_items(peer: str) -> None:
         peer,
         student_model="smollm2-135m",
         teacher_model="qwen2.5-coder-0.5b",
-        student_max_tokens=192,
-        teacher_max_tokens=384,
+        student_max_tokens=128,
+        teacher_max_tokens=256,
         **SETTINGS[peer],
     )
     backend = FunctionBackend(_unused)
@@ -67,7 +67,7 @@ async def test_peer_runs_end_to_end_on_three_items(peer: str) -> None:
             or report["status"] == "failed"
         )
         # The budget holds (the last admitted call may overshoot by one call's tokens).
-        assert report["budget"]["spent"] <= BUDGET + 2 * 384 + 2048
+        assert report["budget"]["spent"] <= BUDGET + 2 * 256 + 2048
         predictions = [
             await method.predict(prepared, row, student=backend, sandbox=None) for row in ROWS
         ]

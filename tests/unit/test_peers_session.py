@@ -68,8 +68,8 @@ def test_protocol_lines_round_trip_and_noise_is_not_a_message() -> None:
 
 def test_proxy_counts_tokens_per_phase_and_refuses_over_budget() -> None:
     meter = Meter(budget=40)
-    with Upstream() as up, MeteringProxy("teacher", up.base_url, meter) as proxy:
-        assert _post(proxy.base_url, {"messages": []})[0] == 200
+    with Upstream() as up, MeteringProxy("teacher", up.base_url, meter, max_tokens=64) as proxy:
+        assert _post(proxy.base_url, {"messages": [], "max_completion_tokens": 500})[0] == 200
         assert _post(proxy.base_url, {"messages": [], "repeat_penalty": 1.3})[0] == 200
         status, body = _post(proxy.base_url, {"messages": []})
         assert status == 200  # 30 < 40 spent: admitted (it may overshoot)
@@ -78,6 +78,9 @@ def test_proxy_counts_tokens_per_phase_and_refuses_over_budget() -> None:
         assert len(up.bodies) == 3  # the refused call never reached the model
         assert up.bodies[0]["repeat_penalty"] == 1.0
         assert up.bodies[1]["repeat_penalty"] == 1.3  # an explicit value is kept
+        # llama.cpp ignores OpenAI's max_completion_tokens: the proxy sends a capped max_tokens.
+        assert up.bodies[0]["max_tokens"] == 64 and "max_completion_tokens" not in up.bodies[0]
+        assert up.bodies[1]["max_tokens"] == 64
         meter.phase = "predict"  # the budget caps optimisation only
         assert _post(proxy.base_url, {"messages": []})[0] == 200
         up.fail = 500

@@ -7,7 +7,7 @@ own, independent of what the peer reports about itself. While the :class:`Meter`
 with HTTP 400 ``sgde peer budget exhausted`` (not 429: clients would retry it), so a peer
 gets exactly the budget every other method gets, however its own settings are chosen.
 Every request body also gets ``repeat_penalty: 1.0`` (llama.cpp's server defaults to 1.1,
-which corrupts copied numbers).
+which corrupts copied numbers) and a ``max_tokens`` no larger than the role's cap.
 """
 
 from __future__ import annotations
@@ -100,12 +100,24 @@ class MeteringProxy:
     Args:
         role: Role name the calls are counted under.
         upstream: The server's ``/v1`` base URL.
+        max_tokens: Completion cap of every call (clients that send only OpenAI's newer
+            ``max_completion_tokens``, which llama.cpp's server ignores, would otherwise let
+            a small model ramble up to the context size).
         meter: Shared counts.
         timeout_s: Per forwarded request.
     """
 
-    def __init__(self, role: str, upstream: str, meter: Meter, *, timeout_s: float = 900.0) -> None:
+    def __init__(
+        self,
+        role: str,
+        upstream: str,
+        meter: Meter,
+        *,
+        max_tokens: int | None = None,
+        timeout_s: float = 900.0,
+    ) -> None:
         self.role = role
+        self.max_tokens = max_tokens
         self.upstream = upstream.rstrip("/")
         self.meter = meter
         self.timeout_s = timeout_s
@@ -155,7 +167,7 @@ class MeteringProxy:
                 error = {"error": {"message": BUDGET_MESSAGE, "type": "budget_exhausted"}}
                 self._send(handler, 400, json.dumps(error).encode())
                 return
-            raw = _with_defaults(raw or b"{}")
+            raw = _with_defaults(raw or b"{}", self.max_tokens)
         request = urllib.request.Request(
             self.upstream + self._path(handler),
             data=raw,
@@ -197,9 +209,15 @@ def _json(body: bytes) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _with_defaults(raw: bytes) -> bytes:
+def _with_defaults(raw: bytes, max_tokens: int | None) -> bytes:
     data = _json(raw)
     if data is None:
         return raw
     data.setdefault("repeat_penalty", 1.0)
+    asked = data.pop("max_completion_tokens", None)
+    limit = data.get("max_tokens") or asked
+    if max_tokens is not None:
+        limit = min(int(limit), max_tokens) if limit else max_tokens
+    if limit:
+        data["max_tokens"] = int(limit)
     return json.dumps(data).encode()

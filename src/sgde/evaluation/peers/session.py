@@ -131,8 +131,8 @@ class PeerSession:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def _proxy(self, role: str, upstream: str) -> str:
-        proxy = MeteringProxy(role, upstream, self.meter).__enter__()
+    def _proxy(self, role: str, upstream: str, max_tokens: int) -> str:
+        proxy = MeteringProxy(role, upstream, self.meter, max_tokens=max_tokens).__enter__()
         self._proxies.append(proxy)
         return proxy.base_url
 
@@ -228,8 +228,8 @@ class PeerSession:
         self._student = self.server_factory(self.student_model)
         self._teacher = self.server_factory(self.teacher_model)
         try:
-            student_url = self._proxy("student", self._student.start())
-            teacher_url = self._proxy("teacher", self._teacher.start())
+            student_url = self._proxy("student", self._student.start(), job.student.max_tokens)
+            teacher_url = self._proxy("teacher", self._teacher.start(), job.teacher.max_tokens)
         except BaseException:
             self.close()
             raise
