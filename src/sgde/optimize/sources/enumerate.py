@@ -212,7 +212,8 @@ async def enumerative_program(
 
     Applicable when every output is a number and the rows hold quantities.
     """
-    from sgde.optimize.sources.programs import Program, teacher_extract, verify_program
+    from sgde.optimize.sources.programs import Program, verify_program
+    from sgde.optimize.sources.reading import teacher_extract
 
     outputs = task.outputs
     if any(t.kind not in ("integer", "number") for t in outputs.values()):

@@ -17,9 +17,6 @@ and the next source is tried.
 
 from __future__ import annotations
 
-import ast
-import keyword
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -39,12 +36,12 @@ from sgde.optimize.sources.lifting import (
     lift_row_solution,
     param_type,
 )
+from sgde.optimize.sources.reading import describe_params, renamed, teacher_extract
 from sgde.optimize.sources.solutions import RowSolution
-from sgde.optimize.teacher import Teacher, TeacherOutputError, render_prompt
+from sgde.optimize.teacher import Teacher, render_prompt
 from sgde.runtime.calls import CodeRunner
 from sgde.runtime.numbers import vote_key
 from sgde.task import FieldType, Metric, TaskSpec, safe_score
-from sgde.task.types import TaskValueError
 
 __all__ = [
     "Program",
@@ -204,180 +201,6 @@ def _fallback_description(p: LiftParam, ftype: FieldType) -> str:
     words = p.name.replace("_", " ")
     where = f' (in "{p.context}")' if p.context else ""
     return f"the {words}: {ftype.describe()}{where}"
-
-
-async def teacher_extract(
-    teacher: Teacher,
-    task: TaskSpec,
-    params: Mapping[str, FieldType],
-    descriptions: Mapping[str, str],
-    example: Mapping[str, Any],
-    example_values: Mapping[str, Any],
-    inputs: Mapping[str, Any],
-    *,
-    purpose: str = "extract",
-) -> dict[str, Any] | None:
-    """The teacher reads typed ``params`` from ``inputs`` (grammar-constrained JSON, with
-    one worked example); ``None`` when its answer stays malformed or mistyped."""
-    if not params:
-        return {}
-    schema = {
-        "type": "object",
-        "properties": {
-            n: {**t.json_schema(), "description": descriptions.get(n, "")}
-            for n, t in params.items()
-        },
-        "required": list(params),
-        "additionalProperties": False,
-    }
-    prompt = render_prompt(
-        "extract_values.j2",
-        params=[
-            {"name": n, "describe": t.describe(), "description": descriptions.get(n, "")}
-            for n, t in params.items()
-        ],
-        example={k: value_text(v) for k, v in example.items()},
-        example_values=value_text(dict(example_values)),
-        case={k: value_text(v) for k, v in inputs.items()},
-        **task_context(task),
-    )
-    try:
-        data = await teacher.json(prompt, schema, purpose=purpose)
-    except TeacherOutputError:
-        return None
-    out: dict[str, Any] = {}
-    for n, t in params.items():
-        try:
-            out[n] = t.coerce(data.get(n))
-        except TaskValueError:
-            return None
-    return out
-
-
-_GENERIC_NAME = re.compile(r"^(?:(?:number|string|date|numbers|value)_\d+|q\d+_number)$")
-_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
-
-
-def _good_description(text: str, name: str, values: Sequence[Mapping[str, Any] | None]) -> bool:
-    """A description says what the value means: several words, no training value quoted."""
-    if len(text.split()) < 3:
-        return False
-    lowered = f" {text.casefold()} "
-    for v in values:
-        value = v.get(name) if v is not None else None
-        if isinstance(value, list):
-            continue
-        shown = str(value).casefold() if value is not None else ""
-        if shown and (shown == text.casefold().strip() or f" {shown} " in lowered):
-            return False
-    return True
-
-
-async def describe_params(
-    teacher: Teacher,
-    task: TaskSpec,
-    rows: Sequence[Mapping[str, Any]],
-    params: Mapping[str, FieldType],
-    values: Sequence[Mapping[str, Any] | None],
-    fallback: Mapping[str, str],
-) -> tuple[dict[str, str], dict[str, str]]:
-    """Descriptions of ``params`` that hold across phrasings, and better names.
-
-    The teacher names and describes each param in one JSON call; a description that is not
-    a phrase or quotes a training value falls back to ``fallback``; a name is only taken
-    for a generic one (``string_2``) and when it is a fresh snake_case identifier.
-
-    Returns:
-        ``(descriptions, renames)`` — ``renames`` maps old to new names.
-    """
-    if not params:
-        return {}, {}
-    listing = [
-        {
-            "name": n,
-            "describe": t.describe(),
-            "seen": ", ".join(value_text(v.get(n), 60) for v in values if v is not None),
-            "hint": fallback.get(n, ""),
-        }
-        for n, t in params.items()
-    ]
-    item = {
-        "type": "object",
-        "properties": {
-            "name": {"type": "string", "maxLength": 40},
-            "description": {"type": "string", "minLength": 3, "maxLength": 240},
-        },
-        "required": ["name", "description"],
-        "additionalProperties": False,
-    }
-    schema = {
-        "type": "object",
-        "properties": dict.fromkeys(params, item),
-        "required": list(params),
-        "additionalProperties": False,
-    }
-    cases = [value_text(row_inputs(task, r), 300) for r in rows[:6]]
-    prompt = render_prompt("describe_params.j2", params=listing, cases=cases, **task_context(task))
-    try:
-        data = await teacher.json(prompt, schema, purpose="describe")
-    except TeacherOutputError:
-        return dict(fallback), {}
-    descriptions: dict[str, str] = {}
-    renames: dict[str, str] = {}
-    taken = set(params)
-    for n in params:
-        raw = data.get(n)
-        entry: dict[str, Any] = raw if isinstance(raw, dict) else {}
-        text = " ".join(str(entry.get("description", "")).split())
-        descriptions[n] = text if _good_description(text, n, values) else fallback.get(n, text)
-        new = str(entry.get("name", "")).strip().lower()
-        if (
-            _GENERIC_NAME.match(n)
-            and _IDENTIFIER.match(new)
-            and not keyword.iskeyword(new)
-            and new not in taken
-            and new not in _NOT_PARAM_NAMES
-        ):
-            renames[n] = new
-            taken.add(new)
-    return descriptions, renames
-
-
-_NOT_PARAM_NAMES = frozenset(
-    {"run", "solution", "sgde_json", "sgde_compute", "value", "names", "result", "int", "list"}
-)
-
-
-def _renamed(program: Program, renames: Mapping[str, str]) -> Program:
-    """``program`` with params renamed in its code, types, values and descriptions."""
-    if not renames:
-        return program
-    try:
-        tree = ast.parse(program.code)
-    except (SyntaxError, ValueError, RecursionError):
-        return program
-    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-    used |= {a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)}
-    safe = {old: new for old, new in renames.items() if new not in used}
-    if not safe:
-        return program
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id in safe:
-            node.id = safe[node.id]
-        elif isinstance(node, (ast.arg, ast.keyword)) and node.arg is not None:
-            node.arg = safe.get(node.arg, node.arg)
-
-    def rn(name: str) -> str:
-        return safe.get(name, name)
-
-    return replace(
-        program,
-        code=ast.unparse(tree) + "\n",
-        params={rn(k): v for k, v in program.params.items()},
-        values=[None if v is None else {rn(k): x for k, x in v.items()} for v in program.values],
-        raw_inputs={rn(k): v for k, v in program.raw_inputs.items()},
-        descriptions={rn(k): v for k, v in program.descriptions.items()},
-    )
 
 
 def _fold(lift: TypedLift, values: Sequence[Mapping[str, Any] | None]) -> frozenset[str]:
@@ -714,7 +537,7 @@ async def program_candidates(
                 desc, renames = await describe_params(
                     teacher, task, rows, extracted, p.values, p.descriptions
                 )
-                p = _renamed(replace(p, descriptions={**p.descriptions, **desc}), renames)
+                p = renamed(replace(p, descriptions={**p.descriptions, **desc}), renames)
             described.append(p)
         programs = described
     if not programs:
