@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from _sources_fakes import ScriptedTeacher, case_of, describer
 
-from sgde.optimize.sources import RowSolution, SourceBudget, program_candidates
+from sgde.optimize.sources import Program, RowSolution, SourceBudget, program_candidates
 from sgde.optimize.sources.code import run_harnessed
 from sgde.optimize.sources.lifting import align_row, lift_row_solution
 from sgde.optimize.sources.mentions import read_mentions
@@ -70,6 +71,27 @@ def _no_teacher() -> ScriptedTeacher:
     return ScriptedTeacher({"describe": describer()})
 
 
+async def _lifted(
+    fake: ScriptedTeacher,
+    task: TaskSpec,
+    rows: list[dict[str, Any]],
+    solutions: list[list[RowSolution]],
+    **options: Any,
+) -> list[Program]:
+    """The lift source alone (no whole-task code, no enumerative search)."""
+    events = options.pop("events", None)
+    return await program_candidates(
+        fake.teacher,
+        InProcessCodeRunner(),
+        task,
+        rows,
+        default_metric(task),
+        solutions,
+        budget=SourceBudget(whole_samples=0, enumerate=False, **options),
+        events=events,
+    )
+
+
 def test_mentions_keep_date_digits_out_of_numbers() -> None:
     tm = read_mentions("Start on March 5, 2024 and add 10 days; or 2023-12-30 plus 3.")
     assert [m.value for m in tm.dates] == ["2024-03-05", "2023-12-30"]
@@ -89,15 +111,7 @@ def test_string_params_lift_and_align_by_quotes() -> None:
 
 async def test_typed_lift_of_strings_verifies_and_folds_nothing_that_varies() -> None:
     fake = _no_teacher()
-    programs = await program_candidates(
-        fake.teacher,
-        InProcessCodeRunner(),
-        LETTERS,
-        LETTER_ROWS,
-        default_metric(LETTERS),
-        _sol(LETTER_CODE),
-        budget=SourceBudget(whole_samples=0, enumerate=False),
-    )
+    programs = await _lifted(fake, LETTERS, LETTER_ROWS, _sol(LETTER_CODE))
     assert programs and programs[0].origin == "lift"
     p = programs[0]
     assert p.verified_rows == 3
@@ -113,15 +127,7 @@ async def test_a_literal_equal_in_every_row_stays_a_constant() -> None:
         for w in ("strawberry", "carrot", "mirror")
     ]
     fake = _no_teacher()
-    programs = await program_candidates(
-        fake.teacher,
-        InProcessCodeRunner(),
-        LETTERS,
-        rows,
-        default_metric(LETTERS),
-        _sol(LETTER_CODE),
-        budget=SourceBudget(whole_samples=0, enumerate=False),
-    )
+    programs = await _lifted(fake, LETTERS, rows, _sol(LETTER_CODE))
     p = programs[0]
     assert list(p.params) == ["word"]
     assert "letter = 'r'" in p.code
@@ -130,15 +136,7 @@ async def test_a_literal_equal_in_every_row_stays_a_constant() -> None:
 
 async def test_dates_lift_as_iso_params_across_formats() -> None:
     fake = _no_teacher()
-    programs = await program_candidates(
-        fake.teacher,
-        InProcessCodeRunner(),
-        DATES,
-        DATE_ROWS,
-        default_metric(DATES),
-        _sol(DATE_CODE),
-        budget=SourceBudget(whole_samples=0, enumerate=False),
-    )
+    programs = await _lifted(fake, DATES, DATE_ROWS, _sol(DATE_CODE))
     p = programs[0]
     assert {k: str(v) for k, v in p.params.items()} == {"start": "date", "days": "integer"}
     assert p.values[0] == {"start": "2024-03-05", "days": 10}
@@ -148,15 +146,7 @@ async def test_dates_lift_as_iso_params_across_formats() -> None:
 
 async def test_a_sequence_of_varying_length_becomes_a_list_param() -> None:
     fake = _no_teacher()
-    programs = await program_candidates(
-        fake.teacher,
-        InProcessCodeRunner(),
-        MEDIAN,
-        MEDIAN_ROWS,
-        default_metric(MEDIAN),
-        _sol(MEDIAN_CODE),
-        budget=SourceBudget(whole_samples=0, enumerate=False),
-    )
+    programs = await _lifted(fake, MEDIAN, MEDIAN_ROWS, _sol(MEDIAN_CODE))
     p = programs[0]
     assert {k: str(v) for k, v in p.params.items()} == {"numbers": "list[integer]"}
     assert p.values[1] == {"numbers": [10, 2, 8, 6, 4, 12, 14]}
@@ -188,15 +178,7 @@ async def test_misaligned_rows_are_read_by_the_teachers_typed_extraction() -> No
         return extracted[question]
 
     fake = ScriptedTeacher({"extract": extract, "describe": describer()})
-    programs = await program_candidates(
-        fake.teacher,
-        InProcessCodeRunner(),
-        DATES,
-        rows,
-        default_metric(DATES),
-        _sol(DATE_CODE),
-        budget=SourceBudget(whole_samples=0, enumerate=False),
-    )
+    programs = await _lifted(fake, DATES, rows, _sol(DATE_CODE))
     p = programs[0]
     assert p.verified_rows == 3
     assert p.values[1] == {"start": "2023-12-30", "days": 3}
@@ -216,16 +198,7 @@ async def test_teacher_garbage_in_alignment_gives_no_program_not_an_error() -> N
     ]
     fake = ScriptedTeacher({"extract": lambda req: "nonsense", "describe": lambda req: {}})
     events = []
-    programs = await program_candidates(
-        fake.teacher,
-        InProcessCodeRunner(),
-        DATES,
-        rows,
-        default_metric(DATES),
-        _sol(DATE_CODE),
-        budget=SourceBudget(whole_samples=0, enumerate=False),
-        events=events.append,
-    )
+    programs = await _lifted(fake, DATES, rows, _sol(DATE_CODE), events=events.append)
     # verified on the two rows that line up; the third is unknown (None), not wrong
     assert programs and programs[0].verified_rows == 2
     assert programs[0].values[1] is None
@@ -265,15 +238,7 @@ async def test_numeric_word_problems_lift_as_before() -> None:
     )
     code = GOOD_SOLUTION.format(a=16, b=3, c=4, d=2)
     fake = _no_teacher()
-    programs = await program_candidates(
-        fake.teacher,
-        InProcessCodeRunner(),
-        task,
-        ROWS,
-        default_metric(task),
-        _sol(code),
-        budget=SourceBudget(whole_samples=0, enumerate=False),
-    )
+    programs = await _lifted(fake, task, ROWS, _sol(code))
     p = programs[0]
     assert list(p.params) == ["eggs_per_day", "eaten", "baked", "price"]
     assert all(str(t) == "integer" for t in p.params.values())
@@ -304,15 +269,7 @@ async def test_generic_params_get_the_teachers_names_and_bad_descriptions_fall_b
         }
 
     fake = ScriptedTeacher({"describe": describe})
-    programs = await program_candidates(
-        fake.teacher,
-        InProcessCodeRunner(),
-        LETTERS,
-        LETTER_ROWS,
-        default_metric(LETTERS),
-        _sol(code),
-        budget=SourceBudget(whole_samples=0, enumerate=False),
-    )
+    programs = await _lifted(fake, LETTERS, LETTER_ROWS, _sol(code))
     p = programs[0]
     assert list(p.params) == ["word", "letter"]
     assert p.values[1] == {"word": "mississippi", "letter": "s"}
@@ -343,15 +300,7 @@ async def test_searched_counts_every_lifted_candidate_examined() -> None:
         return {"eggs_per_day": a, "eaten": b, "baked": c, "price": d}
 
     fake = ScriptedTeacher({"describe": describer(), "extract": extract})
-    programs = await program_candidates(
-        fake.teacher,
-        InProcessCodeRunner(),
-        task,
-        ROWS,
-        default_metric(task),
-        solutions,
-        budget=SourceBudget(whole_samples=0, enumerate=False, repair_rounds=0),
-    )
+    programs = await _lifted(fake, task, ROWS, solutions, repair_rounds=0)
     assert [(p.origin, p.verified_rows, p.searched) for p in programs] == [("lift", 3, 2)]
     # the failing rows of the first candidate were re-read by the teacher before giving up
     assert fake.seen.count("extract") == 2
@@ -388,15 +337,7 @@ async def test_param_types_come_from_the_values_that_verified() -> None:
         return {"quantity": 5, "price": 18.4, "shipping": 7.2}
 
     fake = ScriptedTeacher({"extract": extract, "describe": describer()})
-    programs = await program_candidates(
-        fake.teacher,
-        InProcessCodeRunner(),
-        task,
-        rows,
-        default_metric(task),
-        _sol(code),
-        budget=SourceBudget(whole_samples=0, enumerate=False),
-    )
+    programs = await _lifted(fake, task, rows, _sol(code))
     p = programs[0]
     assert p.verified_rows == 3 and p.values[1] == {"quantity": 5, "price": 18.4, "shipping": 7.2}
     assert {k: str(t) for k, t in p.params.items()} == {
