@@ -76,7 +76,11 @@ def serve_child(kind: str, port: int, plan: str, queue: int) -> None:
     from sgde.serve.settings import ServeSettings
 
     settings = ServeSettings(
-        port=port, queue_size=queue, watch_interval_s=0, max_concurrency=SERVER_CONCURRENCY
+        port=port,
+        queue_size=queue,
+        watch_interval_s=0,
+        max_concurrency=SERVER_CONCURRENCY,
+        request_timeout_s=1800,  # 64 model runs queued on 4 slots may wait minutes
     )
     models: dict[str, Any] = {"student": _fake_student()} if kind == "fake" else {}
     app, _ = build_app(
