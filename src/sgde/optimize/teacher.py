@@ -12,10 +12,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
-import jinja2
 import jsonschema
 
 from sgde.errors import CompileError
@@ -23,6 +21,7 @@ from sgde.models.usage import MeteredBackend, UsageMeter
 from sgde.optimize.events import CompileEvent, EventSink, emit
 from sgde.optimize.lift import extract_code
 from sgde.runtime.backend import Backend, ChatRequest, Message, Usage
+from sgde.runtime.render import prompt_environment
 
 __all__ = [
     "Teacher",
@@ -37,30 +36,14 @@ class TeacherOutputError(CompileError):
     """The teacher's answer stayed malformed after every retry (recoverable by callers)."""
 
 
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FunctionLoader(_load_template),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=1, default=str)
-    return env
-
-
-def _load_template(name: str) -> str:
-    return resources.files("sgde.optimize").joinpath("prompts").joinpath(name).read_text("utf-8")
-
-
 def render_prompt(name: str, **context: Any) -> str:
     """Render the package prompt ``prompts/<name>`` with ``context``.
 
     A fresh environment per call (no module-level state); parsing costs microseconds next to
     the model call the prompt is for.
     """
-    return _environment().get_template(name).render(**context).strip() + "\n"
+    env = prompt_environment("sgde.optimize", trim_blocks=True)
+    return env.get_template(name).render(**context).strip() + "\n"
 
 
 _GRAMMAR_UNSAFE = frozenset({"minLength", "maxLength", "minItems", "maxItems", "pattern"})

@@ -20,7 +20,7 @@ import jinja2.sandbox
 
 from sgde.errors import ExecutionError
 
-__all__ = ["PromptRenderer", "format_value", "load_prompt"]
+__all__ = ["PromptRenderer", "format_value", "load_prompt", "prompt_environment"]
 
 _CACHE_LIMIT = 512
 
@@ -48,21 +48,50 @@ def _tojson(value: Any, indent: int | None = None) -> str:
     return json.dumps(value, ensure_ascii=False, indent=indent, default=str)
 
 
-def load_prompt(name: str) -> str:
-    """Read a prompt template shipped with :mod:`sgde.runtime` (``prompts/<name>``).
+def load_prompt(name: str, package: str = "sgde.runtime") -> str:
+    """Read a prompt template shipped with a package (``<package>/prompts/<name>``).
+
+    The one reader of sgde's own prompt files (runtime, the compiler's teacher prompts and the
+    baselines' prompts all live in a ``prompts/`` folder of their package).
 
     Args:
         name: File name, e.g. ``"json_instruction.j2"``.
+        package: The package holding the ``prompts`` folder.
 
     Returns:
         The template text.
     """
-    return (
-        resources.files("sgde.runtime")
-        .joinpath("prompts")
-        .joinpath(name)
-        .read_text(encoding="utf-8")
+    return resources.files(package).joinpath("prompts").joinpath(name).read_text(encoding="utf-8")
+
+
+def prompt_environment(
+    package: str | None = None, *, trim_blocks: bool = False
+) -> jinja2.Environment:
+    """A strict jinja2 environment for sgde's own (trusted) prompt templates.
+
+    Unknown variables fail (:class:`jinja2.StrictUndefined`), nothing is HTML-escaped, and
+    ``tojson`` / ``tojson_pretty`` emit plain JSON. Plan templates, which may come from a
+    teacher, use the sandboxed :class:`PromptRenderer` instead.
+
+    Args:
+        package: When given, ``get_template(name)`` reads ``<package>/prompts/<name>``.
+        trim_blocks: Drop the newline after a block tag and leading spaces before one.
+    """
+    loader = None
+    if package is not None:
+        pkg = package
+        loader = jinja2.FunctionLoader(lambda name: load_prompt(name, pkg))
+    env = jinja2.Environment(
+        loader=loader,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+        trim_blocks=trim_blocks,
+        lstrip_blocks=trim_blocks,
     )
+    env.filters["tojson"] = _tojson
+    env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=1, default=str)
+    return env
 
 
 class PromptRenderer:

@@ -19,11 +19,11 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import jinja2
-
 from sgde.errors import DataError
 from sgde.plan.model import CodeNode, LlmNode, Plan
 from sgde.runtime.numbers import to_number
+from sgde.runtime.render import load_prompt as load_package_prompt
+from sgde.runtime.render import prompt_environment
 from sgde.task import TaskSpec
 
 __all__ = [
@@ -61,8 +61,7 @@ def load_prompt(name: str) -> str:
     Returns:
         The template text without its trailing newline.
     """
-    path = resources.files("sgde.evaluation").joinpath("prompts").joinpath(f"{name}.j2")
-    return path.read_text(encoding="utf-8").rstrip("\n")
+    return load_package_prompt(f"{name}.j2", "sgde.evaluation").rstrip("\n")
 
 
 def render_prompt(name: str, **values: Any) -> str:
@@ -75,8 +74,7 @@ def render_prompt(name: str, **values: Any) -> str:
     Returns:
         The rendered text.
     """
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-    return env.from_string(load_prompt(name)).render(**values).strip()
+    return prompt_environment().from_string(load_prompt(name)).render(**values).strip()
 
 
 @cache
