@@ -63,7 +63,10 @@ async def run_compile(
             teacher=bindings["teacher"],
             student=bindings["student"],
             sandbox=sandbox,
-            settings=CompileSettings(max_iters=5, repeats=2),
+            # the fixture rows also carry id, template_id, values...: only question is an input
+            settings=CompileSettings(
+                max_iters=5, repeats=2, input_fields=("question",), output_fields=("answer",)
+            ),
             checkpoint_dir=workdir / "checkpoint",
             events=lambda e: print(f"[{e.iteration}] {e.kind}: {e.message}", flush=True),
         )
@@ -83,7 +86,7 @@ async def run_compile(
         from sgde.optimize.teacher import Teacher
         from sgde.task import infer_task
 
-        spec = infer_task(train, description=TASK)
+        spec = infer_task(train, description=TASK, inputs=["question"], outputs=["answer"])
         initial, _ = await cold_start(
             spec, train, teacher=Teacher(bindings["teacher"]), settings=CompileSettings()
         )

@@ -507,3 +507,22 @@ async def test_a_second_draft_without_the_inputs_gets_them_appended() -> None:
     node = plan.node("solve")
     assert isinstance(node, LlmNode) and node.prompt.endswith("Word: {{ word }}")
     assert record["repairs"] == ["appended the input(s) word to the draft's prompt"]
+
+
+def test_extraction_descriptions_never_show_the_seed_rows_values() -> None:
+    plan = _date_plan()
+    node = plan.node("solve")
+    assert isinstance(node, LlmNode)
+    program = FakeProgram(
+        code="def run(days):\n    return {'due': '2024-01-01'}\n",
+        params={"days": FieldType.parse("integer")},
+        values=[{"days": 49}, {"days": 9}],
+        descriptions={"days": 'the days (in "add 49 days to 2024-06-12")'},
+    )
+    built, _ = build_program_plan(plan, node, None, ["due"], program)
+    assert built is not None
+    extract = built.plan.node("solve_extract")
+    assert isinstance(extract, LlmNode) and extract.output_schema is not None
+    desc = extract.output_schema["properties"]["days"]["description"]
+    assert desc == 'the days (in "add ___ days to N-N-N")'
+    assert "49" not in extract.prompt

@@ -15,6 +15,7 @@ outputs the replaced node fed. A plan with no student call left is a legitimate 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -79,8 +80,23 @@ class BuiltProgram:
         return not any(isinstance(n, LlmNode) for n in self.plan.nodes)
 
 
-def _describe(name: str, ftype: FieldType, descriptions: Mapping[str, str]) -> str:
+_NUMBER = re.compile(r"(?<![\w_])\d[\d,]*(?:\.\d+)?")
+
+
+def _describe(
+    name: str,
+    descriptions: Mapping[str, str],
+    values: Sequence[Mapping[str, Any] | None],
+) -> str:
+    """The field's description for the student, with training values masked: a description
+    quoting the seed row ("in 'ducks lay 16 eggs'") would make a small student copy the seed
+    row's value. The field's own value becomes ``___``, other numbers ``N``."""
     text = descriptions.get(name) or f"the {name.replace('_', ' ')} the text gives"
+    own = {str(v[name]) for v in values if v is not None and name in v and v[name] is not None}
+    for value in sorted(own, key=len, reverse=True):
+        if len(value) >= 1 and any(ch.isdigit() for ch in value):
+            text = re.sub(rf"(?<![\w.]){re.escape(value)}(?![\w]|\.\d)", "___", text)
+    text = _NUMBER.sub("N", text)
     return " ".join(text.replace("{", "(").replace("}", ")").split())
 
 
@@ -92,13 +108,14 @@ def extraction_node(
     params: Mapping[str, FieldType],
     descriptions: Mapping[str, str],
     purpose: str,
+    values: Sequence[Mapping[str, Any] | None] = (),
 ) -> LlmNode:
     """A student node filling a typed JSON schema of ``params`` from ``inputs``."""
     props: dict[str, Any] = {}
     listing = []
     for name, ftype in params.items():
         schema = dict(ftype.json_schema())
-        desc = _describe(name, ftype, descriptions)
+        desc = _describe(name, descriptions, values)
         schema["description"] = desc
         props[name] = schema
         listing.append({"name": name, "type": str(ftype), "description": desc})
@@ -171,6 +188,7 @@ def build_program_plan(
                 params={p: program.params[p] for p in extracted},
                 descriptions=program.descriptions,
                 purpose=f"copies the values {node.id}'s task needs out of the input",
+                values=program.values,
             )
         )
         wiring.update({p: f"{extract_id}.{p}" for p in extracted})
