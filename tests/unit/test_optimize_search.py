@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from sgde.errors import CompileError
+from sgde.optimize.accept import decide
 from sgde.optimize.checkpoint import CHECKPOINT_VERSION, Checkpoint
 from sgde.optimize.coldstart import minimal_plan
 from sgde.optimize.evaluate import PlanEval
 from sgde.optimize.expected import carry_expected, plan_expected
-from sgde.optimize.accept import decide
 from sgde.optimize.operators import Candidate, EditFailure
 from sgde.optimize.operators.program_nodes import build_program_plan, replace_fields
 from sgde.optimize.operators.registry import EditContext, OperatorRegistry, default_registry
