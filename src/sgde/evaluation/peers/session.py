@@ -160,6 +160,9 @@ class PeerSession:
             text=True,
             encoding="utf-8",
             env=env,
+            # TextGrad creates a logs/ folder in the working directory on import: keep it in
+            # the run's own temporary directory, not the user's.
+            cwd=self._cache.name,
             bufsize=1,
             preexec_fn=die_with_parent,
         )
