@@ -284,3 +284,16 @@ async def test_lazy_start_on_first_call() -> None:
 async def test_run_code_sync_refuses_inside_a_loop() -> None:
     with pytest.raises(UsageError):
         run_code_sync(ADD, {"a": 1, "b": 2})
+
+
+async def test_a_worker_killed_while_idle_costs_no_call() -> None:
+    async with SandboxPool(workers=1) as p:
+        await p.start()
+        (victim,) = p.worker_pids
+        os.kill(victim, signal.SIGKILL)
+        for _ in range(100):  # SIGKILL is delivered asynchronously
+            if not alive(victim):
+                break
+            await asyncio.sleep(0.02)
+        assert await p.call(ADD, {"a": 1, "b": 2}) == {"sum": 3}
+        assert victim not in p.worker_pids

@@ -323,13 +323,18 @@ class SandboxPool:
         if self._closed:
             raise UsageError("this SandboxPool is closed; create a new one")
         assert self._idle is not None
-        worker = await self._idle.get()
-        if worker is None:
-            self._idle.put_nowait(None)
-            raise SandboxError(
-                f"the sandbox pool cannot start workers: {self._broken}", rule="worker-crashed"
-            )
-        return worker
+        while True:
+            worker = await self._idle.get()
+            if worker is None:
+                self._idle.put_nowait(None)
+                raise SandboxError(
+                    f"the sandbox pool cannot start workers: {self._broken}", rule="worker-crashed"
+                )
+            if worker.process.poll() is None:
+                return worker
+            # Died while idle (killed from outside, out of memory): no call was sent to it, so
+            # replace it and take the next worker instead of failing a call that never ran.
+            self._replace(worker, graceful=False)
 
     def _replace(self, worker: WorkerHandle, *, graceful: bool) -> None:
         if not graceful:
