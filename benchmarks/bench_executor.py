@@ -22,7 +22,7 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 
-from sgde.plan import loads_plan
+from sgde.planfile import loads_plan
 from sgde.runtime import ChatRequest, Executor, ExecutorSettings, Message
 from sgde.testing import FunctionBackend
 

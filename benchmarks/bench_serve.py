@@ -204,7 +204,7 @@ async def load_direct(
     plan_path: Path, models: dict[str, Any], inputs: list[dict[str, Any]], clients: int
 ) -> dict[str, Any]:
     from sgde.models import ModelHub, ModelSettings
-    from sgde.plan import load_plan
+    from sgde.planfile import load_plan
     from sgde.runtime.executor import Executor, ExecutorSettings
     from sgde.runtime.sandbox import SandboxPool
 
@@ -243,7 +243,7 @@ def scenario(
     queue: int,
     direct_models: dict[str, Any],
 ) -> dict[str, Any]:
-    from sgde.plan import load_plan
+    from sgde.planfile import load_plan
 
     proc, url = _start(kind, plan, queue)
     try:

@@ -11,9 +11,9 @@ The public API, in one namespace::
 
 Only the errors are imported eagerly. Every other name is imported from its module on first
 use (PEP 562), so ``import sgde`` stays light — no pydantic, jinja2 or model SDKs until they
-are needed. The modules themselves (:mod:`sgde.plan`, :mod:`sgde.runtime`,
-:mod:`sgde.models`, :mod:`sgde.optimize`, :mod:`sgde.evaluation`, :mod:`sgde.testing`) hold
-the complete APIs.
+are needed. The modules themselves (:mod:`sgde.plan`, :mod:`sgde.planfile`,
+:mod:`sgde.runtime`, :mod:`sgde.models`, :mod:`sgde.optimize`, :mod:`sgde.evaluation`,
+:mod:`sgde.testing`) hold the complete APIs.
 """
 
 from __future__ import annotations
@@ -47,18 +47,13 @@ if TYPE_CHECKING:
     from sgde.models import ModelHub, ModelSettings, resolve_model
     from sgde.models.plan_models import run_sync
     from sgde.optimize import CompileResult, CompileSettings, compile, compile_async
-    from sgde.plan import (
-        CodeNode,
-        ConsensusNode,
-        LlmNode,
-        Node,
-        Plan,
+    from sgde.plan import CodeNode, ConsensusNode, LlmNode, Node, Plan, plan_hash
+    from sgde.planfile import (
         check_plan,
         diff_plans,
         dump_plan,
         load_plan,
         loads_plan,
-        plan_hash,
         save_plan,
         validate_plan,
     )
@@ -78,22 +73,19 @@ if TYPE_CHECKING:
 
 _LAZY: dict[str, str] = {
     **dict.fromkeys(
+        ("CodeNode", "ConsensusNode", "LlmNode", "Node", "Plan", "plan_hash"), "sgde.plan"
+    ),
+    **dict.fromkeys(
         (
-            "CodeNode",
-            "ConsensusNode",
-            "LlmNode",
-            "Node",
-            "Plan",
             "check_plan",
             "diff_plans",
             "dump_plan",
             "load_plan",
             "loads_plan",
-            "plan_hash",
             "save_plan",
             "validate_plan",
         ),
-        "sgde.plan",
+        "sgde.planfile",
     ),
     **dict.fromkeys(
         (

@@ -17,7 +17,7 @@ from model_servers import start_llama_server
 from sgde.errors import ModelNotFoundError
 from sgde.models import ModelHub, ModelSettings, OpenAIBackend
 from sgde.models.local import model_path
-from sgde.plan import load_plan
+from sgde.planfile import load_plan
 from sgde.runtime.backend import ChatRequest, Message
 from sgde.runtime.executor import Executor
 from sgde.runtime.sandbox import SandboxPool

@@ -53,7 +53,7 @@ async def serve_label_recompile(workdir: Path) -> dict[str, Any]:
     """Serve the naive plan in-process, log 3 requests, label them, recompile from the log."""
     from sgde.models import ModelHub, ModelSettings
     from sgde.optimize import CompileSettings
-    from sgde.plan import loads_plan, save_plan
+    from sgde.planfile import loads_plan, save_plan
     from sgde.runtime.sandbox import SandboxPool
     from sgde.serve.log import RequestLog
     from sgde.serve.recompile import recompile_from_log

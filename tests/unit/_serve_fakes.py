@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from sgde.models import ModelHub
-from sgde.plan import Plan, loads_plan
+from sgde.plan import Plan
+from sgde.planfile import loads_plan
 from sgde.runtime.backend import ChatRequest
 from sgde.runtime.calls import CodeRunner
 from sgde.serve.registry import Registry

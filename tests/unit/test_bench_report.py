@@ -13,8 +13,9 @@ from _bench_fakes import SGDE_PLAN, fake_config
 from sgde.evaluation.bench import build_results
 from sgde.evaluation.report import compare_paired, render_report, summarise_cells
 from sgde.evaluation.report.figures import dag_figure, dag_layers
-from sgde.plan import dump_plan, to_mermaid
+from sgde.plan import to_mermaid
 from sgde.plan.model import CodeNode, ConsensusNode, LlmNode, Plan
+from sgde.planfile import dump_plan
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from sgde.cli import compile_cmd
 from sgde.cli.common import run_cli
 from sgde.models import ModelHub, ModelSettings
-from sgde.plan import dump_plan, load_plan
+from sgde.planfile import dump_plan, load_plan
 
 
 def _app() -> typer.Typer:

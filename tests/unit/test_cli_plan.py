@@ -12,7 +12,8 @@ from plan_samples import DUCK_YAML, REPORT_YAML
 
 from sgde.cli import plan_cmds
 from sgde.cli.common import run_cli
-from sgde.plan import PLAN_SCHEMA_ID, loads_plan, plan_hash
+from sgde.plan import PLAN_SCHEMA_ID, plan_hash
+from sgde.planfile import loads_plan
 
 Run = tuple[int, str, str]
 Runner = Callable[..., Run]

@@ -13,7 +13,7 @@ from sgde.cli import eval_cmds
 from sgde.cli.app import app
 from sgde.evaluation import bench as bench_module
 from sgde.models import ModelHub
-from sgde.plan import save_plan
+from sgde.planfile import save_plan
 from sgde.runtime.trace import read_traces
 
 

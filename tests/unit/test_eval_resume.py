@@ -20,7 +20,8 @@ from sgde.evaluation.evaluate import ItemResult, evaluate_plan_async, summarise
 from sgde.evaluation.outcomes import exception_error_kind, run_error_kind, trace_error_kind
 from sgde.evaluation.results_log import ResultsLog, default_results_path, row_hash
 from sgde.models import ModelHub, ModelSettings, OpenAIBackend, RetryPolicy
-from sgde.plan import plan_hash, save_plan
+from sgde.plan import plan_hash
+from sgde.planfile import save_plan
 from sgde.runtime.trace import NodeTrace, RunTrace, SampleTrace, error_info, read_traces
 from sgde.testing import FunctionBackend
 

@@ -19,9 +19,9 @@ import yaml
 from sgde.errors import DataError, PlanError, UsageError
 from sgde.evaluation.bench_config import load_bench_config
 from sgde.models.usage import load_prices_file
-from sgde.plan import load_plan, loads_plan
-from sgde.plan.files import PLAN_MAX_BYTES, read_user_bytes, write_text_atomic
-from sgde.plan.sourcemap import MAX_YAML_NODES, compose_yaml, describe_yaml_error
+from sgde.planfile import load_plan, loads_plan
+from sgde.planfile.files import PLAN_MAX_BYTES, read_user_bytes, write_text_atomic
+from sgde.planfile.sourcemap import MAX_YAML_NODES, compose_yaml, describe_yaml_error
 from sgde.runtime.jsonl import MAX_DEPTH, read_jsonl
 
 # 9 levels of 9 aliases: ~3.9e8 values once expanded, 699 bytes on disk.

@@ -19,8 +19,9 @@ from _optimize_fakes import (
 
 from sgde.optimize import CompileEvent, CompileSettings, compile_async
 from sgde.optimize.checkpoint import Checkpoint
-from sgde.plan import check_plan, plan_hash
+from sgde.plan import plan_hash
 from sgde.plan.model import CodeNode, ConsensusNode, LlmNode
+from sgde.planfile import check_plan
 from sgde.runtime.backend import Capabilities, ChatRequest
 from sgde.runtime.calls import derive_seed
 from sgde.runtime.trace import read_traces

@@ -30,8 +30,8 @@ from sgde.optimize.operators import (
 from sgde.optimize.settings import CompileSettings
 from sgde.optimize.supervision import row_text, solve_examples
 from sgde.optimize.teacher import Teacher
-from sgde.plan import check_plan
 from sgde.plan.model import CodeNode, ConsensusNode, LlmNode, Plan
+from sgde.planfile import check_plan
 from sgde.runtime.executor import Executor
 
 

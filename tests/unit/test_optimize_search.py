@@ -28,8 +28,8 @@ from sgde.optimize.records import EditRecord, history_lines
 from sgde.optimize.settings import CompileSettings
 from sgde.optimize.state import LoopState
 from sgde.optimize.supervision import node_statistics
-from sgde.plan import check_plan
 from sgde.plan.model import CodeNode, ConsensusNode, LlmNode, Plan
+from sgde.planfile import check_plan
 from sgde.runtime.backend import Usage
 from sgde.task import FieldType, TaskSpec
 

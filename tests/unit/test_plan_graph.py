@@ -14,11 +14,10 @@ from sgde.plan import (
     dependencies,
     find_cycles,
     infer_code_fields,
-    loads_plan,
     node_fields,
-    template_variables,
     topo_order,
 )
+from sgde.planfile import loads_plan, template_variables
 
 
 def _plan(*nodes: LlmNode | CodeNode | ConsensusNode) -> Plan:

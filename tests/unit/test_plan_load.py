@@ -12,19 +12,8 @@ import pytest
 from plan_samples import DUCK_YAML, REPORT_YAML
 
 from sgde.errors import DataError, PlanError, Problem, UsageError
-from sgde.plan import (
-    CodeNode,
-    ConsensusNode,
-    LlmNode,
-    Plan,
-    canonical_json,
-    dump_plan,
-    load_plan,
-    loads_plan,
-    parse_plan,
-    plan_hash,
-    save_plan,
-)
+from sgde.plan import CodeNode, ConsensusNode, LlmNode, Plan, canonical_json, plan_hash
+from sgde.planfile import dump_plan, load_plan, loads_plan, parse_plan, save_plan
 
 
 def _load_problems(text: str) -> list[Problem]:

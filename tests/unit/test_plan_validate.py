@@ -8,8 +8,8 @@ import pytest
 from plan_samples import DUCK_YAML, REPORT_YAML
 
 from sgde.errors import PlanError, Problem
-from sgde.plan import check_plan, loads_plan, parse_plan, validate_plan
-from sgde.plan.validate import CodePolicy
+from sgde.planfile import check_plan, loads_plan, parse_plan, validate_plan
+from sgde.planfile.validate import CodePolicy
 from sgde.runtime.sandbox.policy import check_source as real_check_source
 
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from sgde.errors import BackendError, BudgetExceeded, SandboxError, UsageError
-from sgde.plan import Plan, loads_plan
+from sgde.plan import Plan
+from sgde.planfile import loads_plan
 from sgde.runtime import Executor, ExecutorSettings, RunResult, RunTrace, required_roles
 from sgde.runtime.backend import Capabilities, ChatRequest
 from sgde.testing import FunctionBackend, InProcessCodeRunner, ScriptedBackend

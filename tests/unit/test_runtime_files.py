@@ -14,7 +14,7 @@ from sgde.errors import DataError, UsageError
 from sgde.evaluation.bench import run_bench
 from sgde.evaluation.evaluate import evaluate_plan
 from sgde.evaluation.gsm.datasets import load_gsm8k_test, load_gsm_hard
-from sgde.plan.files import write_text_atomic
+from sgde.planfile.files import write_text_atomic
 from sgde.runtime.jsonl import iter_jsonl, read_jsonl, write_jsonl
 from sgde.runtime.sandbox import run_code_sync
 from sgde.runtime.sync import run_sync

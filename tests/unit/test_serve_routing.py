@@ -14,7 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from tests.unit._serve_fakes import ab_plan, make_service, student
 
-from sgde.plan import plan_hash, save_plan
+from sgde.plan import plan_hash
+from sgde.planfile import save_plan
 from sgde.serve.app import create_app
 from sgde.serve.errors import ApiError
 from sgde.serve.registry import Registry, load_routing

@@ -15,7 +15,7 @@ from sgde.cli import data_cmds
 from sgde.errors import UsageError
 from sgde.evaluation.tasks import FAMILIES, PROVENANCE, Draw, get_family
 from sgde.evaluation.tasks.flow_families import refund_amount
-from sgde.plan import load_plan
+from sgde.planfile import load_plan
 from sgde.runtime.jsonl import read_jsonl
 from sgde.task import FieldType, infer_task
 

@@ -221,8 +221,8 @@ def check_output_parent(path: Path | None, *, option: str) -> None:
 
 
 def file_kind(mode: int) -> str:
-    """:func:`sgde.plan.files.file_kind`, imported on use (``sgde --help`` stays light)."""
-    from sgde.plan.files import file_kind as kind
+    """:func:`sgde.planfile.files.file_kind`, imported on use (``sgde --help`` stays light)."""
+    from sgde.planfile.files import file_kind as kind
 
     return kind(mode)
 

@@ -32,7 +32,8 @@ from sgde.models import DEFAULT_STUDENT, DEFAULT_TEACHER, ModelHub, ModelSetting
 from sgde.optimize import CompileEvent, CompileResult, CompileSettings, compile_async
 from sgde.optimize import pac as pac_mod
 from sgde.optimize.compiler import resolve_task
-from sgde.plan import Plan, load_plan, save_plan
+from sgde.plan import Plan
+from sgde.planfile import load_plan, save_plan
 from sgde.runtime.calls import CodeRunner
 from sgde.runtime.jsonl import read_jsonl
 from sgde.task import FieldType, Metric, TaskSpec, infer_task, load_metric, parse_field_option

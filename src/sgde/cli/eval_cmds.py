@@ -60,7 +60,8 @@ from sgde.evaluation.results_log import ResultsLog, default_results_path, evalua
 from sgde.models import DEFAULT_STUDENT, DEFAULT_TEACHER, ModelHub, ModelSettings
 from sgde.models.plan_models import plan_model_targets
 from sgde.optimize.events import CompileEvent
-from sgde.plan import CodeNode, load_plan, plan_hash
+from sgde.plan import CodeNode, plan_hash
+from sgde.planfile import load_plan
 from sgde.runtime.sandbox import SandboxPool
 from sgde.runtime.trace import RunTrace, write_traces
 

@@ -19,18 +19,14 @@ from sgde.plan import (
     ConsensusNode,
     LlmNode,
     Plan,
-    diff_plans,
-    load_plan,
     node_fields,
-    parse_plan,
     plan_hash,
     plan_json_schema,
-    read_plan_text,
     to_mermaid,
     topo_order,
-    validate_plan,
 )
-from sgde.plan.diff import ABSENT, FieldChange, PlanDiff
+from sgde.planfile import diff_plans, load_plan, parse_plan, read_plan_text, validate_plan
+from sgde.planfile.diff import ABSENT, FieldChange, PlanDiff
 
 __all__ = ["register"]
 

@@ -36,7 +36,8 @@ from sgde.evaluation.outcomes import run_error_kind
 from sgde.evaluation.results_log import ResultsLog, default_results_path
 from sgde.models import DEFAULT_STUDENT, ModelHub, ModelSettings
 from sgde.models.plan_models import plan_model_targets
-from sgde.plan import CodeNode, Plan, load_plan, plan_hash
+from sgde.plan import CodeNode, Plan, plan_hash
+from sgde.planfile import load_plan
 from sgde.runtime.backend import Backend, Usage
 from sgde.runtime.calls import CodeRunner
 from sgde.runtime.executor import Executor, ExecutorSettings, RunResult

@@ -23,7 +23,8 @@ from sgde.cli.common import (
 from sgde.errors import UsageError
 from sgde.models import DEFAULT_STUDENT, DEFAULT_TEACHER, ModelHub, ModelSettings
 from sgde.models.plan_models import plan_model_targets
-from sgde.plan import load_plan, plan_hash, save_plan
+from sgde.plan import plan_hash
+from sgde.planfile import load_plan, save_plan
 
 __all__ = ["log_app", "recompile", "register", "serve"]
 
@@ -228,7 +229,7 @@ def log_export(
     plan: Annotated[str | None, typer.Option(help="Only this plan name.")] = None,
 ) -> None:
     """Write the labelled rows as a JSONL dataset (inputs + correct outputs, with ids)."""
-    from sgde.plan.files import write_text_atomic
+    from sgde.planfile.files import write_text_atomic
 
     check_output_parent(out, option="--out")
     log = _open_log(path)

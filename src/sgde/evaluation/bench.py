@@ -72,8 +72,9 @@ from sgde.evaluation.sgde_method import (
 from sgde.models import DEFAULT_STUDENT, DEFAULT_TEACHER, ModelHub, ModelSettings
 from sgde.optimize import compile_async
 from sgde.optimize.events import CompileEvent
-from sgde.plan import dump_plan, plan_hash, to_mermaid
-from sgde.plan.files import write_text_atomic
+from sgde.plan import plan_hash, to_mermaid
+from sgde.planfile import dump_plan
+from sgde.planfile.files import write_text_atomic
 from sgde.runtime.jsonl import read_jsonl, write_jsonl
 from sgde.runtime.sandbox import SandboxPool
 from sgde.runtime.sync import run_sync

@@ -39,8 +39,8 @@ from sgde.evaluation.gsm.templates import get_template
 from sgde.evaluation.sgde_method import DEFAULT_TASK, SGDE_METHOD
 from sgde.models import DEFAULT_STUDENT, DEFAULT_TEACHER, ModelSettings
 from sgde.optimize.settings import CompileSettings
-from sgde.plan.files import read_user_text
-from sgde.plan.sourcemap import SourceMap, compose_yaml, describe_yaml_error
+from sgde.planfile.files import read_user_text
+from sgde.planfile.sourcemap import SourceMap, compose_yaml, describe_yaml_error
 
 __all__ = [
     "BenchConfig",

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from sgde.errors import SgdeError
 from sgde.evaluation.tasks import get_family
-from sgde.plan import load_plan
 from sgde.plan.model import Plan
+from sgde.planfile import load_plan
 from sgde.runtime.jsonl import read_jsonl
 from sgde.task import FieldType, TaskSpec, infer_task
 

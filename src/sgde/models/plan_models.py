@@ -24,7 +24,8 @@ from sgde.models.defaults import DEFAULT_STUDENT
 from sgde.models.hub import ModelHub
 from sgde.models.names import parse_model_name
 from sgde.models.settings import ModelSettings
-from sgde.plan import CodeNode, Plan, load_plan
+from sgde.plan import CodeNode, Plan
+from sgde.planfile import load_plan
 from sgde.runtime.backend import Backend
 from sgde.runtime.calls import CodeRunner
 from sgde.runtime.executor import Executor, ExecutorSettings, RunResult, required_roles

@@ -28,8 +28,8 @@ from pydantic import ValidationError
 
 from sgde.errors import BudgetExceeded, UsageError
 from sgde.models.settings import ModelSettings, Price
-from sgde.plan.files import read_user_text
-from sgde.plan.sourcemap import compose_yaml, describe_yaml_error
+from sgde.planfile.files import read_user_text
+from sgde.planfile.sourcemap import compose_yaml, describe_yaml_error
 from sgde.runtime.backend import Backend, Capabilities, ChatRequest, ChatResponse, Usage
 from sgde.runtime.trace import usage_from_dict
 

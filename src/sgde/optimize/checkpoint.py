@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from sgde.errors import CompileError, PlanError
-from sgde.plan import dump_plan, loads_plan
-from sgde.plan.files import write_text_atomic
 from sgde.plan.model import Plan
+from sgde.planfile import dump_plan, loads_plan
+from sgde.planfile.files import write_text_atomic
 
 __all__ = ["CHECKPOINT_VERSION", "Checkpoint"]
 

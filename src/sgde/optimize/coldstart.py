@@ -19,8 +19,8 @@ from sgde.errors import CompileError
 from sgde.optimize.operators.base import validated
 from sgde.optimize.settings import CompileSettings
 from sgde.optimize.teacher import Teacher, TeacherOutputError, render_prompt
-from sgde.plan import template_variables
 from sgde.plan.model import InputType, LlmNode, Plan
+from sgde.planfile import template_variables
 from sgde.task import FieldType, TaskSpec
 
 __all__ = ["COLDSTART_SCHEMA", "cold_start", "minimal_plan", "plan_input_type"]

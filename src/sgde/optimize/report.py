@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sgde.models.usage import format_cost
-from sgde.plan.files import write_text_atomic
+from sgde.planfile.files import write_text_atomic
 
 __all__ = ["CompileReport", "IterationRecord"]
 

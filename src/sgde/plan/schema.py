@@ -17,7 +17,7 @@ def plan_json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of a plan file, derived from the pydantic model.
 
     It checks structure and types only; references, templates, code and cycles are
-    checked by :func:`~sgde.plan.validate_plan`. Every node must name its ``kind``.
+    checked by :func:`~sgde.planfile.validate_plan`. Every node must name its ``kind``.
 
     Returns:
         A fresh dict (safe to modify).

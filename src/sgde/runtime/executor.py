@@ -78,7 +78,7 @@ class ExecutorSettings:
         max_backoff_s: Upper bound of one retry delay.
         batch_concurrency: Rows in flight in :meth:`Executor.run_batch` (default:
             ``max_concurrency``).
-        validate_plan: Validate plans (``sgde.plan.check_plan``) before running them.
+        validate_plan: Validate plans (``sgde.planfile.check_plan``) before running them.
     """
 
     max_concurrency: int = 4

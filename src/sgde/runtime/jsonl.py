@@ -4,7 +4,7 @@ Every JSONL file sgde reads — datasets (``sgde run/eval --dataset``), run trac
 data — goes through :func:`iter_jsonl`, so they all accept the same input (UTF-8, a BOM is
 ignored, blank lines are skipped) and fail with the same :class:`~sgde.errors.DataError`
 naming ``file:line``. :func:`write_jsonl` writes atomically (see
-:func:`sgde.plan.files.write_text_atomic`).
+:func:`sgde.planfile.files.write_text_atomic`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sgde.errors import DataError
-from sgde.plan.files import data_max_bytes, read_user_text, write_text_atomic
+from sgde.planfile.files import data_max_bytes, read_user_text, write_text_atomic
 
 __all__ = ["MAX_DEPTH", "iter_jsonl", "read_jsonl", "write_jsonl"]
 
@@ -86,7 +86,7 @@ def iter_jsonl(
         path: The file (UTF-8; a byte-order mark is ignored).
         what: What the file is, for messages (``"dataset"``, ``"trace file"``).
 
-    Only regular files up to :func:`~sgde.plan.files.data_max_bytes` are read (a FIFO or
+    Only regular files up to :func:`~sgde.planfile.files.data_max_bytes` are read (a FIFO or
     ``/dev/zero`` is refused at once). Rows nested deeper than :data:`MAX_DEPTH` levels and
     integers longer than Python's digit limit are refused with their line.
 

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 import jsonschema.protocols
 
 from sgde.errors import PlanError, Problem
-from sgde.plan import check_plan, plan_hash, topo_order
+from sgde.plan import plan_hash, topo_order
 from sgde.plan.model import CodeNode, ConsensusNode, LlmNode, Plan
 from sgde.plan.refs import parse_ref
+from sgde.planfile import check_plan
 from sgde.runtime.sandbox.policy import check_source
 
 __all__ = ["Prepared", "prepare", "required_roles"]
@@ -81,7 +82,7 @@ def prepare(plan: Plan, *, validate: bool = True) -> Prepared:
 
     Args:
         plan: The plan.
-        validate: Check the plan first (:func:`sgde.plan.check_plan`).
+        validate: Check the plan first (:func:`sgde.planfile.check_plan`).
 
     Raises:
         PlanError: the plan is invalid or its nodes cannot be ordered.

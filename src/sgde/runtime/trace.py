@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sgde.errors import BackendError, DataError, OutputParseError, SandboxError, UsageError
-from sgde.plan.files import write_text_atomic
+from sgde.planfile.files import write_text_atomic
 from sgde.runtime.backend import Usage
 from sgde.runtime.jsonl import iter_jsonl
 

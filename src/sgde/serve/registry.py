@@ -28,8 +28,9 @@ from typing import Any
 import yaml
 
 from sgde.errors import DataError, SgdeError
-from sgde.plan import Plan, load_plan, plan_hash
-from sgde.plan.files import read_user_text, write_text_atomic
+from sgde.plan import Plan, plan_hash
+from sgde.planfile import load_plan
+from sgde.planfile.files import read_user_text, write_text_atomic
 from sgde.serve.errors import ApiError
 
 __all__ = [

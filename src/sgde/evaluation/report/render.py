@@ -24,8 +24,8 @@ from sgde.evaluation.report.formatting import (
     format_p_value,
     format_pct,
 )
-from sgde.plan.files import write_text_atomic
 from sgde.plan.model import Plan
+from sgde.planfile.files import write_text_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sgde.errors import ModelNotFoundError, UsageError
 from sgde.models.local.registry import Chunk, LocalModel
-from sgde.plan.files import write_text_atomic
+from sgde.planfile.files import write_text_atomic
 
 __all__ = [
     "ChunkLocator",

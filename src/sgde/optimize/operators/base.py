@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sgde.errors import PlanError
-from sgde.plan import check_plan
 from sgde.plan.model import CodeNode, ConsensusNode, LlmNode, Plan
 from sgde.plan.refs import parse_ref
+from sgde.planfile import check_plan
 from sgde.runtime.sandbox.policy import check_source
 
 __all__ = ["Candidate", "EditFailure", "rewire", "unique_id", "validated"]

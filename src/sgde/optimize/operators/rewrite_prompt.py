@@ -8,8 +8,8 @@ from typing import Any
 from sgde.errors import PlanError
 from sgde.optimize.operators.base import Candidate, EditFailure, validated
 from sgde.optimize.teacher import Teacher, TeacherOutputError, render_prompt
-from sgde.plan import template_variables
 from sgde.plan.model import ConsensusNode, LlmNode, Plan
+from sgde.planfile import template_variables
 
 __all__ = ["REWRITE_SCHEMA", "rewrite_prompt"]
 

@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sgde.plan.dump import dump_node
 from sgde.plan.model import CodeNode, ConsensusNode, LlmNode, Plan
+from sgde.planfile.dump import dump_node
 
 __all__ = ["DiffLine", "FieldChange", "NodeChange", "PlanDiff", "diff_plans"]
 

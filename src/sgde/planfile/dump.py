@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from sgde.plan.files import write_text_atomic
 from sgde.plan.model import CodeNode, ConsensusNode, LlmNode, Plan
+from sgde.planfile.files import write_text_atomic
 
 __all__ = ["dump_node", "dump_plan", "node_to_data", "plan_to_data", "save_plan"]
 

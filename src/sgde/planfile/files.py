@@ -13,7 +13,7 @@ with ``os.replace``. Only regular files are replaced (never a device, FIFO or so
 existing file keeps its permissions; a new one gets the usual ``0o666`` minus the umask
 (mkstemp's ``0o600`` would hide shared reports and datasets from other users).
 
-It lives in :mod:`sgde.plan` because that is the lowest layer that reads and writes files
+It lives in :mod:`sgde.planfile` because that is the lowest layer that reads and writes files
 (plan files); :mod:`sgde.runtime` (traces, JSONL), :mod:`sgde.evaluation` (datasets, reports,
 bench checkpoints) and :mod:`sgde.models` (price files) use the same functions.
 

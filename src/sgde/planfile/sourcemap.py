@@ -1,6 +1,6 @@
 """Where each value of a plan file sits: YAML paths mapped to 1-based line numbers.
 
-A :class:`SourceMap` is built while a plan file is parsed (see :func:`sgde.plan.parse_plan`)
+A :class:`SourceMap` is built while a plan file is parsed (see :func:`sgde.planfile.parse_plan`)
 and lets validation name ``file:line`` for every problem. Paths are tuples of mapping keys
 and sequence indices, e.g. ``("nodes", 0, "prompt")``.
 

@@ -2,7 +2,7 @@
 
 The entry points are :func:`load_plan` (a path) and :func:`loads_plan` (text). Both raise
 :class:`~sgde.errors.PlanError` whose ``problems`` each name the line, node id and field.
-:func:`parse_plan` also returns the :class:`~sgde.plan.sourcemap.SourceMap` for callers
+:func:`parse_plan` also returns the :class:`~sgde.planfile.sourcemap.SourceMap` for callers
 that validate themselves.
 """
 
@@ -18,9 +18,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from sgde.errors import PlanError, Problem
-from sgde.plan.files import PLAN_MAX_BYTES, read_user_text
 from sgde.plan.model import CodeNode, ConsensusNode, LlmNode, Plan
-from sgde.plan.sourcemap import (
+from sgde.planfile.files import PLAN_MAX_BYTES, read_user_text
+from sgde.planfile.sourcemap import (
     BoundedLoader,
     SourceMap,
     YamlPath,
@@ -137,7 +137,7 @@ def loads_plan(text: str, *, source: str = "<string>", validate: bool = True) ->
     Args:
         text: The YAML document.
         source: Name used in messages (usually the file path).
-        validate: Also run :func:`~sgde.plan.validate_plan` and raise on any problem.
+        validate: Also run :func:`~sgde.planfile.validate_plan` and raise on any problem.
 
     Returns:
         The plan.
@@ -148,7 +148,7 @@ def loads_plan(text: str, *, source: str = "<string>", validate: bool = True) ->
     """
     parsed = parse_plan(text, source=source)
     if validate:
-        from sgde.plan.validate import validate_plan
+        from sgde.planfile.validate import validate_plan
 
         problems = validate_plan(parsed.plan, source_map=parsed.source_map)
         if problems:
@@ -162,8 +162,8 @@ def loads_plan(text: str, *, source: str = "<string>", validate: bool = True) ->
 def read_plan_text(path: str | os.PathLike[str]) -> str:
     """Read a plan file as UTF-8 text (a BOM is ignored).
 
-    Only regular files of at most :data:`~sgde.plan.files.PLAN_MAX_BYTES` are read (see
-    :func:`~sgde.plan.files.read_user_bytes`): a FIFO or ``/dev/zero`` is refused at once.
+    Only regular files of at most :data:`~sgde.planfile.files.PLAN_MAX_BYTES` are read (see
+    :func:`~sgde.planfile.files.read_user_bytes`): a FIFO or ``/dev/zero`` is refused at once.
 
     Raises:
         DataError: (a :class:`UsageError`) when the file is missing, a directory, not a
@@ -182,7 +182,7 @@ def load_plan(path: str | os.PathLike[str], *, validate: bool = True) -> Plan:
 
     Args:
         path: Path of the YAML plan.
-        validate: Also run :func:`~sgde.plan.validate_plan` and raise on any problem.
+        validate: Also run :func:`~sgde.planfile.validate_plan` and raise on any problem.
 
     Returns:
         The plan.

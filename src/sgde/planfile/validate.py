@@ -1,7 +1,7 @@
 """Plan validation: every rule a plan must satisfy before it runs.
 
 :func:`validate_plan` returns all problems (it never stops at the first); each names the
-node id, the field and, when a :class:`~sgde.plan.sourcemap.SourceMap` is given, the line.
+node id, the field and, when a :class:`~sgde.planfile.sourcemap.SourceMap` is given, the line.
 The rules are listed in ``docs/plan-format.md`` ("Validation").
 """
 
@@ -20,8 +20,8 @@ from sgde.plan.codeinfo import CodeInfo, analyse_code
 from sgde.plan.graph import find_cycles, node_fields
 from sgde.plan.model import CodeNode, ConsensusNode, LlmNode, Plan
 from sgde.plan.refs import INPUT, parse_ref
-from sgde.plan.sourcemap import SourceMap, YamlPath
-from sgde.plan.templates import check_template
+from sgde.planfile.sourcemap import SourceMap, YamlPath
+from sgde.planfile.templates import check_template
 
 __all__ = ["CodePolicy", "PolicyFinding", "check_plan", "validate_plan"]
 
@@ -51,7 +51,7 @@ def validate_plan(
 
     Args:
         plan: The plan (already parsed).
-        source_map: Where each value came from (from :func:`~sgde.plan.parse_plan`); without
+        source_map: Where each value came from (from :func:`~sgde.planfile.parse_plan`); without
             it problems carry no line numbers.
         code_policy: Also check every code node against this policy (the sandbox's
             ``check_source``); without it code is checked for syntax and signature only.
