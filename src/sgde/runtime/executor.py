@@ -12,11 +12,12 @@ Execution model:
   unbound roles, no sandbox for code), invalid plans (:class:`~sgde.errors.PlanError`) and
   :class:`~sgde.errors.BudgetExceeded`, which stops the run.
 * LLM nodes render ``system`` and ``prompt`` (jinja2, sandboxed, strict) over their
-  resolved inputs. With an ``output_schema``, the schema is sent as ``json_schema`` when the
-  backend can constrain output (``capabilities.json_schema`` or ``json_object``); unless it
-  can enforce the schema itself, a short instruction describing the fields is appended to
-  the prompt. Output is parsed by :func:`~sgde.runtime.parsing.parse_json_output`; without
-  a schema the node yields ``{"text": raw}``.
+  resolved inputs (:class:`~sgde.runtime.messages.MessageBuilder`). With an
+  ``output_schema``, the schema is sent as ``json_schema`` when the backend can constrain
+  output (``capabilities.json_schema`` or ``json_object``); unless it can enforce the schema
+  itself, a short instruction describing the fields is appended to the prompt. Output is
+  parsed by :func:`~sgde.runtime.parsing.parse_json_output`; without a schema the node
+  yields ``{"text": raw}``.
 * Consensus nodes sample the wrapped llm node ``n`` times at the consensus temperature with
   seeds derived from (run seed, wrapped node id, sample index), concurrently, and vote per
   field (:func:`~sgde.runtime.consensus.vote`). A sample that fails to parse is an invalid
@@ -30,7 +31,6 @@ For deterministic backends a fixed seed gives identical outputs and traces (up t
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -48,13 +48,13 @@ from sgde.errors import (
 )
 from sgde.plan.model import CodeNode, ConsensusNode, LlmNode, Plan
 from sgde.plan.refs import Ref, parse_ref
-from sgde.runtime.backend import Capabilities, Message, ModelBindings, Usage
+from sgde.runtime.backend import ModelBindings, Usage
 from sgde.runtime.calls import CallOutcome, CallPolicy, CodeRunner, call_code, call_model
 from sgde.runtime.consensus import vote
 from sgde.runtime.inputs import coerce_inputs
+from sgde.runtime.messages import MessageBuilder
 from sgde.runtime.observe import ExecutionObserver, RunInfo, notify
 from sgde.runtime.parsing import compile_output_schema
-from sgde.runtime.render import PromptRenderer, load_prompt
 from sgde.runtime.schedule import Prepared, prepare, required_roles
 from sgde.runtime.trace import NodeTrace, RunTrace, SampleTrace, error_info
 
@@ -155,9 +155,7 @@ class Executor:
         self._observer = observer
         self._sandbox = sandbox
         self._settings = settings or ExecutorSettings()
-        self._renderer = PromptRenderer()
-        self._instruction_template: str | None = None
-        self._instructions: dict[str, str] = {}
+        self._messages = MessageBuilder()
         self._prepared: dict[int, Prepared] = {}
 
     @property
@@ -438,45 +436,6 @@ class Executor:
 
     # ----------------------------------------------------------------- llm + consensus
 
-    def _json_instruction(self, schema: Mapping[str, Any]) -> str:
-        key = json.dumps(schema, sort_keys=True, ensure_ascii=False)
-        cached = self._instructions.get(key)
-        if cached is not None:
-            return cached
-        if self._instruction_template is None:
-            self._instruction_template = load_prompt("json_instruction.j2")
-        props = schema.get("properties")
-        fields = []
-        for name, sub in props.items() if isinstance(props, Mapping) else []:
-            sub = sub if isinstance(sub, Mapping) else {}
-            kind = sub.get("type", "any")
-            kind = " or ".join(str(k) for k in kind) if isinstance(kind, list) else str(kind)
-            if "enum" in sub and isinstance(sub["enum"], list):
-                kind = "one of " + ", ".join(json.dumps(v) for v in sub["enum"])
-            fields.append({"name": name, "type": kind, "description": sub.get("description")})
-        text = self._renderer.render(
-            self._instruction_template,
-            {"fields": fields, "schema": json.dumps(schema, ensure_ascii=False)},
-            field="json_instruction",
-        ).strip()
-        self._instructions[key] = text
-        return text
-
-    def _messages(
-        self, node: LlmNode, variables: Mapping[str, Any], caps: Capabilities
-    ) -> tuple[Message, ...]:
-        system = ""
-        if node.system:
-            system = self._renderer.render(node.system, variables, node_id=node.id, field="system")
-        prompt = self._renderer.render(node.prompt, variables, node_id=node.id, field="prompt")
-        if node.output_schema is not None and not caps.json_schema:
-            prompt = prompt.rstrip() + "\n\n" + self._json_instruction(node.output_schema)
-        messages: list[Message] = []
-        if system.strip():
-            messages.append(Message("system", system))
-        messages.append(Message("user", prompt))
-        return tuple(messages)
-
     def _validator(self, state: _RunState, node: LlmNode) -> jsonschema.protocols.Validator | None:
         """The node's output-schema validator, built once per prepared plan."""
         if node.output_schema is None:
@@ -501,7 +460,7 @@ class Executor:
         trace.role, trace.model = node.model, backend.name
         trace.inputs = self._resolve(state, node.id, node.inputs)
         caps = backend.capabilities
-        messages = self._messages(node, trace.inputs, caps)
+        messages = self._messages.messages(node, trace.inputs, caps)
         trace.messages = [m.to_dict() for m in messages]
         outcome = await call_model(
             backend,
@@ -540,7 +499,7 @@ class Executor:
         trace.role, trace.model, trace.wrapped = wrapped.model, backend.name, wrapped.id
         trace.inputs = self._resolve(state, node.id, wrapped.inputs)
         caps = backend.capabilities
-        messages = self._messages(wrapped, trace.inputs, caps)
+        messages = self._messages.messages(wrapped, trace.inputs, caps)
         trace.messages = [m.to_dict() for m in messages]
         temperature = wrapped.temperature if node.temperature is None else node.temperature
         policy = self._llm_policy(
