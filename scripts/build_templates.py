@@ -3,7 +3,7 @@
 Templatises every GSM-Hard row (static alignment, then verification of every row's code in the
 sandbox against GSM-Hard's target and GSM8K's answer) and writes the results with a header
 holding the source file's sha256 and the templatiser version. Run it after changing
-``sgde.evaluation.gsm.templates`` / ``_align`` / ``_mentions``;
+``sgde.evaluation.gsm.templatiser`` / ``_align`` / ``_mentions``;
 ``tests/unit/test_data_templates.py`` fails while the file is stale.
 
 Usage:
@@ -24,10 +24,9 @@ from sgde.evaluation.gsm.templates import (
     Template,
     TemplateFailure,
     coverage,
-    gsm8k_answers_by_question,
     save_template_results,
-    templatise_many,
 )
+from sgde.evaluation.gsm.templatiser import gsm8k_answers_by_question, templatise_many
 from sgde.runtime.sandbox import SandboxPool
 
 

@@ -13,13 +13,12 @@ from sgde.evaluation.gsm.templates import (
     TEMPLATISER_VERSION,
     Template,
     TemplateFailure,
-    analyse,
     coverage,
     get_template,
     load_template_results,
     source_digest,
-    templatise_async,
 )
+from sgde.evaluation.gsm.templatiser import analyse, templatise_async
 from sgde.runtime.sandbox import SandboxPool
 
 # Measured on the vendored GSM-Hard (docs/data.md); a floor a little below the figure.

@@ -45,8 +45,8 @@ if TYPE_CHECKING:
         TemplateFailure,
         get_template,
         load_templates,
-        templatise,
     )
+    from sgde.evaluation.gsm.templatiser import templatise
     from sgde.evaluation.metrics import answer_correct, mcnemar, wilson_interval
     from sgde.evaluation.sgde_method import SgdeMethod, resolve_method
     from sgde.evaluation.tasks import FAMILIES, TaskFamily, family_names, get_family
@@ -73,9 +73,10 @@ _LAZY: dict[str, str] = {
     ),
     **dict.fromkeys(("synthesise", "synthesise_async"), "sgde.evaluation.gsm.synth"),
     **dict.fromkeys(
-        ("Template", "TemplateFailure", "get_template", "load_templates", "templatise"),
+        ("Template", "TemplateFailure", "get_template", "load_templates"),
         "sgde.evaluation.gsm.templates",
     ),
+    "templatise": "sgde.evaluation.gsm.templatiser",
 }
 
 __all__ = [

@@ -5,9 +5,11 @@ problems, their numbers and the PAL authors' ``solution()`` code lives here.
 
 - :mod:`~sgde.evaluation.gsm.datasets`: the vendored GSM-Hard / GSM8K test sets
   (``data/``, with their sources and licences) and validating loaders.
-- :mod:`~sgde.evaluation.gsm.templates`: a GSM-Hard row turned into a template (its numbers
-  as typed parameters, verified on the original row); ``_align`` and ``_mentions`` do the
-  alignment of the GSM8K and GSM-Hard wordings and find the numbers in a text.
+- :mod:`~sgde.evaluation.gsm.templates`: a GSM-Hard row as a template (its numbers as typed
+  parameters) and the vendored, precomputed templates file.
+- :mod:`~sgde.evaluation.gsm.templatiser`: builds a template from a row and verifies it on the
+  original row in the sandbox; ``_align`` and ``_mentions`` do the alignment of the GSM8K and
+  GSM-Hard wordings and find the numbers in a text.
 - :mod:`~sgde.evaluation.gsm.synth`: adversarial, constraint-checked rows from a template.
 
 Names are imported from their modules on first use.
@@ -32,8 +34,8 @@ if TYPE_CHECKING:
         TemplateFailure,
         get_template,
         load_templates,
-        templatise,
     )
+    from sgde.evaluation.gsm.templatiser import templatise
 
 _LAZY: dict[str, str] = {
     **dict.fromkeys(
@@ -42,9 +44,10 @@ _LAZY: dict[str, str] = {
     ),
     **dict.fromkeys(("synthesise", "synthesise_async"), "sgde.evaluation.gsm.synth"),
     **dict.fromkeys(
-        ("Template", "TemplateFailure", "get_template", "load_templates", "templatise"),
+        ("Template", "TemplateFailure", "get_template", "load_templates"),
         "sgde.evaluation.gsm.templates",
     ),
+    "templatise": "sgde.evaluation.gsm.templatiser",
 }
 
 __all__ = [
