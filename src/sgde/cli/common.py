@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Annotated, Any
@@ -234,6 +234,15 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.abspath(a) == os.path.abspath(b)
 
 
+def _write_failure(option: str, path: Path) -> Callable[[str, str], UsageError]:
+    """The one-line error of an output path that cannot be written: ``fail(reason, hint)``."""
+
+    def fail(reason: str, hint: str) -> UsageError:
+        return UsageError(f"cannot write {option} {path}: {reason}", hint=hint)
+
+    return fail
+
+
 def check_output_file(
     path: Path | None, *, option: str, inputs: Sequence[Path | None] = ()
 ) -> None:
@@ -250,9 +259,7 @@ def check_output_file(
     """
     if path is None:
         return
-
-    def fail(reason: str, hint: str) -> UsageError:
-        return UsageError(f"cannot write {option} {path}: {reason}", hint=hint)
+    fail = _write_failure(option, path)
 
     for source in inputs:
         if source is not None and _same_file(path, source):
@@ -294,9 +301,7 @@ def check_output_dir(path: Path | None, *, option: str) -> None:
     """
     if path is None:
         return
-
-    def fail(reason: str, hint: str) -> UsageError:
-        return UsageError(f"cannot write {option} {path}: {reason}", hint=hint)
+    fail = _write_failure(option, path)
 
     probe = path
     while True:

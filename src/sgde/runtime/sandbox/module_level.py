@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Mapping, Set
+from dataclasses import dataclass
 
 __all__ = ["Report", "check_module_level"]
 
@@ -43,20 +44,13 @@ def check_module_level(
     _ModuleLevel(tree, entry, imported_names, module_aliases, add).run()
 
 
+@dataclass(frozen=True)
 class _ModuleLevel:
-    def __init__(
-        self,
-        tree: ast.Module,
-        entry: str,
-        imported_names: Set[str],
-        module_aliases: Mapping[str, str],
-        add: Report,
-    ) -> None:
-        self.tree = tree
-        self.entry = entry
-        self.imported_names = imported_names
-        self.module_aliases = module_aliases
-        self.add = add
+    tree: ast.Module
+    entry: str
+    imported_names: Set[str]
+    module_aliases: Mapping[str, str]
+    add: Report
 
     def run(self) -> None:
         body = self.tree.body
