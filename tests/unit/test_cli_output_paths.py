@@ -150,8 +150,12 @@ def test_trace_may_not_overwrite_the_plan_or_the_dataset(
 
 
 def test_the_cli_helpers_stay_light_to_import() -> None:
-    code = "import sys, sgde.cli.common\nprint(sorted(m for m in sys.modules if 'sgde.' in m))"
+    code = (
+        "import sys, sgde.cli.common\n"
+        "print(sorted(m for m in sys.modules if 'sgde.' in m or m.startswith('rich.progress')))"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     loaded = run.stdout
     assert "sgde.plan" not in loaded and "sgde.runtime" not in loaded, loaded  # sgde --help
+    assert "rich.progress" not in loaded, loaded  # only commands that draw a progress bar

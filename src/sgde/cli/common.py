@@ -21,19 +21,14 @@ import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, ProgressColumn
 
 from sgde.cli.output import SafeConsole
 from sgde.errors import PlanError, SgdeError, UsageError
@@ -444,6 +439,15 @@ def item_progress(
         console: Where to draw (default: stderr, so stdout stays machine-readable).
         **options: Other :class:`rich.progress.Progress` options (``transient``, ``disable``).
     """
+    # Imported here: rich.progress is not needed for ``sgde --help``.
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(
         TextColumn(description),
         BarColumn(),
