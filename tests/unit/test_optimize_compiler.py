@@ -79,9 +79,22 @@ async def test_compile_offloads_and_reaches_zero_loss(tmp_path: Path) -> None:
     assert data["iterations"][0]["accepted"] is True
     assert "PAC statement" in paths[1].read_text()
     assert Checkpoint(tmp_path).exists()
+    # the extraction is scored in each prompt variant; all read right: the shortest is kept
+    variants = data["iterations"][0]["details"]["edit"]["variants"]
+    assert list(variants) == ["described", "described+context", "snippet"]
+    assert all(v["node_error"] == 0.0 for v in variants.values())
+    assert data["iterations"][0]["details"]["edit"]["variant"] == "described"
+    assert "[extraction prompt described: node error 0.000" in (it.edit or "")
+    history = result.plan.metadata["compile"]["history"]
+    assert history[0]["variant"] == "described"
     traces = sorted(p.name for p in (tmp_path / "traces").iterdir())
-    assert traces == ["iter00-initial.jsonl", "iter01-candidate.jsonl"]
-    assert len(read_traces(tmp_path / "traces" / "iter01-candidate.jsonl")) == 3 * 2
+    assert traces == [
+        "iter00-initial.jsonl",
+        "iter01-candidate-described+context.jsonl",
+        "iter01-candidate-described.jsonl",
+        "iter01-candidate-snippet.jsonl",
+    ]
+    assert len(read_traces(tmp_path / "traces" / "iter01-candidate-snippet.jsonl")) == 3 * 2
 
 
 async def test_cold_start_returns_invalid_drafts_with_messages() -> None:
@@ -126,9 +139,11 @@ async def test_worsening_edit_is_rejected_and_fed_back() -> None:
 
     fake = FakeTeacher(solution=WRONG_SOLUTION)
     settings = CompileSettings(max_iters=3, repeats=1, consensus_max_error=0.0)
-    result = await _compile(fake, student=student_backend(solve), settings=settings)
+    student = student_backend(solve, extract_error=lambda n: True)
+    result = await _compile(fake, student=student, settings=settings)
     report = result.report
-    # verified code is tried first (the output is computable); it does not help this student
+    # verified code is tried first (the output is computable); it does not help this student,
+    # which misreads every quantity in every extraction prompt variant
     assert report.iterations[0].proposal["direction"] == "offload"
     assert report.iterations[0].accepted is False
     first = report.iterations[1]
@@ -541,3 +556,42 @@ async def test_look_ahead_keeps_an_offload_that_only_pays_off_after_a_repair() -
     history = result.plan.metadata["compile"]["history"]
     assert history[0]["outcome"] == "rejected" and history[-1]["parent"] is not None
     assert result.report.final_loss == 0.0
+
+
+def _snippet_reader() -> FunctionBackend:
+    """Solves nothing; copies every quantity right from the masked-context prompt ("copy
+    numbers" system), but reads the price one too high from a description-only prompt."""
+    from _optimize_fakes import PARAM_ORDER, VALUES
+
+    def reply(req: ChatRequest) -> dict[str, Any]:
+        text = user_text(req)
+        props = dict((req.json_schema or {}).get("properties", {}))
+        i = next(k for k, r in enumerate(ROWS) if r["question"] in text)
+        if "price" not in props:
+            return {"answer": 1}
+        typed = "You copy values out of a text" in system_text(req)
+        return {n: VALUES[i][PARAM_ORDER[n]] + (1 if n == "price" and typed else 0) for n in props}
+
+    return FunctionBackend(reply, name="fake:student", capabilities=Capabilities(json_schema=True))
+
+
+async def test_the_extraction_prompt_the_student_reads_best_is_kept() -> None:
+    result = await _compile(
+        FakeTeacher(whole="no code"),
+        student=_snippet_reader(),
+        settings=CompileSettings(max_iters=2, repeats=1),
+    )
+    first = result.report.iterations[0]
+    assert first.accepted and first.candidate_loss == 0.0
+    edit = first.details["edit"]
+    assert edit["variant"] == "snippet"  # longer than "described", but read right
+    errors = {k: v["node_error"] for k, v in edit["variants"].items()}
+    assert errors == {"described": 0.25, "described+context": 0.25, "snippet": 0.0}
+    assert (
+        edit["variants"]["described"]["prompt_chars"] < edit["variants"]["snippet"]["prompt_chars"]
+    )
+    extract = result.plan.node("solve_extract")
+    assert isinstance(extract, LlmNode) and extract.prompt.startswith("Text: {{ question }}")
+    record = result.plan.metadata["compile"]["history"][0]
+    assert record["variant"] == "snippet" and record["variant_errors"] == errors
+    assert "[extraction prompt snippet: node error 0.000; described 0.250" in (first.edit or "")

@@ -211,6 +211,7 @@ class FakeProgram:
     origin: str = "whole"
     searched: int = 1
     verified_rows: int = 3
+    contexts: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -218,6 +218,7 @@ def test_program_round_trips_through_json() -> None:
         "lift",
         2,
         1,
+        {"x": ["add ___ and N"]},
     )
     assert Program.from_dict(json.loads(json.dumps(p.to_dict()))) == p
 
@@ -279,6 +280,27 @@ async def test_generic_params_get_the_teachers_names_and_bad_descriptions_fall_b
         InProcessCodeRunner(), p.code, "run", {"word": "kiwi", "letter": "i"}, trace=False
     )
     assert run.result == {"answer": 2}
+
+
+async def test_the_describe_hint_is_masked_and_an_echo_of_it_falls_back() -> None:
+    prompts: list[str] = []
+
+    def describe(req):  # type: ignore[no-untyped-def]
+        prompts.append(req.messages[-1].content)
+        return {
+            "word": {"name": "word", "description": "the word in 'appear in \"___\"?'"},
+            "letter": {"name": "letter", "description": "the letter whose count is asked"},
+        }
+
+    fake = ScriptedTeacher({"describe": describe})
+    p = (await _lifted(fake, LETTERS, LETTER_ROWS, _sol(LETTER_CODE)))[0]
+    assert (
+        '- word (text): "strawberry", "mississippi", "cheese" — the word: text (in "the letter'
+        in prompts[0]
+    )
+    assert ' appear in "___"?")\n- letter (text): "r", "s", "e"' in prompts[0]
+    assert p.descriptions == {"word": "the word: text", "letter": "the letter whose count is asked"}
+    assert p.contexts["word"][0] == 'the letter "…" appear in "___"?'
 
 
 async def test_searched_counts_every_lifted_candidate_examined() -> None:

@@ -1,12 +1,16 @@
-"""The accept rule of the loop (see ``docs/compiler.md``, step 8)."""
+"""The accept rule of the loop (see ``docs/compiler.md``, step 8), and the choice among
+the prompt variants of one edit."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from sgde.optimize.evaluate import PlanEval
+from sgde.optimize.operators.base import Candidate, Variant
 
-__all__ = ["Decision", "decide"]
+__all__ = ["Decision", "choose_variant", "decide"]
 
 _EPS = 1e-9
 
@@ -46,3 +50,37 @@ def decide(current: PlanEval, candidate: PlanEval) -> Decision:
             f"{current.student_tokens})",
         )
     return Decision(False, rejected)
+
+
+def choose_variant(
+    edit: Candidate, scored: Sequence[tuple[Variant, PlanEval, float | None]]
+) -> tuple[Candidate, PlanEval]:
+    """The version of ``edit`` to score against the current plan: the variant whose varied
+    node has the lowest supervised error on the training rows (partial credit per field),
+    ties to the shorter prompt, then to the earlier variant. The returned candidate carries
+    the choice and every variant's figures in ``details["variants"]`` and its summary."""
+
+    def key(item: tuple[int, tuple[Variant, PlanEval, float | None]]) -> tuple[float, int, int]:
+        k, (variant, _, error) = item
+        return (math.inf if error is None else round(error, 9), variant.size, k)
+
+    _, (best, evaluation, error) = min(enumerate(scored), key=key)
+    table = {
+        v.name: {"node_error": e, "loss": ev.loss, "prompt_chars": v.size} for v, ev, e in scored
+    }
+    others = ", ".join(
+        f"{v.name} {e:.3f}" if e is not None else f"{v.name} n/a"
+        for v, _, e in scored
+        if v.name != best.name
+    )
+    shown = f"{error:.3f}" if error is not None else "n/a"
+    chosen = replace(
+        edit,
+        plan=best.plan,
+        summary=f"{edit.summary} [extraction prompt {best.name}: node error {shown}"
+        + (f"; {others}" if others else "")
+        + "]",
+        details={**edit.details, "variant": best.name, "variants": table},
+        variants=(),
+    )
+    return chosen, evaluation

@@ -24,7 +24,7 @@ from sgde.runtime.executor import Executor, RunResult
 from sgde.runtime.trace import write_traces
 from sgde.task import Metric, Score, row_where, safe_score
 
-__all__ = ["PlanEval", "evaluate_plan_rows", "node_loss"]
+__all__ = ["PlanEval", "evaluate_plan_rows", "node_errors", "node_loss"]
 
 Expected = Mapping[str, Sequence[Mapping[str, Any] | None]]
 
@@ -113,11 +113,11 @@ def _where(rows_where: str, number: int) -> str:
     return f"training row {number}" if rows_where == "rows" else row_where(rows_where, number)
 
 
-def node_loss(plan: Plan, evaluation: PlanEval, expected: Expected) -> float | None:
-    """Supervised error with partial credit over the plan's LLM nodes (``None``: none
-    of them has an expected value). Also stored in ``evaluation.node_loss``."""
+def node_errors(plan: Plan, evaluation: PlanEval, expected: Expected) -> dict[str, float]:
+    """Per LLM node with expected values, its supervised error with partial credit: the
+    mean over its fields of the fraction of (row, repeat) pairs where the field is wrong."""
     stats = node_statistics(plan, evaluation.outputs, expected)
-    rates: list[float] = []
+    out: dict[str, float] = {}
     for node in plan.nodes:
         if not isinstance(node, LlmNode):
             continue
@@ -126,7 +126,14 @@ def node_loss(plan: Plan, evaluation: PlanEval, expected: Expected) -> float | N
             continue
         per_field = [f.error_rate for f in st.fields.values() if f.error_rate is not None]
         if per_field:
-            rates.append(sum(per_field) / len(per_field))
+            out[node.id] = sum(per_field) / len(per_field)
+    return out
+
+
+def node_loss(plan: Plan, evaluation: PlanEval, expected: Expected) -> float | None:
+    """Supervised error with partial credit over the plan's LLM nodes (``None``: none
+    of them has an expected value). Also stored in ``evaluation.node_loss``."""
+    rates = list(node_errors(plan, evaluation, expected).values())
     value = sum(rates) / len(rates) if rates else None
     if value is None and not any(isinstance(n, LlmNode) for n in plan.nodes):
         value = 0.0  # no student call left: nothing the student can get wrong

@@ -11,6 +11,9 @@ Per iteration:
    operator is registered, applicable and untried on this plan is taken; the teacher's
    critique explains the failure (and is logged when it disagrees);
 4. *step*: the operator (:mod:`sgde.optimize.operators.registry`) builds a validated edit;
+   An edit built in prompt variants (an offload's extraction node) is scored once per
+   variant and the variant whose varied node errs least on the training rows is the
+   candidate (ties to the shorter prompt, :func:`~sgde.optimize.accept.choose_variant`);
 5. *accept*: the edited plan is kept when the end-to-end loss drops, or ties with a lower
    node-level error (an offload that moved the error into an extraction the student can be
    helped with), or ties on both at fewer student tokens. A rejected candidate that lowered
@@ -30,14 +33,14 @@ from typing import Any
 from sgde._version import __version__
 from sgde.errors import BudgetExceeded, CompileError
 from sgde.models.usage import UsageMeter
-from sgde.optimize.accept import decide
+from sgde.optimize.accept import choose_variant, decide
 from sgde.optimize.backward import critique, failure_cases
 from sgde.optimize.checkpoint import Checkpoint
 from sgde.optimize.coldstart import cold_start
-from sgde.optimize.evaluate import PlanEval, evaluate_plan_rows, node_loss
+from sgde.optimize.evaluate import PlanEval, evaluate_plan_rows, node_errors, node_loss
 from sgde.optimize.events import CompileEvent, EventSink, emit
 from sgde.optimize.expected import carry_expected, plan_expected
-from sgde.optimize.operators.base import Candidate, EditFailure
+from sgde.optimize.operators.base import Candidate, EditFailure, Variant
 from sgde.optimize.operators.offload import offload_target
 from sgde.optimize.operators.registry import EditContext, OperatorRegistry
 from sgde.optimize.placement import Proposal, rank_proposals
@@ -283,11 +286,30 @@ class CompileLoop:
 
     async def _score(
         self, plan: Plan, edit: Candidate, label: str
-    ) -> tuple[PlanEval, dict[str, list[dict[str, Any] | None]]]:
+    ) -> tuple[Candidate, PlanEval, dict[str, list[dict[str, Any] | None]]]:
+        """Score ``edit`` on the training rows; an edit in prompt variants is scored per
+        variant and the one whose varied node errs least is returned in its place."""
         lifted = carry_expected(plan, edit.plan, self.expected(plan), edit.lifted)
-        evaluation = await self.evaluate(edit.plan, label)
-        node_loss(edit.plan, evaluation, self.expected(edit.plan, lifted))
-        return evaluation, lifted
+        if not edit.variants:
+            evaluation = await self.evaluate(edit.plan, label)
+            node_loss(edit.plan, evaluation, self.expected(edit.plan, lifted))
+            return edit, evaluation, lifted
+        scored: list[tuple[Variant, PlanEval, float | None]] = []
+        for variant in edit.variants:
+            evaluation = await self.evaluate(variant.plan, f"{label}-{variant.name}")
+            expected = self.expected(variant.plan, lifted)
+            node_loss(variant.plan, evaluation, expected)
+            error = node_errors(variant.plan, evaluation, expected).get(variant.node_id)
+            scored.append((variant, evaluation, error))
+            shown = "n/a" if error is None else f"{error:.3f}"
+            self.event(
+                "forward",
+                f"{variant.node_id} prompt variant {variant.name}: node error {shown}, "
+                f"loss {evaluation.loss:.3f}",
+                loss=evaluation.loss,
+            )
+        chosen, evaluation = choose_variant(edit, scored)
+        return chosen, evaluation, lifted
 
     def _failures(self, plan: Plan, evaluation: PlanEval) -> list[dict[str, Any]]:
         cases = failure_cases(
@@ -341,7 +363,7 @@ class CompileLoop:
                 if isinstance(edit, EditFailure):
                     self._record(follow, "failed", edit.reason, current, None, base.summary)
                     continue
-                evaluation, lifted = await self._score(
+                edit, evaluation, lifted = await self._score(
                     base.plan, edit, f"iter{self.state.iteration:02d}-lookahead{j}"
                 )
                 decision = decide(current, evaluation)
@@ -379,6 +401,8 @@ class CompileLoop:
         parent: str | None = None,
         edit: Candidate | None = None,
     ) -> None:
+        details = edit.details if edit is not None else {}
+        variants = details.get("variants")
         self.state.history.append(
             EditRecord(
                 iteration=self.state.iteration,
@@ -392,6 +416,10 @@ class CompileLoop:
                 node_loss_before=before.node_loss,
                 node_loss_after=after.node_loss if after is not None else None,
                 parent=parent,
+                variant=details.get("variant"),
+                variant_errors=(
+                    {k: v["node_error"] for k, v in variants.items()} if variants else None
+                ),
             )
         )
 
@@ -466,11 +494,11 @@ class CompileLoop:
             self._record(proposal, "failed", edit.reason, current, None)
             self.event("no_edit", f"{proposal.direction} {proposal.node_id}: {edit.reason}")
         else:
-            record.edit = edit.summary
-            record.details["edit"] = edit.details
             self.report.hypotheses += max(1, edit.proposals)
             self.event("edit", edit.summary)
-            candidate, lifted = await self._score(plan, edit, f"iter{it:02d}-candidate")
+            edit, candidate, lifted = await self._score(plan, edit, f"iter{it:02d}-candidate")
+            record.edit = edit.summary
+            record.details["edit"] = edit.details
             record.candidate_loss = candidate.loss
             record.details["node_loss_after"] = candidate.node_loss
             decision = decide(current, candidate)

@@ -32,6 +32,9 @@ class EditRecord:
         node_loss_before: Supervised node-level error of the plan it edited.
         node_loss_after: Supervised node-level error of the edited plan.
         parent: For a compound edit (look-ahead), the summary of the edit it builds on.
+        variant: For an edit built in prompt variants (an offload's extraction), the one
+            kept: the lowest node-level error of the varied node, ties to the shorter prompt.
+        variant_errors: That node's error on the training rows per variant.
     """
 
     iteration: int
@@ -45,6 +48,8 @@ class EditRecord:
     node_loss_before: float | None = None
     node_loss_after: float | None = None
     parent: str | None = None
+    variant: str | None = None
+    variant_errors: dict[str, float | None] | None = None
 
     def line(self) -> str:
         """One line for the teacher's prompts."""

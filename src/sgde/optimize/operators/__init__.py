@@ -1,6 +1,6 @@
 """Edit operators: the directions a semantic gradient can point."""
 
-from sgde.optimize.operators.base import Candidate, EditFailure
+from sgde.optimize.operators.base import Candidate, EditFailure, Variant
 from sgde.optimize.operators.consensus import wrap_consensus
 from sgde.optimize.operators.offload import offload, offload_target
 from sgde.optimize.operators.rewrite_prompt import rewrite_prompt
@@ -14,6 +14,7 @@ from sgde.optimize.operators.topology import (
 __all__ = [
     "Candidate",
     "EditFailure",
+    "Variant",
     "change_topology",
     "offload",
     "offload_target",

@@ -12,9 +12,26 @@ from sgde.plan.refs import parse_ref
 from sgde.planfile import check_plan
 from sgde.runtime.sandbox.policy import check_source
 
-__all__ = ["Candidate", "EditFailure", "rewire", "unique_id", "validated"]
+__all__ = ["Candidate", "EditFailure", "Variant", "rewire", "unique_id", "validated"]
 
 AnyNode = LlmNode | CodeNode | ConsensusNode
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One version of an edit that differs from the others only in one node's prompt.
+
+    Attributes:
+        name: What sets it apart (``described``, ``snippet``...).
+        plan: The edited plan with this version of the node.
+        node_id: The node whose prompt varies.
+        size: Characters of that node's prompt (a tie goes to the shorter).
+    """
+
+    name: str
+    plan: Plan
+    node_id: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -29,6 +46,9 @@ class Candidate:
         details: Operator-specific detail (code, lifted parameters, attempts...).
         lifted: Expected values of new extraction nodes (``node_id -> per-row values``).
         proposals: Candidate plans the operator built and checked (for ``|H|``).
+        variants: Versions of the edit that differ in one node's prompt; the loop scores
+            each on the training rows and keeps the one whose node errs least
+            (``plan`` is the first; empty: a single version).
     """
 
     plan: Plan
@@ -38,6 +58,7 @@ class Candidate:
     details: dict[str, Any] = field(default_factory=dict)
     lifted: dict[str, list[dict[str, Any] | None]] = field(default_factory=dict)
     proposals: int = 1
+    variants: tuple[Variant, ...] = ()
 
 
 @dataclass(frozen=True)

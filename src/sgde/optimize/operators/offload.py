@@ -157,13 +157,11 @@ def _build(
             "description": f'the number in "{_clean(p.context)}"',
         }
     variables = list(target.text_inputs)
-    prompt_lines = [f"Text: {{{{ {v} }}}}" for v in variables]
-    listing = render_prompt(
+    prompt = render_prompt(
         "extraction_prompt.j2",
-        variable=variables[0],
+        variables=variables,
         params=[{"name": p.name, "snippet": _clean(p.context)} for p in lift.params],
     )
-    prompt = "\n".join([*prompt_lines[1:], listing.strip()]) if len(variables) > 1 else listing
     extract = LlmNode(
         id=extract_id,
         model=node.model,

@@ -2,7 +2,9 @@
 
 * ``offload`` replaces an LLM node by verified code: program candidates (whole-task code,
   typed solve-then-lift, enumerative search — :class:`ProgramSource`) become
-  ``extract → compute`` nodes (:mod:`sgde.optimize.operators.program_nodes`); when no
+  ``extract → compute`` nodes (:mod:`sgde.optimize.operators.program_nodes`), the
+  extraction in a few prompt variants the loop chooses among by the student's measured
+  error (:class:`~sgde.optimize.operators.base.Variant`); when no
   candidate builds, the single-number solve-then-lift path
   (:func:`sgde.optimize.operators.offload.offload`) is tried with the supervision's
   solutions.
@@ -15,12 +17,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sgde.optimize.operators.base import Candidate, EditFailure
+from sgde.optimize.operators.base import Candidate, EditFailure, Variant
 from sgde.optimize.operators.offload import OffloadTarget, offload, offload_target
 from sgde.optimize.operators.program_nodes import (
     ParserLike,
     ProgramLike,
     build_program_plan,
+    prompt_size,
     replace_fields,
 )
 from sgde.optimize.supervision import Solution
@@ -61,6 +64,11 @@ class ProgramSource(Protocol):
     ) -> list[ParserLike]:
         """Verified parsers reading ``fields`` of ``program`` from the task inputs."""
         ...
+
+
+def _size(plan: Plan, node_id: str) -> int:
+    node = plan.node(node_id)
+    return prompt_size(node) if isinstance(node, LlmNode) else 0
 
 
 def _golds(target: OffloadTarget, expected: Mapping[str, Any]) -> list[Any] | None:
@@ -106,6 +114,12 @@ class OffloadOperator:
                 if built.extracted:
                     how.append(f"student extracts {', '.join(built.extracted)}")
                 no_student = " — no student call left" if built.student_free else ""
+                variants: tuple[Variant, ...] = ()
+                if built.extract_id is not None and len(built.variants) > 1:
+                    variants = tuple(
+                        Variant(name, plan, built.extract_id, _size(plan, built.extract_id))
+                        for name, plan in built.variants
+                    )
                 return Candidate(
                     built.plan,
                     "offload",
@@ -125,6 +139,7 @@ class OffloadOperator:
                     },
                     lifted=built.lifted,
                     proposals=searched,
+                    variants=variants,
                 )
         golds = _golds(target, ctx.expected)
         legacy = [s for s in (source.solutions if source is not None else []) if s is not None]

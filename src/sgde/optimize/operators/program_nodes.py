@@ -9,6 +9,14 @@ of three ways, cheapest first:
 * **extracted** — a student LLM node fills a typed JSON schema built from the parameter types
   and their descriptions (descriptions that hold across phrasings, from the sources).
 
+The extraction node is built in a few prompt variants (:func:`extraction_variants`): the
+description alone; the description and where the value stands in a training row (values
+masked); the masked context alone in the "the number in '…'" form for numbers read from
+text; the description and every distinct masked context of the training rows. Which one a
+student reads best is measured, not guessed: the loop scores each on the training rows and
+keeps the one with the lowest node-level error of the extraction, ties to the shorter
+prompt (:meth:`sgde.optimize.loop.CompileLoop.score`).
+
 Topology: ``[<node>_extract (llm) | <node>_parse (code)] → <node>_compute (code)`` → the
 outputs the replaced node fed. A plan with no student call left is a legitimate result.
 """
@@ -25,7 +33,15 @@ from sgde.optimize.teacher import render_prompt
 from sgde.plan.model import CodeNode, ConsensusNode, LlmNode, Plan
 from sgde.task import FieldType
 
-__all__ = ["BuiltProgram", "ParserLike", "ProgramLike", "build_program_plan", "replace_fields"]
+__all__ = [
+    "BuiltProgram",
+    "ParserLike",
+    "ProgramLike",
+    "build_program_plan",
+    "extraction_variants",
+    "prompt_size",
+    "replace_fields",
+]
 
 
 class ProgramLike(Protocol):
@@ -41,6 +57,8 @@ class ProgramLike(Protocol):
     def raw_inputs(self) -> Mapping[str, str]: ...
     @property
     def descriptions(self) -> Mapping[str, str]: ...
+    @property
+    def contexts(self) -> Mapping[str, Sequence[str]]: ...
     @property
     def origin(self) -> str: ...
     @property
@@ -73,6 +91,8 @@ class BuiltProgram:
     extracted: list[str]
     raw: dict[str, str]
     lifted: dict[str, list[dict[str, Any] | None]] = field(default_factory=dict)
+    variants: list[tuple[str, Plan]] = field(default_factory=list)
+    """``(name, plan)`` per extraction prompt variant (the first is ``plan``)."""
 
     @property
     def student_free(self) -> bool:
@@ -81,6 +101,23 @@ class BuiltProgram:
 
 
 _NUMBER = re.compile(r"(?<![\w_])\d[\d,]*(?:\.\d+)?")
+_NUMERIC = frozenset({"integer", "number"})
+_MAX_CONTEXTS = 3
+
+
+def _mask(
+    text: str, name: str, values: Sequence[Mapping[str, Any] | None], *, quoted: bool = False
+) -> str:
+    """``text`` with the training values of field ``name`` shown as ``___`` and every other
+    number as ``N``: a prompt quoting the seed row ("in 'ducks lay 16 eggs'") would make a
+    small student copy the seed row's value."""
+    own = {str(v[name]) for v in values if v is not None and name in v and v[name] is not None}
+    for value in sorted(own, key=len, reverse=True):
+        if value and (any(ch.isdigit() for ch in value) or len(value) >= 3):
+            text = re.sub(rf"(?<![\w.]){re.escape(value)}(?![\w]|\.\d)", "___", text)
+    text = _NUMBER.sub("N", text)
+    text = text.replace("{", "(").replace("}", ")")
+    return " ".join((text.replace('"', "'") if quoted else text).split())
 
 
 def _describe(
@@ -88,19 +125,40 @@ def _describe(
     descriptions: Mapping[str, str],
     values: Sequence[Mapping[str, Any] | None],
 ) -> str:
-    """The field's description for the student, with training values masked: a description
-    quoting the seed row ("in 'ducks lay 16 eggs'") would make a small student copy the seed
-    row's value. The field's own value becomes ``___``, other numbers ``N``."""
+    """The field's description for the student, with training values masked."""
     text = descriptions.get(name) or f"the {name.replace('_', ' ')} the text gives"
-    own = {str(v[name]) for v in values if v is not None and name in v and v[name] is not None}
-    for value in sorted(own, key=len, reverse=True):
-        if len(value) >= 1 and any(ch.isdigit() for ch in value):
-            text = re.sub(rf"(?<![\w.]){re.escape(value)}(?![\w]|\.\d)", "___", text)
-    text = _NUMBER.sub("N", text)
-    return " ".join(text.replace("{", "(").replace("}", ")").split())
+    return _mask(text, name, values)
 
 
-def extraction_node(
+def _node(
+    node_id: str,
+    *,
+    model: str,
+    inputs: Mapping[str, str],
+    purpose: str,
+    system: str,
+    prompt: str,
+    props: dict[str, Any],
+) -> LlmNode:
+    return LlmNode(
+        id=node_id,
+        model=model,
+        description=purpose,
+        inputs=dict(inputs),
+        system=system.strip(),
+        prompt=prompt.strip(),
+        output_schema={
+            "type": "object",
+            "properties": props,
+            "required": list(props),
+            "additionalProperties": False,
+        },
+        temperature=0.0,
+        max_tokens=32 + 32 * len(props),
+    )
+
+
+def extraction_variants(
     node_id: str,
     *,
     model: str,
@@ -109,33 +167,93 @@ def extraction_node(
     descriptions: Mapping[str, str],
     purpose: str,
     values: Sequence[Mapping[str, Any] | None] = (),
-) -> LlmNode:
-    """A student node filling a typed JSON schema of ``params`` from ``inputs``."""
-    props: dict[str, Any] = {}
-    listing = []
-    for name, ftype in params.items():
-        schema = dict(ftype.json_schema())
-        desc = _describe(name, descriptions, values)
-        schema["description"] = desc
-        props[name] = schema
-        listing.append({"name": name, "type": str(ftype), "description": desc})
-    prompt = render_prompt("typed_extraction_prompt.j2", variables=list(inputs), params=listing)
-    return LlmNode(
-        id=node_id,
-        model=model,
-        description=purpose,
-        inputs=dict(inputs),
-        system=render_prompt("typed_extraction_system.md").strip(),
-        prompt=prompt.strip(),
-        output_schema={
-            "type": "object",
-            "properties": props,
-            "required": list(params),
-            "additionalProperties": False,
-        },
-        temperature=0.0,
-        max_tokens=32 + 32 * len(params),
-    )
+    contexts: Mapping[str, Sequence[str]] | None = None,
+) -> list[tuple[str, LlmNode]]:
+    """The student extraction node of ``params`` in its prompt variants, ``(name, node)``:
+
+    * ``described`` — each field's description (always);
+    * ``described+context`` — and the words around its value in the first training row
+      where it is written once, values masked (when some field has such a context);
+    * ``snippet`` — only that masked context, "the number in '…'" (every field a number
+      read from text);
+    * ``contexts`` — the description and up to three distinct masked contexts (when the
+      training rows phrase some field differently).
+
+    Identical prompts are dropped. Every text passes :func:`_mask`: the student never sees
+    a training value of the field it fills.
+    """
+    ctx = {
+        n: [_mask(c, n, values, quoted=True) for c in (contexts or {}).get(n, ())][:_MAX_CONTEXTS]
+        for n in params
+    }
+    described = {n: _describe(n, descriptions, values) for n in params}
+    typed_system = render_prompt("typed_extraction_system.md")
+
+    def typed(shown: Mapping[str, list[str]]) -> LlmNode:
+        listing = [
+            {"name": n, "type": str(t), "description": described[n], "contexts": shown[n]}
+            for n, t in params.items()
+        ]
+        props = {}
+        for n, t in params.items():
+            schema = dict(t.json_schema())
+            where = " or ".join(f'"{c}"' for c in shown[n])
+            schema["description"] = described[n] + (f" (in {where})" if where else "")
+            props[n] = schema
+        prompt = render_prompt("typed_extraction_prompt.j2", variables=list(inputs), params=listing)
+        return _node(
+            node_id,
+            model=model,
+            inputs=inputs,
+            purpose=purpose,
+            system=typed_system,
+            prompt=prompt,
+            props=props,
+        )
+
+    out = [("described", typed({n: [] for n in params}))]
+    if any(ctx.values()):
+        out.append(("described+context", typed({n: c[:1] for n, c in ctx.items()})))
+    if all(t.kind in _NUMERIC for t in params.values()) and all(ctx.values()):
+        props = {
+            n: {**t.json_schema(), "description": f'the number in "{ctx[n][0]}"'}
+            for n, t in params.items()
+        }
+        prompt = render_prompt(
+            "extraction_prompt.j2",
+            variables=list(inputs),
+            params=[{"name": n, "snippet": ctx[n][0]} for n in params],
+        )
+        system = render_prompt("extraction_system.md")
+        out.append(
+            (
+                "snippet",
+                _node(
+                    node_id,
+                    model=model,
+                    inputs=inputs,
+                    purpose=purpose,
+                    system=system,
+                    prompt=prompt,
+                    props=props,
+                ),
+            )
+        )
+    if any(len(c) > 1 for c in ctx.values()):
+        out.append(("contexts", typed(ctx)))
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for name, node in out:
+        key = (node.system or "", node.prompt)
+        if key not in seen:
+            seen.add(key)
+            unique.append((name, node))
+    return unique
+
+
+def prompt_size(node: LlmNode) -> int:
+    """Characters the student reads besides the inputs (variant ties go to the shorter)."""
+    return len(node.system or "") + len(node.prompt)
 
 
 def build_program_plan(
@@ -179,18 +297,19 @@ def build_program_plan(
             )
         )
         wiring.update({p: f"{parse_id}.{p}" for p in parsed})
+    variants: list[tuple[str, LlmNode]] = []
     if extract_id is not None:
-        new_nodes.append(
-            extraction_node(
-                extract_id,
-                model=node.model,
-                inputs=node_inputs,
-                params={p: program.params[p] for p in extracted},
-                descriptions=program.descriptions,
-                purpose=f"copies the values {node.id}'s task needs out of the input",
-                values=program.values,
-            )
+        variants = extraction_variants(
+            extract_id,
+            model=node.model,
+            inputs=node_inputs,
+            params={p: program.params[p] for p in extracted},
+            descriptions=program.descriptions,
+            purpose=f"copies the values {node.id}'s task needs out of the input",
+            values=program.values,
+            contexts=program.contexts,
         )
+        new_nodes.append(variants[0][1])
         wiring.update({p: f"{extract_id}.{p}" for p in extracted})
     new_nodes.append(
         CodeNode(
@@ -227,10 +346,17 @@ def build_program_plan(
                 {k: v[k] for k in names if k in v} if v is not None else None
                 for v in program.values
             ]
+    plans = [(name, _swap(checked, variant)) for name, variant in variants]
     return (
-        BuiltProgram(checked, compute_id, extract_id, parse_id, extracted, raw, lifted),
+        BuiltProgram(checked, compute_id, extract_id, parse_id, extracted, raw, lifted, plans),
         [],
     )
+
+
+def _swap(plan: Plan, node: LlmNode) -> Plan:
+    """``plan`` with its node of ``node.id`` replaced by ``node`` (same fields and wiring)."""
+    nodes = [node if n.id == node.id else n for n in plan.nodes]
+    return plan.model_copy(update={"nodes": nodes})
 
 
 def replace_fields(

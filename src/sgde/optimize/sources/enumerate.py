@@ -322,7 +322,14 @@ async def enumerative_program(
         params={n: ftypes[n] for n in used},
         values=final,
         raw_inputs={n: n for n in used if n in task.inputs},
-        descriptions={n: descriptions[n] for n in used},
+        # where the number stands comes with the contexts (values masked), not here
+        descriptions={
+            n: f'the number written before "{hint}"'
+            if ctx and hint != "number"
+            else descriptions[n]
+            for n, (hint, _, ctx) in zip(names, seed, strict=True)
+            if n in used
+        },
         origin="enumerative",
         searched=searched,
         verified_rows=verified,

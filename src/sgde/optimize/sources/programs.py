@@ -29,6 +29,7 @@ from sgde.optimize.sources.code import (
     run_harnessed,
 )
 from sgde.optimize.sources.context import read_outputs, row_inputs, task_context, value_text
+from sgde.optimize.sources.contexts import value_contexts
 from sgde.optimize.sources.lifting import (
     LiftParam,
     TypedLift,
@@ -67,11 +68,14 @@ class Program:
         values: Per training row, the parameter values that make the code right (``None``:
             that row's values could not be aligned).
         raw_inputs: Params that ARE task input fields, read verbatim (param -> input name).
-        descriptions: Param -> a description that holds across phrasings.
+        descriptions: Param -> a description that holds across phrasings (never quoting
+            a training value nor where it stands in one row).
         origin: ``"lift"``, ``"repair"``, ``"whole"`` or ``"enumerative"``.
         searched: Hypotheses its source examined against the training rows up to and
             including this one — failed candidates count too (for the PAC statement).
         verified_rows: Rows where ``run(**values[i])`` scored 1 with the task metric.
+        contexts: Param -> the words around its value in the training rows, the values
+            masked (``"ducks lay ___ eggs per day"``; :mod:`~sgde.optimize.sources.contexts`).
     """
 
     code: str
@@ -82,6 +86,7 @@ class Program:
     origin: str = "lift"
     searched: int = 1
     verified_rows: int = 0
+    contexts: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def extracted(self) -> list[str]:
@@ -96,6 +101,7 @@ class Program:
             "values": self.values,
             "raw_inputs": self.raw_inputs,
             "descriptions": self.descriptions,
+            "contexts": self.contexts,
             "origin": self.origin,
             "searched": self.searched,
             "verified_rows": self.verified_rows,
@@ -110,6 +116,7 @@ class Program:
             values=[None if v is None else dict(v) for v in data.get("values", [])],
             raw_inputs=dict(data.get("raw_inputs", {})),
             descriptions=dict(data.get("descriptions", {})),
+            contexts={k: [str(c) for c in v] for k, v in dict(data.get("contexts", {})).items()},
             origin=str(data.get("origin", "lift")),
             searched=int(data.get("searched", 1)),
             verified_rows=int(data.get("verified_rows", 0)),
@@ -198,9 +205,14 @@ async def verify_program(
 
 
 def _fallback_description(p: LiftParam, ftype: FieldType) -> str:
-    words = p.name.replace("_", " ")
+    """What the param is, from its name and type (where it stands is its context)."""
+    return f"the {p.name.replace('_', ' ')}: {ftype.describe()}"
+
+
+def _teacher_hint(p: LiftParam, ftype: FieldType) -> str:
+    """The fallback and where the value stands in the seed row (for the teacher's reads)."""
     where = f' (in "{p.context}")' if p.context else ""
-    return f"the {words}: {ftype.describe()}{where}"
+    return f"{_fallback_description(p, ftype)}{where}"
 
 
 def _fold(lift: TypedLift, values: Sequence[Mapping[str, Any] | None]) -> frozenset[str]:
@@ -249,13 +261,14 @@ async def _lift_program(
         for p in lift.params
     }
     fallback = {p.name: _fallback_description(p, ptypes[p.name]) for p in lift.params}
+    hints = {p.name: _teacher_hint(p, ptypes[p.name]) for p in lift.params}
     extracted_types = {n: t for n, t in ptypes.items() if n not in lift.raw_inputs()}
     seed_values = {n: values[solution.row][n] for n in extracted_types}  # type: ignore[index]
 
     async def by_teacher(i: int) -> dict[str, Any] | None:
         inputs = row_inputs(task, rows[i])
         got = await teacher_extract(
-            teacher, task, extracted_types, fallback, seed_inputs, seed_values, inputs
+            teacher, task, extracted_types, hints, seed_inputs, seed_values, inputs
         )
         if got is None:
             return None
@@ -529,13 +542,19 @@ async def program_candidates(
     free_text = bool(free_text_inputs(task, rows))
     programs.sort(key=lambda p: _rank(p, free_text))
     programs = programs[: budget.max_programs]
+    programs = [
+        replace(
+            p, contexts=value_contexts(task, rows, {n: p.params[n] for n in p.extracted}, p.values)
+        )
+        for p in programs
+    ]
     if budget.describe:
         described: list[Program] = []
         for p in programs:
             extracted = {n: p.params[n] for n in p.extracted}
             if extracted:
                 desc, renames = await describe_params(
-                    teacher, task, rows, extracted, p.values, p.descriptions
+                    teacher, task, rows, extracted, p.values, p.descriptions, p.contexts
                 )
                 p = renamed(replace(p, descriptions={**p.descriptions, **desc}), renames)
             described.append(p)

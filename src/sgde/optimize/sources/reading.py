@@ -75,13 +75,18 @@ async def teacher_extract(
     return out
 
 
+def _hint(fallback: str, contexts: Sequence[str]) -> str:
+    return f'{fallback} (in "{contexts[0]}")' if contexts else fallback
+
+
 _GENERIC_NAME = re.compile(r"^(?:(?:number|string|date|numbers|value)_\d+|q\d+_number)$")
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 
 
 def _good_description(text: str, name: str, values: Sequence[Mapping[str, Any] | None]) -> bool:
-    """A description says what the value means: several words, no training value quoted."""
-    if len(text.split()) < 3:
+    """A description says what the value means: several words, no training value quoted,
+    not the masked context it was shown (where the value stands is a context of its own)."""
+    if len(text.split()) < 3 or "___" in text:
         return False
     lowered = f" {text.casefold()} "
     for v in values:
@@ -101,12 +106,15 @@ async def describe_params(
     params: Mapping[str, FieldType],
     values: Sequence[Mapping[str, Any] | None],
     fallback: Mapping[str, str],
+    contexts: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Descriptions of ``params`` that hold across phrasings, and better names.
 
-    The teacher names and describes each param in one JSON call; a description that is not
-    a phrase or quotes a training value falls back to ``fallback``; a name is only taken
-    for a generic one (``string_2``) and when it is a fresh snake_case identifier.
+    The teacher names and describes each param in one JSON call (it sees the fallback and
+    where the value stands in the first row it occurs in, from ``contexts``, values masked);
+    a description that is not a phrase or quotes a training value falls back to
+    ``fallback``; a name is only taken for a generic one (``string_2``) and when it is a
+    fresh snake_case identifier.
 
     Returns:
         ``(descriptions, renames)`` — ``renames`` maps old to new names.
@@ -118,7 +126,7 @@ async def describe_params(
             "name": n,
             "describe": t.describe(),
             "seen": ", ".join(value_text(v.get(n), 60) for v in values if v is not None),
-            "hint": fallback.get(n, ""),
+            "hint": _hint(fallback.get(n, ""), (contexts or {}).get(n, ())),
         }
         for n, t in params.items()
     ]
@@ -198,4 +206,5 @@ def renamed(program: Program, renames: Mapping[str, str]) -> Program:
         values=[None if v is None else {rn(k): x for k, x in v.items()} for v in program.values],
         raw_inputs={rn(k): v for k, v in program.raw_inputs.items()},
         descriptions={rn(k): v for k, v in program.descriptions.items()},
+        contexts={rn(k): v for k, v in program.contexts.items()},
     )
