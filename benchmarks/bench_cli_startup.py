@@ -16,8 +16,6 @@ median: the spread shows how noisy the machine was. ``--check`` exits with statu
 depend on the machine. Run::
 
     python benchmarks/bench_cli_startup.py [--runs 10] [--check --limit 0.5]
-
-(``farm-bench -n 10 -- sgde --help`` gives the same measurement where that tool exists.)
 """
 
 from __future__ import annotations
