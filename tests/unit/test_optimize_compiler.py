@@ -19,6 +19,7 @@ from _optimize_fakes import (
 
 from sgde.optimize import CompileEvent, CompileSettings, compile_async
 from sgde.optimize.checkpoint import Checkpoint
+from sgde.optimize.operators.registry import OperatorRegistry, default_registry
 from sgde.plan import plan_hash
 from sgde.plan.model import CodeNode, ConsensusNode, LlmNode
 from sgde.planfile import check_plan
@@ -502,12 +503,19 @@ def _price_student(fixed_by_rewrite: bool, solves: frozenset[int] = frozenset())
     return FunctionBackend(reply, name="fake:student", capabilities=Capabilities(json_schema=True))
 
 
+def _no_parse() -> OperatorRegistry:
+    """The operators without parse: sgde's readers would read the price these tests repair
+    with a prompt rewrite (see the parse test below)."""
+    return OperatorRegistry([op for op in default_registry() if op.name != "parse"])
+
+
 async def test_an_offload_that_ties_is_kept_then_repaired_by_a_rewrite() -> None:
     fake = FakeTeacher(whole="no code")
     result = await _compile(
         fake,
         student=_price_student(fixed_by_rewrite=True),
         settings=CompileSettings(max_iters=5, repeats=1, patience=3),
+        operators=_no_parse(),
     )
     its = result.report.iterations
     assert its[0].proposal["direction"] == "offload" and its[0].accepted
@@ -527,12 +535,15 @@ async def test_a_field_the_student_keeps_missing_is_parsed_by_verified_code() ->
     )
     its = result.report.iterations
     directions = [(r.proposal or {}).get("direction") for r in its]
-    assert directions[0] == "offload" and "parse" in directions
-    parse = its[directions.index("parse")]
+    # parse is reached right after the offload, before any prompt rewrite ...
+    assert directions[:2] == ["offload", "parse"]
+    parse = its[1]
     assert parse.accepted and parse.candidate_loss == 0.0
-    assert "rewrite_prompt" in directions[: directions.index("parse")]
     node = result.plan.node("solve_extract_parse")
     assert isinstance(node, CodeNode) and node.outputs == ["price"]
+    # ... by one of sgde's own readers (no teacher parser), counted for the PAC statement
+    assert "SGDE_READERS" in node.code and "def run(question)" in node.code
+    assert result.report.pac["sources"].get("reader", 0) > 0
     extract = result.plan.node("solve_extract")
     assert isinstance(extract, LlmNode) and "price" not in extract.fields()
 
@@ -544,6 +555,7 @@ async def test_look_ahead_keeps_an_offload_that_only_pays_off_after_a_repair() -
         fake,
         student=student,
         settings=CompileSettings(max_iters=2, repeats=1, consensus_max_error=0.0),
+        operators=_no_parse(),
     )
     first = result.report.iterations[0]
     assert first.proposal["direction"] == "offload"

@@ -100,6 +100,19 @@ def epsilon_occam(m: int, delta: float, ln_inv_prior: float) -> float:
     return (ln_inv_prior + math.log(1.0 / delta)) / m
 
 
+_ALONE = {
+    "enumerative": (
+        "the enumerative search alone tried {n} expressions, so without the teacher's prior "
+        "ε would be at least {floor:.3f}"
+    ),
+    "reader": (
+        "the deterministic readers alone are a class of {n} hypotheses, so with them ε is at "
+        "least {floor:.3f} (a larger reader class weakens the bound)"
+    ),
+}
+"""Sources whose own hypothesis count floors ε, and how the statement says so."""
+
+
 @dataclass(frozen=True)
 class PacStatement:
     """The bound reported for one compile."""
@@ -130,14 +143,12 @@ class PacStatement:
         if not self.sources:
             return ""
         parts = ", ".join(f"{n} {origin}" for origin, n in sorted(self.sources.items()))
-        enum = self.sources.get("enumerative", 0)
-        floor = (math.log(enum) + math.log(1.0 / self.delta)) / self.m if enum and self.m else 0
-        larger = (
-            f"; the enumerative search alone tried {enum} expressions, so without the "
-            f"teacher's prior ε would be at least {floor:.3f}"
-            if enum and self.m
-            else ""
-        )
+        larger = ""
+        for origin, said in _ALONE.items():
+            n = self.sources.get(origin, 0)
+            if n and self.m:
+                floor = (math.log(n) + math.log(1.0 / self.delta)) / self.m
+                larger += "; " + said.format(n=n, floor=floor)
         return f" |H| counts the hypotheses the code sources examined ({parts}){larger}."
 
     def text(self) -> str:

@@ -8,9 +8,11 @@ first (ties: upstream first):
 1. **offload** — error rate ≥ ``offload_min_error`` and the node's output is *computable*
    (every row has an expected value for it); with a lower error, offload is still proposed
    after consensus and split_fields (verified code may fix the remaining rows).
-2. **parse** — an extraction node (made by an offload) still wrong on a field at
-   ≥ ``offload_min_error`` after a prompt rewrite was tried on it: teacher-written parsing
-   code may read that field instead.
+2. **parse** — an extraction node (made by an offload) wrong on a field at
+   ≥ ``offload_min_error``: verified parsing code may read that field instead (sgde's
+   deterministic readers cost no tokens, the teacher writes parsers when they do not fit).
+   Ranked before an offload of the extraction node itself, so that it is reached within a
+   few iterations.
 3. **consensus** — a sampled node whose repeats disagree on ≥ ``consensus_min_disagreement``
    of the rows while the per-row majority is right on ≥ ``consensus_min_mode_accuracy`` of
    them; or a greedy node (temperature 0: its repeats cannot disagree) that is right on most
@@ -102,23 +104,24 @@ def rank_proposals(
         bad = badness(node)
         if bad <= 0 and st.disagreement <= 0:
             continue
+        worst = max(
+            (f.error_rate for f in st.fields.values() if f.error_rate is not None), default=0.0
+        )
+        if node.id in extractions and worst >= settings.offload_min_error:
+            again = " after a prompt rewrite" if node.id in rewritten else ""
+            out.append(
+                Proposal(
+                    node.id,
+                    "parse",
+                    f"a field is wrong on {worst:.0%}{again}: read it with verified code",
+                )
+            )
         if node.id in computable and err is not None and err >= settings.offload_min_error:
             out.append(
                 Proposal(
                     node.id,
                     "offload",
                     f"error {err:.0%} ≥ {settings.offload_min_error:.0%} on a computable output",
-                )
-            )
-        worst = max(
-            (f.error_rate for f in st.fields.values() if f.error_rate is not None), default=0.0
-        )
-        if node.id in extractions and node.id in rewritten and worst >= settings.offload_min_error:
-            out.append(
-                Proposal(
-                    node.id,
-                    "parse",
-                    f"a field is still wrong on {worst:.0%} after a prompt rewrite: parse it",
                 )
             )
         mode = st.mode_accuracy

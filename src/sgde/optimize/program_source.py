@@ -10,7 +10,9 @@
   multi-node workflow), the candidates are sought for the *sub-task* the node performs: its
   inputs (plan inputs, or upstream fields with known expected values) → its used fields,
   with the expected values as gold.
-* :meth:`SupervisionSource.parsers` — verified parsing code for extraction fields.
+* :meth:`SupervisionSource.parsers` — verified parsing code for extraction fields: sgde's
+  deterministic readers first (``sources.reader_candidates``, no tokens), the teacher's
+  parsers when the readers do not get every field.
 
 Every hypothesis a source examined is counted (``searched``) for the PAC statement.
 """
@@ -29,6 +31,7 @@ from sgde.optimize.sources import (
     program_candidates,
     solve_rows,
 )
+from sgde.optimize.sources.readers import reader_candidates
 from sgde.optimize.supervision import Solution
 from sgde.plan.model import LlmNode, Plan
 from sgde.plan.refs import parse_ref
@@ -227,9 +230,24 @@ class SupervisionSource:
     async def parsers(
         self, program: ProgramLike, fields: Sequence[str], ctx: EditContext
     ) -> list[ParserLike]:
+        """Deterministic readers first (no tokens); the teacher's parsers only when the
+        readers do not get every field (then a readers' parser of the other fields last)."""
         if not isinstance(program, Program):
             return []
         loop = self.loop
+        readers = await reader_candidates(
+            loop.sandbox,
+            loop.task,
+            loop.rows,
+            program,
+            list(fields),
+            events=loop.events,
+            iteration=loop.teacher.iteration,
+        )
+        self._count("reader", readers.searched)
+        complete = [p for p in readers.parsers if set(fields) <= set(p.fields)]
+        if complete:
+            return list(complete)
         found = await parser_candidates(
             loop.teacher,
             loop.sandbox,
@@ -243,7 +261,7 @@ class SupervisionSource:
         )
         for parser in found:
             self._count("parser", max(1, parser.searched))
-        return list(found)
+        return [*found, *readers.parsers]
 
 
 def _with_step_names(task: TaskSpec, plan: Plan) -> TaskSpec:

@@ -30,7 +30,7 @@ from sgde.optimize.teacher import Teacher, render_prompt
 from sgde.runtime.calls import CodeRunner
 from sgde.task import TaskSpec
 
-__all__ = ["Parser", "parser_candidates", "perturbed_rows"]
+__all__ = ["Parser", "parser_candidates", "perturbed_rows", "reads"]
 
 
 @dataclass(frozen=True)
@@ -139,13 +139,14 @@ def _num_pattern(value: float) -> str:
     return re.escape(repr(float(value)))
 
 
-async def _reads(
+async def reads(
     sandbox: CodeRunner,
     code: str,
     inputs: Mapping[str, Any],
     expected: Mapping[str, Any],
     program: Program,
 ) -> bool:
+    """Whether parser ``code`` run on ``inputs`` in the sandbox reads ``expected``."""
     run = await run_harnessed(sandbox, code, "run", dict(inputs), trace=False)
     if not run.ok or not isinstance(run.result, dict):
         return False
@@ -218,7 +219,7 @@ async def parser_candidates(
             seen.add(code)
             ok = 0
             for i, v in known:
-                ok += await _reads(
+                ok += await reads(
                     sandbox, code, row_inputs(task, rows[i]), {f: v[f] for f in fields}, program
                 )
             if ok < len(known):
@@ -226,7 +227,7 @@ async def parser_candidates(
             else:
                 checked = 0
                 for inputs, expected in extra:
-                    if not await _reads(sandbox, code, inputs, expected, program):
+                    if not await reads(sandbox, code, inputs, expected, program):
                         why = f"fails on a perturbed row ({value_text(expected, 80)})"
                         break
                     checked += 1

@@ -1,0 +1,271 @@
+"""Deterministic readers: parser candidates sgde builds itself, without the teacher.
+
+A reader says which typed mention of which text input a program parameter is
+(:mod:`sgde.optimize.sources.reader_code`): the k-th number, date, quoted string or word
+from the start or from the end (k < :data:`MAX_RANK`), the mention nearest after or before
+an anchor word that stands next to the value in every training row, or every mention of a
+kind as a list. Numeric dates are read day-first or month-first; a number may be a
+percentage read as a fraction. The class is small and fixed by the training rows; every
+hypothesis examined is counted (``searched``) for the PAC statement — a larger class gives
+a weaker bound.
+
+A reader is kept only when it reproduces the field's lifted value on every training row,
+evaluated in-process with the same standard-library code the plan will run, and then again
+in the sandbox on the training rows and on perturbed copies of them
+(:func:`~sgde.optimize.sources.parsers.perturbed_rows`). The readers of several fields are
+joined into one ``run(**task_inputs)``; fields no reader gets are left to the student (or
+the teacher's parsers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sgde.optimize.events import CompileEvent, EventSink, emit
+from sgde.optimize.sources.context import row_inputs, value_text
+from sgde.optimize.sources.parsers import Parser, perturbed_rows, reads
+from sgde.optimize.sources.programs import Program
+from sgde.optimize.sources.reader_code import ReaderRule, load_library, reader_program
+from sgde.runtime.calls import CodeRunner
+from sgde.task import FieldType, TaskSpec
+
+__all__ = ["MAX_RANK", "ReaderSearch", "reader_candidates"]
+
+MAX_RANK = 4
+"""Ranks k tried for the ``index`` rule (``last`` and anchored rules try k < 2)."""
+
+_ANCHOR_WINDOW = 3
+"""Words each side of a value that may serve as its anchor."""
+
+_SANDBOX_TRIES = 4
+"""Hypotheses per field verified in the sandbox (in order) before the field is given up."""
+
+
+@dataclass
+class ReaderSearch:
+    """What :func:`reader_candidates` found.
+
+    Attributes:
+        parsers: Verified parsers, best first: one reading every field it could, then
+            (when that is not every field) nothing else — the caller asks the teacher.
+        searched: Hypotheses examined on the training rows (for the PAC statement).
+        rules: Field -> the reader chosen for it (described).
+        missing: Fields no reader reproduces.
+    """
+
+    parsers: list[Parser] = field(default_factory=list)
+    searched: int = 0
+    rules: dict[str, str] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+
+
+def _kinds(ftype: FieldType) -> tuple[list[str], bool]:
+    """Mention kinds a field of ``ftype`` can be read from, and whether it is a list."""
+    is_list = ftype.kind == "list"
+    item = ftype.item if is_list and ftype.item is not None else ftype
+    kinds = {
+        "integer": ["number"],
+        "number": ["number"],
+        "date": ["date"],
+        "string": ["quoted", "word"],
+        "enum": ["word", "quoted"],
+    }.get(item.kind, [])
+    return kinds, is_list
+
+
+def _anchors(
+    lib: Mapping[str, Any],
+    texts: Sequence[str],
+    golds: Sequence[Any],
+    kind: str,
+    day_first: bool,
+    ftype: FieldType,
+) -> tuple[list[str], list[str]]:
+    """Words standing just before / just after the value in EVERY row (lower case).
+
+    For a list, the words around its first item (before) and its last item (after)."""
+    befores: list[set[str]] = []
+    afters: list[set[str]] = []
+    item = ftype.item if ftype.kind == "list" and ftype.item is not None else ftype
+    for text, gold in zip(texts, golds, strict=True):
+        mentions = lib["sgde_mentions"](text, day_first)
+        words = [m for m in mentions if m[0] == "word"]
+        if isinstance(gold, list):
+            if not gold:
+                return [], []
+            first, last = gold[0], gold[-1]
+        else:
+            first = last = gold
+        hits_first = [m for m in mentions if m[0] == kind and item.correct(m[1], first)]
+        hits_last = [m for m in mentions if m[0] == kind and item.correct(m[1], last)]
+        before: set[str] = set()
+        after: set[str] = set()
+        for m in hits_first:
+            near = [w for w in words if w[3] <= m[2]][-_ANCHOR_WINDOW:]
+            before.update(str(w[1]).lower() for w in near)
+        for m in hits_last:
+            near = [w for w in words if w[2] >= m[3]][:_ANCHOR_WINDOW]
+            after.update(str(w[1]).lower() for w in near)
+        befores.append(before)
+        afters.append(after)
+    common_before = sorted(set.intersection(*befores)) if befores else []
+    common_after = sorted(set.intersection(*afters)) if afters else []
+    return common_before, common_after
+
+
+def _hypotheses(
+    lib: Mapping[str, Any],
+    task: TaskSpec,
+    inputs: Sequence[Mapping[str, Any]],
+    golds: Sequence[Any],
+    ftype: FieldType,
+) -> Iterator[ReaderRule]:
+    """The bounded class of readers for one field, simplest first."""
+    kinds, is_list = _kinds(ftype)
+    item = ftype.item if is_list and ftype.item is not None else ftype
+    for source, stype in task.inputs.items():
+        if stype.kind != "string":
+            continue
+        texts = [r.get(source) for r in inputs]
+        if not all(isinstance(t, str) for t in texts):
+            continue
+        strings = [str(t) for t in texts]
+        for kind in kinds:
+            orders = (True, False) if kind == "date" else (True,)
+            scales = (1.0, 0.01) if kind == "number" and item.kind == "number" else (1.0,)
+            for day_first in orders:
+                before, after = _anchors(lib, strings, golds, kind, day_first, ftype)
+                for scale in scales:
+                    base = ReaderRule(source, kind, "all", day_first=day_first, scale=scale)
+                    if is_list:
+                        yield base
+                        yield from (replace(base, rule="all_after", word=w) for w in before)
+                        yield from (replace(base, rule="all_before", word=w) for w in after)
+                        continue
+                    yield from (replace(base, rule="index", k=k) for k in range(MAX_RANK))
+                    yield from (replace(base, rule="last", k=k) for k in range(2))
+                    for w in before:
+                        yield from (replace(base, rule="after", k=k, word=w) for k in range(2))
+                    for w in after:
+                        yield from (replace(base, rule="before", k=k, word=w) for k in range(2))
+
+
+def _fits(
+    lib: Mapping[str, Any],
+    rule: ReaderRule,
+    inputs: Sequence[Mapping[str, Any]],
+    golds: Sequence[Any],
+    ftype: FieldType,
+) -> bool:
+    pick = lib["sgde_pick"]
+    for row, gold in zip(inputs, golds, strict=True):
+        value = pick(row.get(rule.source), *rule.as_tuple()[1:])
+        if value is None or not ftype.correct(value, gold):
+            return False
+    return True
+
+
+async def _verified(
+    sandbox: CodeRunner,
+    code: str,
+    task: TaskSpec,
+    rows: Sequence[Mapping[str, Any]],
+    program: Program,
+    fields: Sequence[str],
+    known: Sequence[int],
+) -> tuple[int, str]:
+    """``(perturbed rows checked, "")`` when ``code`` reads ``fields`` right on every known
+    training row and every perturbed row in the sandbox, else ``(0, why)``."""
+    for i in known:
+        values = program.values[i] or {}
+        expected = {f: values[f] for f in fields}
+        if not await reads(sandbox, code, row_inputs(task, rows[i]), expected, program):
+            return 0, f"misread training row {i + 1} in the sandbox"
+    checked = 0
+    for changed, expected in perturbed_rows(
+        task, [rows[i] for i in known], _only(program, known), fields
+    ):
+        if not await reads(sandbox, code, changed, expected, program):
+            return 0, f"fails on a perturbed row ({value_text(expected, 80)})"
+        checked += 1
+    return checked, ""
+
+
+def _only(program: Program, known: Sequence[int]) -> Program:
+    """``program`` with the values of the ``known`` rows only (aligned with their rows)."""
+    return replace(program, values=[program.values[i] for i in known])
+
+
+async def reader_candidates(
+    sandbox: CodeRunner,
+    task: TaskSpec,
+    rows: Sequence[Mapping[str, Any]],
+    program: Program,
+    fields: Sequence[str],
+    *,
+    events: EventSink | None = None,
+    iteration: int = 0,
+) -> ReaderSearch:
+    """Deterministic readers of ``fields`` verified on every training row (see module).
+
+    Returns the search: at most one parser, reading every field some reader reproduces.
+    """
+    search = ReaderSearch()
+    fields = [f for f in fields if f in program.params]
+    known = [i for i, v in enumerate(program.values) if v is not None and i < len(rows)]
+    known = [i for i in known if all(f in (program.values[i] or {}) for f in fields)]
+    names = list(task.inputs)
+    if not fields or not known or not names:
+        search.missing = list(fields)
+        return search
+    lib = load_library()
+    inputs = [row_inputs(task, rows[i]) for i in known]
+    chosen: dict[str, ReaderRule] = {}
+    checked_total = 0
+    for f in fields:
+        ftype = program.params[f]
+        golds = [(program.values[i] or {})[f] for i in known]
+        why = "no reader in the class reproduces it on every training row"
+        tries = 0
+        for rule in _hypotheses(lib, task, inputs, golds, ftype):
+            # The whole class is counted, also past the reader chosen: other training rows
+            # could have chosen any of them.
+            search.searched += 1
+            if f in chosen or tries >= _SANDBOX_TRIES:
+                continue
+            if not _fits(lib, rule, inputs, golds, ftype):
+                continue
+            tries += 1
+            code = reader_program(names, {f: rule})
+            checked, problem = await _verified(sandbox, code, task, rows, program, [f], known)
+            if problem:
+                why = f"{rule.describe()}: {problem}"
+                continue
+            chosen[f] = rule
+            checked_total += checked
+            search.rules[f] = rule.describe()
+        if f not in chosen:
+            search.missing.append(f)
+        emit(
+            events,
+            CompileEvent(
+                "supervision",
+                iteration,
+                f"reader for {f}: " + (search.rules[f] if f in chosen else why),
+                data={"source": "reader", "field": f, "searched": search.searched},
+            ),
+        )
+    if chosen:
+        code = reader_program(names, chosen)
+        checked, problem = await _verified(sandbox, code, task, rows, program, list(chosen), known)
+        if problem:
+            search.missing = list(fields)
+            search.rules = {}
+            emit(events, CompileEvent("supervision", iteration, f"joined readers: {problem}"))
+        else:
+            search.parsers.append(
+                Parser(code, list(chosen), len(known), max(1, search.searched), checked)
+            )
+    return search
