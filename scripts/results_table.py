@@ -20,16 +20,16 @@ general table instead, between ``<!-- results-table-general -->`` and
 the mean over tasks, and the mean over the tasks where the student alone (method
 ``student``, its cold-start plan) is below 40 % at that m.
 
-Several results files make one table: one per student, and per student several runs (SGDe
-and the baselines from one, the peers ``dspy-gepa``, ``dspy-mipro``, ``textgrad`` from
-another). The runs of one student are pooled and paired item by item, so they must have the
-same teacher and n_test, and every (task, seed) two runs both have must hold the very same
-test items (ids and gold answers); a cell, or a method at an m, given by two runs is refused
-too. The paired McNemar tests of SGDe against every other method are computed here from the
-items (as :func:`sgde.evaluation.report.aggregate.compare_paired` does). Peers' rows carry
-their package's version; below the table come the token budget of each run and what each
-method spent preparing, the peers' versions, settings, status, budget use and failure modes,
-and the rows that failed (an error instead of an answer: counted as wrong, never dropped).
+Several results files make one table: one per student, and per student several runs (SGDe and
+the baselines from one, the peers ``dspy-gepa``, ``dspy-mipro``, ``textgrad`` from another).
+The runs of one student are pooled and paired item by item, so they must have the same teacher
+and n_test, and every (task, seed) two runs both have must hold the very same test items (ids
+and gold answers); a method at an m given by two runs is refused too. The paired McNemar tests
+of SGDe against every other method are computed here from the items (as
+:func:`sgde.evaluation.report.aggregate.compare_paired` does). Peers' rows carry their
+package's version; below the table come the token budget of each run and what each method spent
+preparing, the peers' versions, settings, status, budget use and failure modes, and the rows
+that failed (an error instead of an answer: counted as wrong, never dropped).
 Only the standard library is used, so the script runs without sgde installed.
 """
 
@@ -105,8 +105,7 @@ def _same(documents: Sequence[Mapping[str, Any]], what: str, get: Any) -> None:
 
 
 def _check_pairing(documents: Sequence[Mapping[str, Any]]) -> None:
-    """Refuse runs that overlap in cells or (method, m), or disagree on a (task, seed)'s items."""
-    cells_seen: dict[str, str] = {}
+    """Refuse runs that overlap in a (method, m) or disagree on a (task, seed)'s items."""
     methods_seen: dict[tuple[str, int], str] = {}
     items_seen: dict[tuple[str, int], tuple[str, frozenset[tuple[str, str]]]] = {}
     for i, doc in enumerate(documents):
@@ -121,10 +120,6 @@ def _check_pairing(documents: Sequence[Mapping[str, Any]]) -> None:
             methods_seen[(method, m)] = label
         for cell in doc.get("cells", []):
             info = cell["cell"]
-            cell_id = str(info["id"])
-            if cell_id in cells_seen:
-                raise ValueError(f"cell {cell_id} is in both {cells_seen[cell_id]} and {label}")
-            cells_seen[cell_id] = label
             items = (cell.get("eval") or {}).get("items") or []
             if not items:
                 continue
@@ -152,7 +147,7 @@ def combine(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
     Raises:
         ValueError: not bench results; runs that differ in student, teacher or n_test,
-            overlap in a cell or a (method, m), or hold different items for a (task, seed).
+            overlap in a (method, m), or hold different items for a (task, seed).
     """
     _check_documents(documents)
     _same(documents, "student", lambda d: (d.get("models") or {}).get("student"))
