@@ -9,16 +9,18 @@ percentage read as a fraction. The class is small and fixed by the training rows
 hypothesis examined is counted (``searched``) for the PAC statement — a larger class gives
 a weaker bound.
 
-A reader is kept only when it reproduces the field's lifted value on every training row,
-evaluated in-process with the same standard-library code the plan will run, and then again
-in the sandbox on the training rows and on perturbed copies of them
-(:func:`~sgde.optimize.sources.parsers.perturbed_rows`). The readers of several fields are
+A reader is kept only when it reproduces the field's lifted value on every training row and
+on perturbed copies of them (:func:`~sgde.optimize.sources.parsers.perturbed_rows`: a value
+that occurs once is replaced, and the reader must follow — one that reads a copy of the
+value elsewhere is refused), evaluated in-process with the same standard-library code the
+plan will run, and then again in the sandbox, which is the truth. The readers of several fields are
 joined into one ``run(**task_inputs)``; fields no reader gets are left to the student (or
 the teacher's parsers).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -115,6 +117,18 @@ def _anchors(
     return common_before, common_after
 
 
+def _date_orders(lib: Mapping[str, Any], texts: Sequence[str]) -> tuple[bool, bool]:
+    """Day-first and month-first, the order the texts' unambiguous numeric dates (a part
+    over 12) show first; day-first on a tie."""
+    day = month = 0
+    for text in texts:
+        for m in re.finditer(lib["SGDE_NUMERIC_DATE"], text):
+            a, b = int(m.group(1)), int(m.group(3))
+            day += a > 12 >= b
+            month += b > 12 >= a
+    return (False, True) if month > day else (True, False)
+
+
 def _hypotheses(
     lib: Mapping[str, Any],
     task: TaskSpec,
@@ -133,7 +147,7 @@ def _hypotheses(
             continue
         strings = [str(t) for t in texts]
         for kind in kinds:
-            orders = (True, False) if kind == "date" else (True,)
+            orders = _date_orders(lib, strings) if kind == "date" else (True,)
             scales = (1.0, 0.01) if kind == "number" and item.kind == "number" else (1.0,)
             for day_first in orders:
                 before, after = _anchors(lib, strings, golds, kind, day_first, ftype)
@@ -155,12 +169,12 @@ def _hypotheses(
 def _fits(
     lib: Mapping[str, Any],
     rule: ReaderRule,
-    inputs: Sequence[Mapping[str, Any]],
-    golds: Sequence[Any],
+    cases: Sequence[tuple[Mapping[str, Any], Any]],
     ftype: FieldType,
 ) -> bool:
+    """Whether ``rule`` reads the expected value of every ``(inputs, expected)`` case."""
     pick = lib["sgde_pick"]
-    for row, gold in zip(inputs, golds, strict=True):
+    for row, gold in cases:
         value = pick(row.get(rule.source), *rule.as_tuple()[1:])
         if value is None or not ftype.correct(value, gold):
             return False
@@ -227,6 +241,13 @@ async def reader_candidates(
     for f in fields:
         ftype = program.params[f]
         golds = [(program.values[i] or {})[f] for i in known]
+        training = list(zip(inputs, golds, strict=True))
+        perturbed = [
+            (changed, expected[f])
+            for changed, expected in perturbed_rows(
+                task, [rows[i] for i in known], _only(program, known), [f]
+            )
+        ]
         why = "no reader in the class reproduces it on every training row"
         tries = 0
         for rule in _hypotheses(lib, task, inputs, golds, ftype):
@@ -235,7 +256,10 @@ async def reader_candidates(
             search.searched += 1
             if f in chosen or tries >= _SANDBOX_TRIES:
                 continue
-            if not _fits(lib, rule, inputs, golds, ftype):
+            if not _fits(lib, rule, training, ftype):
+                continue
+            if not _fits(lib, rule, perturbed, ftype):
+                why = f"{rule.describe()}: fits the training rows but not a perturbed copy"
                 continue
             tries += 1
             code = reader_program(names, {f: rule})

@@ -1,0 +1,161 @@
+"""sgde's deterministic readers as parser candidates (no teacher)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sgde.optimize.pac import pac_statement
+from sgde.optimize.sources import Program
+from sgde.optimize.sources.mentions import read_mentions
+from sgde.optimize.sources.reader_code import ReaderRule, load_library, reader_program
+from sgde.optimize.sources.readers import reader_candidates
+from sgde.runtime.sandbox.policy import check_source
+from sgde.task import FieldType, TaskSpec
+from sgde.testing import InProcessCodeRunner
+
+TEXT_TASK = TaskSpec(
+    description="Read the fields.", inputs={"text": "string"}, outputs={"answer": "string"}
+)
+
+
+def _program(params: dict[str, str], values: list[dict[str, Any]]) -> Program:
+    return Program(
+        "def run(**kw):\n    return {'answer': 0}\n",
+        {n: FieldType.parse(t) for n, t in params.items()},
+        list(values),
+        verified_rows=len(values),
+    )
+
+
+def _run(code: str, **inputs: Any) -> Any:
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "<reader>", "exec"), namespace)
+    return namespace["run"](**inputs)
+
+
+async def test_a_date_in_three_formats_is_read_as_iso_text_by_verified_code() -> None:
+    rows = [
+        {"text": "Loan taken out 24/03/2022 (day/month/year), due in 29 days."},
+        {"text": "Starting on November 26, 2027, add 100 days."},
+        {"text": "A package leaves on 12 June 2024 and arrives 5 days later."},
+    ]
+    program = _program(
+        {"start": "date"},
+        [{"start": "2022-03-24"}, {"start": "2027-11-26"}, {"start": "2024-06-12"}],
+    )
+    sandbox = InProcessCodeRunner()
+    found = await reader_candidates(sandbox, TEXT_TASK, rows, program, ["start"])
+    assert found.missing == [] and len(found.parsers) == 1
+    parser = found.parsers[0]
+    assert parser.fields == ["start"] and parser.verified_rows == 3
+    assert sandbox.calls, "the chosen reader is verified in the sandbox"
+    assert check_source(parser.code) == []
+    # the emitted code, not sgde's in-process reader, is what the plan runs: a fourth format
+    assert _run(parser.code, text="What is the date 19 days after 2024-07-20?") == {
+        "start": "2024-07-20"
+    }
+    assert _run(parser.code, text="Due 05/03/2024 (day first)") == {"start": "2024-03-05"}
+    # a larger class weakens the bound, and the statement says so
+    pac = pac_statement(
+        m=3, hypotheses=10 + found.searched, delta=0.05, consistent=True, ln_inv_prior=1.0,
+        sources={"reader": found.searched},
+    )  # fmt: skip
+    assert found.searched > 1 and f"class of {found.searched} hypotheses" in pac.text()
+
+
+async def test_numeric_dates_are_read_month_first_when_the_rows_say_so() -> None:
+    rows = [{"text": "Opened 03/25/2021, closed later."}, {"text": "Opened 12/31/2020."}]
+    program = _program({"opened": "date"}, [{"opened": "2021-03-25"}, {"opened": "2020-12-31"}])
+    found = await reader_candidates(InProcessCodeRunner(), TEXT_TASK, rows, program, ["opened"])
+    code = found.parsers[0].code
+    assert _run(code, text="Opened 04/05/2022.") == {"opened": "2022-04-05"}
+
+
+async def test_a_number_next_to_a_keyword_that_moves_is_read_by_the_keyword() -> None:
+    rows = [
+        {"text": "Shipping costs 5 and I buy 3 boxes."},
+        {"text": "I buy 12 boxes; shipping costs 9."},
+        {"text": "With 2 coupons, 7 boxes and 4 bags."},
+    ]
+    program = _program({"boxes": "integer"}, [{"boxes": 3}, {"boxes": 12}, {"boxes": 7}])
+    found = await reader_candidates(InProcessCodeRunner(), TEXT_TASK, rows, program, ["boxes"])
+    assert found.rules == {"boxes": "the first number before the word 'boxes' in text"}
+    code = found.parsers[0].code
+    assert _run(code, text="Tape costs 1, 2 rolls and 40 boxes.") == {"boxes": 40}
+    assert found.parsers[0].checked_perturbations == 3
+
+
+async def test_a_list_field_reads_every_number() -> None:
+    rows = [
+        {"text": "Numbers: 4, 9, 1."},
+        {"text": "The values 10, 2, 8, 8 and 3 were measured."},
+        {"text": "Data 7 5"},
+    ]
+    program = _program(
+        {"xs": "list[integer]"}, [{"xs": [4, 9, 1]}, {"xs": [10, 2, 8, 8, 3]}, {"xs": [7, 5]}]
+    )
+    found = await reader_candidates(InProcessCodeRunner(), TEXT_TASK, rows, program, ["xs"])
+    assert found.rules == {"xs": "every number of text"}
+    assert _run(found.parsers[0].code, text="Numbers: 1, 2, 3, 4, 5, 6.") == {
+        "xs": [1, 2, 3, 4, 5, 6]
+    }
+
+
+async def test_a_field_no_reader_gets_gives_no_parser_but_the_others_are_read() -> None:
+    rows = [{"text": "Buy 3 boxes and 4 bags."}, {"text": "Buy 5 boxes and 1 bags."}]
+    program = _program(
+        {"total": "integer", "boxes": "integer"},
+        [{"total": 7, "boxes": 3}, {"total": 6, "boxes": 5}],
+    )
+    found = await reader_candidates(
+        InProcessCodeRunner(), TEXT_TASK, rows, program, ["total", "boxes"]
+    )
+    assert found.missing == ["total"]
+    assert [p.fields for p in found.parsers] == [["boxes"]]
+    alone = await reader_candidates(InProcessCodeRunner(), TEXT_TASK, rows, program, ["total"])
+    assert alone.parsers == [] and alone.missing == ["total"] and alone.searched > 0
+
+
+async def test_a_reader_of_a_copy_of_the_training_value_is_refused_by_perturbation() -> None:
+    # The note repeats the value on every training row, so "the first number of the note"
+    # fits them all; perturbing the value in the text (it occurs once there) refuses it.
+    task = TaskSpec(
+        description="Read the boxes.",
+        inputs={"note": "string", "text": "string"},
+        outputs={"answer": "integer"},
+    )
+    rows = [
+        {"note": "ref 3 of 3", "text": "Buy 3 boxes."},
+        {"note": "ref 8 of 8", "text": "Buy 8 boxes."},
+        {"note": "ref 5 of 5", "text": "Buy 5 boxes."},
+    ]
+    program = _program({"boxes": "integer"}, [{"boxes": 3}, {"boxes": 8}, {"boxes": 5}])
+    lib = load_library()
+    copy = ReaderRule("note", "number", "index")
+    picks = [lib["sgde_pick"](r["note"], *copy.as_tuple()[1:]) for r in rows]
+    assert picks == [3, 8, 5]  # it fits every training row
+    found = await reader_candidates(InProcessCodeRunner(), task, rows, program, ["boxes"])
+    assert found.rules == {"boxes": "the first number of text"}
+    code = found.parsers[0].code
+    assert _run(code, note="ref 1 of 1", text="Buy 6 boxes.") == {"boxes": 6}
+
+
+def test_the_emitted_reader_finds_the_mentions_of_sgdes_mention_reader() -> None:
+    lib = load_library()
+    texts = [
+        "On March 5, 2024 we sold 1,234.5 kg at 12% off; 'blue' and \u201cred\u201d crates.",
+        "Delivery 2023-11-02, then 5th of June 2025: 3 vans, 40 boxes.",
+    ]
+    for text in texts:
+        ours = lib["sgde_mentions"](text, True)
+        theirs = read_mentions(text)
+        for kind in ("number", "date", "quoted", "word"):
+            assert [m[1] for m in ours if m[0] == kind] == [
+                m.value for m in theirs.of_kind(kind)
+            ], (text, kind)
+
+
+def test_reader_program_takes_the_task_inputs_and_passes_the_sandbox_policy() -> None:
+    code = reader_program(["a", "b"], {"x": ReaderRule("b", "word", "after", word="named")})
+    assert check_source(code) == []
+    assert _run(code, a="named Zed", b="a cat named Tom") == {"x": "Tom"}
