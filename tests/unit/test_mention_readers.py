@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from sgde.optimize import CompileSettings
 from sgde.optimize.pac import pac_statement
+from sgde.optimize.placement import rank_proposals
 from sgde.optimize.sources import Program
 from sgde.optimize.sources.mentions import read_mentions
 from sgde.optimize.sources.reader_code import ReaderRule, load_library, reader_program
 from sgde.optimize.sources.readers import reader_candidates
+from sgde.optimize.supervision import node_statistics
+from sgde.plan.model import CodeNode, LlmNode, Plan
 from sgde.runtime.sandbox.policy import check_source
 from sgde.task import FieldType, TaskSpec
 from sgde.testing import InProcessCodeRunner
@@ -159,3 +163,37 @@ def test_reader_program_takes_the_task_inputs_and_passes_the_sandbox_policy() ->
     code = reader_program(["a", "b"], {"x": ReaderRule("b", "word", "after", word="named")})
     assert check_source(code) == []
     assert _run(code, a="named Zed", b="a cat named Tom") == {"x": "Tom"}
+
+
+def test_parse_is_proposed_for_an_erring_extraction_before_a_rewrite_and_a_re_offload() -> None:
+    extract = LlmNode(
+        id="x_extract",
+        inputs={"text": "input.text"},
+        prompt="{{ text }}",
+        output_schema={
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "string"}},
+            "required": ["a", "b"],
+        },
+    )
+    code = CodeNode(
+        id="x_compute",
+        inputs={"a": "x_extract.a", "b": "x_extract.b"},
+        code="def run(a, b):\n    return {'answer': a}\n",
+    )
+    plan = Plan(
+        name="p", inputs={"text": "string"}, outputs={"answer": "x_compute.answer"},
+        nodes=[extract, code],
+    )  # fmt: skip
+    outputs = [[{"x_extract": {"a": 1, "b": "wrong"}}] * 3]
+    expected: dict[str, list[dict[str, Any] | None]] = {"x_extract": [{"a": 1, "b": "b"}] * 3}
+    stats = node_statistics(plan, outputs, expected)
+    ranked = rank_proposals(
+        plan, stats, settings=CompileSettings(), computable={"x_extract"}, extractions={"x_extract"}
+    )
+    directions = [p.direction for p in ranked]
+    assert directions[0] == "parse"
+    assert directions.index("parse") < directions.index("offload")
+    assert directions.index("parse") < directions.index("rewrite_prompt")
+    plain = rank_proposals(plan, stats, settings=CompileSettings(), computable=set())
+    assert "parse" not in [p.direction for p in plain]  # only extractions an offload made
