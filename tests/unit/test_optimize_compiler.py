@@ -539,6 +539,8 @@ async def test_a_field_the_student_keeps_missing_is_parsed_by_verified_code() ->
     assert directions[:2] == ["offload", "parse"]
     parse = its[1]
     assert parse.accepted and parse.candidate_loss == 0.0
+    # the extraction keeps its other fields, supervised on those only
+    assert parse.details["node_loss_after"] == 0.0
     node = result.plan.node("solve_extract_parse")
     assert isinstance(node, CodeNode) and node.outputs == ["price"]
     # ... by one of sgde's own readers (no teacher parser), counted for the PAC statement

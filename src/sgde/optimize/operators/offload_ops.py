@@ -221,6 +221,12 @@ class ParseOperator:
                     for v in program.values
                 ]
             }
+            kept = ctx.expected.get(node_id)
+            if kept and parse_id and any(f not in moved for r in kept if r for f in r):
+                # the extraction keeps its other fields: its supervision narrows to them
+                lifted[node_id] = [
+                    {k: x for k, x in r.items() if k not in moved} if r else None for r in kept
+                ]
             return Candidate(
                 edited,
                 "parse",
