@@ -202,7 +202,7 @@ class ReaderRule:
 
     def describe(self) -> str:
         """Words for the events and the edit summary."""
-        nth = f"{self.k + 1}th" if self.k else "first"
+        nth = ("first", "second", "third", "fourth")[self.k] if self.k < 4 else f"{self.k + 1}th"
         what = {"quoted": "quoted string", "word": "word"}.get(self.kind, self.kind)
         if self.rule == "index":
             return f"the {nth} {what} of {self.source}"
