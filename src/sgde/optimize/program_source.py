@@ -29,9 +29,9 @@ from sgde.optimize.sources import (
     RowSolution,
     parser_candidates,
     program_candidates,
+    reader_candidates,
     solve_rows,
 )
-from sgde.optimize.sources.readers import reader_candidates
 from sgde.optimize.supervision import Solution
 from sgde.plan.model import LlmNode, Plan
 from sgde.plan.refs import parse_ref

@@ -7,6 +7,9 @@
   solve-then-lift, whole-task code, and an enumerative search when nothing else verifies.
 * :func:`parser_candidates` — teacher-written parsing code for named fields
   (:class:`Parser`), verified on the training rows and on perturbed copies of them.
+* :func:`reader_candidates` — sgde's own deterministic readers (which typed mention of an
+  input a field is), emitted as standard-library code and verified the same way; tried
+  before the teacher's parsers.
 
 All teacher code runs only in the sandbox; teacher garbage gives fewer candidates and an
 event saying why, never an exception.
@@ -16,17 +19,20 @@ from sgde.optimize.sources.code import instrument
 from sgde.optimize.sources.enumerate import SearchResult, search_expressions
 from sgde.optimize.sources.parsers import Parser, parser_candidates
 from sgde.optimize.sources.programs import Program, SourceBudget, program_candidates
+from sgde.optimize.sources.readers import ReaderSearch, reader_candidates
 from sgde.optimize.sources.solutions import RowSolution, solve_rows
 
 __all__ = [
     "Parser",
     "Program",
+    "ReaderSearch",
     "RowSolution",
     "SearchResult",
     "SourceBudget",
     "instrument",
     "parser_candidates",
     "program_candidates",
+    "reader_candidates",
     "search_expressions",
     "solve_rows",
 ]
