@@ -40,6 +40,7 @@ from sgde.optimize.coldstart import cold_start
 from sgde.optimize.evaluate import PlanEval, evaluate_plan_rows, node_errors, node_loss
 from sgde.optimize.events import CompileEvent, EventSink, emit
 from sgde.optimize.expected import carry_expected, plan_expected
+from sgde.optimize.lookahead import look_ahead
 from sgde.optimize.operators.base import Candidate, EditFailure, Variant
 from sgde.optimize.operators.offload import offload_target
 from sgde.optimize.operators.registry import EditContext, OperatorRegistry
@@ -336,61 +337,6 @@ class CompileLoop:
         self.state.lifted.update(lifted)
         self.state.ln_prior += math.log(max(1, ranked)) + math.log(max(1, edit.proposals))
 
-    async def _lookahead(
-        self,
-        current: PlanEval,
-        base: Candidate,
-        base_eval: PlanEval,
-        base_lifted: dict[str, list[dict[str, Any] | None]],
-        record: IterationRecord,
-    ) -> tuple[Plan, PlanEval] | None:
-        """Try up to ``beam_width`` follow-up edits on a rejected candidate that lowered the
-        node-level error; returns the accepted compound plan, if any."""
-        saved = dict(self.state.lifted)
-        self.state.lifted.update(base_lifted)
-        try:
-            stats = self._stats(base.plan, base_eval)
-            proposals = [
-                p for p in self._proposals(base.plan, stats) if p.direction != base.direction
-            ]
-            failures = self._failures(base.plan, base_eval)
-            for j, follow in enumerate(proposals[: self.settings.beam_width], start=1):
-                seed = self.settings.seed + 101 * self.state.iteration + 13 * j
-                edit = await self._propose(base.plan, follow, stats, failures, follow.reason, seed)
-                self.report.hypotheses += (
-                    max(1, edit.proposals) if isinstance(edit, Candidate) else edit.proposals
-                )
-                if isinstance(edit, EditFailure):
-                    self._record(follow, "failed", edit.reason, current, None, base.summary)
-                    continue
-                edit, evaluation, lifted = await self._score(
-                    base.plan, edit, f"iter{self.state.iteration:02d}-lookahead{j}"
-                )
-                decision = decide(current, evaluation)
-                record.details.setdefault("lookahead", []).append(
-                    {
-                        "edit": edit.summary,
-                        "loss": evaluation.loss,
-                        "node_loss": evaluation.node_loss,
-                        "accepted": decision.accepted,
-                        "why": decision.why,
-                    }
-                )
-                outcome = "accepted" if decision.accepted else "rejected"
-                self._record(follow, outcome, decision.why, current, evaluation, base.summary, edit)
-                if decision.accepted:
-                    self.state.lifted = saved
-                    self._accept(base, base_lifted, len(proposals) + 1)
-                    self._accept(edit, lifted, len(proposals) + 1)
-                    record.edit = f"{base.summary}; then {edit.summary}"
-                    record.candidate_loss = evaluation.loss
-                    record.why = f"compound edit: {decision.why}"
-                    return edit.plan, evaluation
-        finally:
-            if self.state.lifted is not saved:
-                self.state.lifted = saved
-        return None
-
     def _record(
         self,
         proposal: Proposal,
@@ -527,7 +473,7 @@ class CompileLoop:
                     and candidate.node_loss < current.node_loss - _EPS
                 )
                 if lowered and self.settings.beam_width > 0:
-                    compound = await self._lookahead(current, edit, candidate, lifted, record)
+                    compound = await look_ahead(self, current, edit, candidate, lifted, record)
                     if compound is not None:
                         plan, current = compound
                         accepted = True

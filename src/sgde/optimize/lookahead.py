@@ -1,0 +1,73 @@
+"""Look-ahead: one step of follow-up edits on a rejected candidate that lowered the
+node-level error (typically an offload whose extraction is still weak): up to
+``beam_width`` follow-ups are proposed on it and scored, and the compound edit is kept when
+it beats the current plan by the accept rule."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sgde.optimize.accept import decide
+from sgde.optimize.evaluate import PlanEval
+from sgde.optimize.operators.base import Candidate, EditFailure
+from sgde.optimize.report import IterationRecord
+from sgde.plan.model import Plan
+
+if TYPE_CHECKING:
+    from sgde.optimize.loop import CompileLoop
+
+__all__ = ["look_ahead"]
+
+
+async def look_ahead(
+    loop: CompileLoop,
+    current: PlanEval,
+    base: Candidate,
+    base_eval: PlanEval,
+    base_lifted: dict[str, list[dict[str, Any] | None]],
+    record: IterationRecord,
+) -> tuple[Plan, PlanEval] | None:
+    """Try up to ``beam_width`` follow-up edits on a rejected candidate that lowered the
+    node-level error; returns the accepted compound plan, if any."""
+    saved = dict(loop.state.lifted)
+    loop.state.lifted.update(base_lifted)
+    try:
+        stats = loop._stats(base.plan, base_eval)
+        proposals = [p for p in loop._proposals(base.plan, stats) if p.direction != base.direction]
+        failures = loop._failures(base.plan, base_eval)
+        for j, follow in enumerate(proposals[: loop.settings.beam_width], start=1):
+            seed = loop.settings.seed + 101 * loop.state.iteration + 13 * j
+            edit = await loop._propose(base.plan, follow, stats, failures, follow.reason, seed)
+            loop.report.hypotheses += (
+                max(1, edit.proposals) if isinstance(edit, Candidate) else edit.proposals
+            )
+            if isinstance(edit, EditFailure):
+                loop._record(follow, "failed", edit.reason, current, None, base.summary)
+                continue
+            edit, evaluation, lifted = await loop._score(
+                base.plan, edit, f"iter{loop.state.iteration:02d}-lookahead{j}"
+            )
+            decision = decide(current, evaluation)
+            record.details.setdefault("lookahead", []).append(
+                {
+                    "edit": edit.summary,
+                    "loss": evaluation.loss,
+                    "node_loss": evaluation.node_loss,
+                    "accepted": decision.accepted,
+                    "why": decision.why,
+                }
+            )
+            outcome = "accepted" if decision.accepted else "rejected"
+            loop._record(follow, outcome, decision.why, current, evaluation, base.summary, edit)
+            if decision.accepted:
+                loop.state.lifted = saved
+                loop._accept(base, base_lifted, len(proposals) + 1)
+                loop._accept(edit, lifted, len(proposals) + 1)
+                record.edit = f"{base.summary}; then {edit.summary}"
+                record.candidate_loss = evaluation.loss
+                record.why = f"compound edit: {decision.why}"
+                return edit.plan, evaluation
+    finally:
+        if loop.state.lifted is not saved:
+            loop.state.lifted = saved
+    return None
