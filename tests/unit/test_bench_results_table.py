@@ -43,6 +43,7 @@ def test_table_names_models_m_items_seeds_and_date(results_path: Path) -> None:
     rows = [line for line in block.splitlines() if line.startswith("| **sgde**")]
     assert len(rows) == 2 and "| 100.0 |" in rows[0]
     assert "McNemar" in block
+    assert "Budget: none (unlimited); spent per cell: sgde (m=3)" in block
 
 
 def test_readme_block_is_replaced_between_markers(results_path: Path, tmp_path: Path) -> None:
