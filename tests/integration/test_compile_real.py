@@ -126,12 +126,12 @@ def test_compile_duck_eggs_with_local_models(tmp_path: Path) -> None:
     figures = asyncio.run(run_compile(tmp_path))
     print(json.dumps(figures, indent=1))
     assert figures["offloaded"], figures
-    # Since the typed-extraction rework the student misreads one of the twelve training fields
-    # (2026-12-02: "muffins" 596 read as 69; vote and one-call-per-field split were rejected),
-    # so the compile ends at training loss 1/3 where the masked-snippet extraction prompt
-    # reached 0. Held-out accuracy must still rise clearly.
-    assert figures["final_loss"] <= 1 / 3 + 1e-9, figures
-    assert figures["held_out_after"] >= figures["held_out_before"] + 0.3, figures
+    # The extraction is scored in its prompt variants and the one SmolLM2 reads best is kept.
+    # 2026-12-02, two runs: training loss 0 in both; held-out 0.0 -> 0.75 ("snippet" kept,
+    # node error 0 vs 0.083 / 0.167 for the description variants) and 0.0 -> 0.80
+    # ("described" and "snippet" both 0, the shorter "described" kept).
+    assert figures["final_loss"] == 0.0, figures
+    assert figures["held_out_after"] >= 0.7, figures
     assert figures["compile_wall_s"] < 25 * 60
 
 
