@@ -209,3 +209,18 @@ def test_synth_needs_exactly_one_source(tmp_path: Path) -> None:
     result = CliRunner().invoke(_app(), both)
     assert result.exit_code != 0
     assert isinstance(result.exception, UsageError)
+
+
+def test_order_total_labels_do_not_depend_on_a_rounding_convention() -> None:
+    """A total exactly on a half cent is redrawn: Python's float ``round`` and half-up agree
+    on every label (the teacher's code must not fail on a convention the task leaves open)."""
+    from decimal import Decimal
+
+    from sgde.evaluation.tasks.number_families import half_cent
+
+    assert half_cent(Decimal("197.505")) and not half_cent(Decimal("197.5049"))
+    for split in ("train", "test"):
+        for row in get_family("order-total").generate(200, seed=0, split=split):
+            v = row[PROVENANCE]["values"]
+            total = sum(line["qty"] * line["price"] for line in v["lines"])
+            assert round(total * (100 - v["discount"]) / 100, 2) == row["answer"]

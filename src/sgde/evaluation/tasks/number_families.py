@@ -3,7 +3,8 @@ discount, a shipping price after classifying the destination, and a rectangle's 
 outputs.
 
 Money is computed in :class:`decimal.Decimal` and rounded half up to the cent, so the gold
-values are exact two-decimal numbers.
+values are exact two-decimal numbers; an order total that falls exactly on a half cent is
+redrawn, so that no label depends on a rounding convention the task does not state.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from typing import Any
 
 from sgde.evaluation.tasks.base import Draw, TaskFamily
 
-__all__ = ["LIST_MEDIAN", "LIST_TOP_THREE", "ORDER_TOTAL", "RECTANGLE", "SHIPPING_PRICE", "money"]
+__all__ = [
+    "LIST_MEDIAN",
+    "LIST_TOP_THREE",
+    "ORDER_TOTAL",
+    "RECTANGLE",
+    "SHIPPING_PRICE",
+    "half_cent",
+    "money",
+]
 
 _CENT = Decimal("0.01")
 
@@ -120,18 +129,28 @@ _PRODUCTS = (("notebook", "notebooks"), ("pen", "pens"), ("mug", "mugs"), ("lamp
              ("cushion", "cushions"), ("poster", "posters"), ("battery", "batteries"))  # fmt: skip
 
 
+def half_cent(value: Decimal) -> bool:
+    """Whether ``value`` lies exactly halfway between two cents (``197.505``): its rounding to
+    the cent then depends on a convention the task does not state (half up gives 197.51,
+    Python's ``round`` on a float 197.5), so a draw with such a total is redrawn."""
+    return (value * 100) % 1 == Decimal("0.5")
+
+
 def _draw_order(rng: random.Random) -> Draw:
-    products = rng.sample(_PRODUCTS, rng.randint(2, 4))
-    lines: list[dict[str, Any]] = [
-        {"item": p, "qty": rng.randint(1, 6), "price": rng.randint(50, 4000) / 100}
-        for p in products
-    ]
-    discount = rng.choice((5, 10, 15, 20, 25, 30))
-    subtotal = sum(
-        (Decimal(line["qty"]) * Decimal(str(line["price"])) for line in lines), Decimal(0)
-    )
-    total = money(subtotal * (100 - discount) / 100)
-    return Draw(values={"lines": lines, "discount": discount}, outputs={"answer": total})
+    while True:
+        products = rng.sample(_PRODUCTS, rng.randint(2, 4))
+        lines: list[dict[str, Any]] = [
+            {"item": p, "qty": rng.randint(1, 6), "price": rng.randint(50, 4000) / 100}
+            for p in products
+        ]
+        discount = rng.choice((5, 10, 15, 20, 25, 30))
+        subtotal = sum(
+            (Decimal(line["qty"]) * Decimal(str(line["price"])) for line in lines), Decimal(0)
+        )
+        exact = subtotal * (100 - discount) / 100
+        if not half_cent(exact):
+            break
+    return Draw(values={"lines": lines, "discount": discount}, outputs={"answer": money(exact)})
 
 
 def _qty_name(line: dict[str, Any]) -> str:
