@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sgde.optimize import CompileSettings
+from sgde.optimize.events import CompileEvent
 from sgde.optimize.pac import pac_statement
 from sgde.optimize.placement import rank_proposals
 from sgde.optimize.sources import Program
@@ -142,6 +143,116 @@ async def test_a_reader_of_a_copy_of_the_training_value_is_refused_by_perturbati
     assert found.rules == {"boxes": "the first number of text"}
     code = found.parsers[0].code
     assert _run(code, note="ref 1 of 1", text="Buy 6 boxes.") == {"boxes": 6}
+
+
+RECTANGLE_TEXTS = (
+    "A rectangle is {length} cm long and {width} cm wide. Give its area.",
+    "Room plan: {width} m by {length} m. Floor area?",
+    "The width of a field is {width} yards and its length is {length} yards.",
+)
+
+
+async def test_squares_do_not_identify_which_number_is_the_length_or_the_width() -> None:
+    # Every training rectangle is a square: "the first number" and "the second number" both
+    # read each side on every row, and the side occurs twice, so no perturbation changes it.
+    sides = [5, 12, 31]
+    rows = [
+        {"text": t.format(length=n, width=n)} for t, n in zip(RECTANGLE_TEXTS, sides, strict=True)
+    ]
+    program = _program(
+        {"length": "integer", "width": "integer"}, [{"length": n, "width": n} for n in sides]
+    )
+    events: list[CompileEvent] = []
+    found = await reader_candidates(
+        InProcessCodeRunner(), TEXT_TASK, rows, program, ["length", "width"], events=events.append
+    )
+    assert found.parsers == [] and found.rules == {}
+    assert found.missing == ["length", "width"]
+    assert set(found.unidentified) == {"length", "width"}
+    messages = [e.message for e in events]
+    assert any(
+        m.startswith("reader for 'width' not identified: 'the first number of text' and ")
+        and "both fit the training rows" in m
+        for m in messages
+    ), messages
+    assert found.searched > 2  # the class is counted all the same
+
+
+async def test_one_informative_rectangle_does_not_identify_a_side_over_two_squares() -> None:
+    # Measured on the rectangle family: two squares and one rectangle worded length-first.
+    # Only "the first number" fits the length on all three rows (no two fitting readers
+    # disagree), but the squares do not say which mention is the length; the rule the rows
+    # suggest misreads "Room plan: <width> m by <length> m". No reader is kept.
+    values = [(20, 20), (60, 60), (28, 9)]
+    texts = (RECTANGLE_TEXTS[1], RECTANGLE_TEXTS[2], RECTANGLE_TEXTS[0])
+    rows = [{"text": t.format(length=a, width=b)} for t, (a, b) in zip(texts, values, strict=True)]
+    program = _program(
+        {"length": "integer", "width": "integer"},
+        [{"length": a, "width": b} for a, b in values],
+    )
+    events: list[CompileEvent] = []
+    found = await reader_candidates(
+        InProcessCodeRunner(), TEXT_TASK, rows, program, ["length", "width"], events=events.append
+    )
+    assert found.parsers == [] and found.missing == ["length", "width"]
+    assert "training row 1 has the value 20 in 2 mentions of text" in found.unidentified["length"]
+    assert any(e.message.startswith("reader for 'length' not identified:") for e in events)
+
+
+async def test_rectangles_that_are_not_squares_identify_their_sides() -> None:
+    # The same phrasings with unequal sides: the rows tell "the first number of text" from
+    # "the second", and the fitting readers of a side (by rank, from the end, by the word
+    # 'is') read the same mention, so the simplest is kept.
+    sides = [(5, 3), (7, 12), (30, 8)]
+    rows = [{"text": RECTANGLE_TEXTS[0].format(length=a, width=b)} for a, b in sides]
+    program = _program(
+        {"length": "integer", "width": "integer"},
+        [{"length": a, "width": b} for a, b in sides],
+    )
+    found = await reader_candidates(
+        InProcessCodeRunner(), TEXT_TASK, rows, program, ["length", "width"]
+    )
+    assert found.unidentified == {} and found.missing == []
+    assert found.rules == {
+        "length": "the first number of text",
+        "width": "the second number of text",
+    }
+    code = found.parsers[0].code
+    assert _run(code, text=RECTANGLE_TEXTS[0].format(length=9, width=9)) == {
+        "length": 9,
+        "width": 9,
+    }
+
+
+async def test_readers_that_differ_in_form_but_read_the_same_mention_are_accepted() -> None:
+    # "the first number" and "the first number after the word 'length'" both fit, and they
+    # read the same mention of every probe row: the rows identify the field.
+    rows = [
+        {"text": "The length is 5 and the width is 3."},
+        {"text": "length 8, width 2"},
+        {"text": "Its length: 4; its width: 9."},
+    ]
+    program = _program({"length": "integer"}, [{"length": 5}, {"length": 8}, {"length": 4}])
+    lib = load_library()
+    anchored = ReaderRule("text", "number", "after", word="length")
+    assert [lib["sgde_pick"](r["text"], *anchored.as_tuple()[1:]) for r in rows] == [5, 8, 4]
+    found = await reader_candidates(InProcessCodeRunner(), TEXT_TASK, rows, program, ["length"])
+    assert found.unidentified == {}
+    assert found.rules == {"length": "the first number of text"}
+
+
+async def test_a_value_repeated_in_one_row_is_told_apart_by_replacing_one_copy() -> None:
+    # Row 1 repeats the value (3 boxes at 3 each): "the first number" and "the first number
+    # from the end" both fit every row, and only replacing one copy of the 3 separates them.
+    rows = [
+        {"text": "Buy 3 boxes at 3 each."},
+        {"text": "Buy 4 boxes at 4 each."},
+        {"text": "Buy 6 boxes at 6 each."},
+    ]
+    program = _program({"boxes": "integer"}, [{"boxes": 3}, {"boxes": 4}, {"boxes": 6}])
+    found = await reader_candidates(InProcessCodeRunner(), TEXT_TASK, rows, program, ["boxes"])
+    assert found.parsers == [] and found.missing == ["boxes"]
+    assert "boxes" in found.unidentified
 
 
 def test_the_emitted_reader_finds_the_mentions_of_sgdes_mention_reader() -> None:

@@ -30,7 +30,7 @@ from sgde.optimize.teacher import Teacher, render_prompt
 from sgde.runtime.calls import CodeRunner
 from sgde.task import TaskSpec
 
-__all__ = ["Parser", "parser_candidates", "perturbed_rows", "reads"]
+__all__ = ["Parser", "number_text", "parser_candidates", "perturbed_rows", "reads"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,8 @@ class Parser:
         )
 
 
-def _number_text(value: float, like: str) -> str:
+def number_text(value: float, like: str) -> str:
+    """``value`` written like the number text ``like`` (thousands commas, decimals)."""
     if isinstance(value, int) or float(value).is_integer():
         text = str(int(value))
         if "," in like:
@@ -122,7 +123,7 @@ def perturbed_rows(
                     continue
                 hit = hits[0]
                 new = (
-                    _number_text(replacement, hit.group(0))
+                    number_text(replacement, hit.group(0))
                     if ftype.kind in ("integer", "number")
                     else str(replacement)
                 )

@@ -16,6 +16,20 @@ value elsewhere is refused), evaluated in-process with the same standard-library
 plan will run, and then again in the sandbox, which is the truth. The readers of several fields are
 joined into one ``run(**task_inputs)``; fields no reader gets are left to the student (or
 the teacher's parsers).
+
+Identifiability: a few training rows may not tell two readers apart — on squares, "the
+first number" and "the second number" both read the length and the width, and a value
+that occurs twice in a text is not perturbed. Every reader that fits is therefore run on
+probe rows: a training row with ONE mention that could be the value (of the field's kinds,
+equal to it, also as a percentage) replaced by another value, one occurrence at a time, in
+every text input. When two fitting readers disagree on a probe, the rows do not say which
+mention the field is. Nor do they when a training row holds the value of a (non-list)
+field in no text input exactly once: with two squares and one rectangle worded
+length-first, only "the first number" fits, yet the squares are no evidence for it and a
+width-first wording is misread. In both cases no reader is kept for the field (the student
+keeps extracting it), and the event says why; otherwise the simplest fitting reader is
+kept. A probe replaces a date by an ISO date, so the order of numeric dates is chosen by
+the rows' unambiguous dates, not by this check.
 """
 
 from __future__ import annotations
@@ -23,11 +37,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 from typing import Any
 
 from sgde.optimize.events import CompileEvent, EventSink, emit
 from sgde.optimize.sources.context import row_inputs, value_text
-from sgde.optimize.sources.parsers import Parser, perturbed_rows, reads
+from sgde.optimize.sources.parsers import Parser, number_text, perturbed_rows, reads
 from sgde.optimize.sources.programs import Program
 from sgde.optimize.sources.reader_code import ReaderRule, load_library, reader_program
 from sgde.runtime.calls import CodeRunner
@@ -54,13 +69,16 @@ class ReaderSearch:
             (when that is not every field) nothing else — the caller asks the teacher.
         searched: Hypotheses examined on the training rows (for the PAC statement).
         rules: Field -> the reader chosen for it (described).
-        missing: Fields no reader reproduces.
+        missing: Fields no reader reproduces, or that the rows do not identify.
+        unidentified: Field -> why the training rows do not identify its reader (two
+            readers that fit them read different mentions); these fields are in ``missing``.
     """
 
     parsers: list[Parser] = field(default_factory=list)
     searched: int = 0
     rules: dict[str, str] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
+    unidentified: dict[str, str] = field(default_factory=dict)
 
 
 def _kinds(ftype: FieldType) -> tuple[list[str], bool]:
@@ -181,6 +199,110 @@ def _fits(
     return True
 
 
+def _could_be(value: Any, gold: Any, item: FieldType, kind: str) -> bool:
+    """Whether a mention's value could be the field's ``gold`` (or one of its items)."""
+    golds = gold if isinstance(gold, list) else [gold]
+    scales = (1.0, 0.01) if kind == "number" and item.kind == "number" else (1.0,)
+    for g in golds:
+        for scale in scales:
+            read = round(value * scale, 12) if kind == "number" and scale != 1 else value
+            if item.correct(read, g):
+                return True
+    return False
+
+
+def _replacement(mention: tuple[Any, ...], text: str) -> str:
+    """Another value written like ``mention`` (a number, an ISO date, a changed string)."""
+    kind, value, start, end = mention[0], mention[1], mention[2], mention[3]
+    like = text[start:end]
+    if kind == "number":
+        new = value + 7 if isinstance(value, int) else round(value * 1.5 + 1, 2)
+        percent = like.endswith("%")
+        return number_text(new, like.rstrip("%")) + ("%" if percent else "")
+    if kind == "date":
+        return (date.fromisoformat(value) + timedelta(days=1)).isoformat()
+    return like + "x"
+
+
+def _candidates(
+    lib: Mapping[str, Any], task: TaskSpec, row: Mapping[str, Any], gold: Any, ftype: FieldType
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Text input -> its mentions that could be the field's ``gold`` (of the field's kinds,
+    equal to it or to one of its items, also as a percentage), in text order."""
+    kinds, is_list = _kinds(ftype)
+    item = ftype.item if is_list and ftype.item is not None else ftype
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for source, stype in task.inputs.items():
+        text = row.get(source)
+        if stype.kind != "string" or not isinstance(text, str):
+            continue
+        spans: dict[tuple[int, int], tuple[Any, ...]] = {}
+        for day_first in (True, False) if "date" in kinds else (True,):
+            for m in lib["sgde_mentions"](text, day_first):
+                if m[0] in kinds and _could_be(m[1], gold, item, m[0]):
+                    spans.setdefault((m[2], m[3]), m)
+        out[source] = [spans[s] for s in sorted(spans)]
+    return out
+
+
+def _probes(
+    lib: Mapping[str, Any],
+    task: TaskSpec,
+    inputs: Sequence[Mapping[str, Any]],
+    golds: Sequence[Any],
+    ftype: FieldType,
+) -> list[tuple[int, dict[str, Any]]]:
+    """``(training row, inputs)`` with one mention that could be the value replaced, one
+    occurrence at a time, in every text input (see module)."""
+    out: list[tuple[int, dict[str, Any]]] = []
+    for i, (row, gold) in enumerate(zip(inputs, golds, strict=True)):
+        for source, mentions in _candidates(lib, task, row, gold, ftype).items():
+            text = str(row[source])
+            for m in mentions:
+                new = text[: m[2]] + _replacement(m, text) + text[m[3] :]
+                out.append((i, {**row, source: new}))
+    return out
+
+
+def _unpinned(
+    lib: Mapping[str, Any],
+    task: TaskSpec,
+    inputs: Sequence[Mapping[str, Any]],
+    golds: Sequence[Any],
+    ftype: FieldType,
+) -> tuple[int, str, int] | None:
+    """``(training row, input, mentions)`` of the first row where no text input holds the
+    value of a (non-list) field exactly once: that row does not say which mention the field
+    is, so a reader's fit there is no evidence (see module). ``None`` when every row does."""
+    if ftype.kind == "list":
+        return None
+    for i, (row, gold) in enumerate(zip(inputs, golds, strict=True)):
+        found = _candidates(lib, task, row, gold, ftype)
+        if not any(len(ms) == 1 for ms in found.values()):
+            source, ms = max(found.items(), key=lambda kv: len(kv[1]), default=("", []))
+            return i, source, len(ms)
+    return None
+
+
+def _disagreement(
+    lib: Mapping[str, Any],
+    rules: Sequence[ReaderRule],
+    probes: Sequence[tuple[int, dict[str, Any]]],
+) -> tuple[ReaderRule, ReaderRule, int] | None:
+    """The first fitting reader, another that reads differently on a probe, and the probe's
+    training row; ``None`` when every reader reads every probe alike."""
+    if len(rules) < 2:
+        return None
+    pick = lib["sgde_pick"]
+    first = rules[0]
+    for i, probe in probes:
+        ours = pick(probe.get(first.source), *first.as_tuple()[1:])
+        for other in rules[1:]:
+            if pick(probe.get(other.source), *other.as_tuple()[1:]) != ours:
+                return first, other, i
+    return None
+
+
 async def _verified(
     sandbox: CodeRunner,
     code: str,
@@ -248,28 +370,46 @@ async def reader_candidates(
                 task, [rows[i] for i in known], _only(program, known), [f]
             )
         ]
-        why = "no reader in the class reproduces it on every training row"
-        tries = 0
+        why = ": no reader in the class reproduces it on every training row"
+        fitting: list[ReaderRule] = []
         for rule in _hypotheses(lib, task, inputs, golds, ftype):
-            # The whole class is counted, also past the reader chosen: other training rows
-            # could have chosen any of them.
+            # The whole class is counted, also past the readers that fit: other training
+            # rows could have chosen any of them.
             search.searched += 1
-            if f in chosen or tries >= _SANDBOX_TRIES:
-                continue
             if not _fits(lib, rule, training, ftype):
                 continue
             if not _fits(lib, rule, perturbed, ftype):
-                why = f"{rule.describe()}: fits the training rows but not a perturbed copy"
+                why = f": {rule.describe()} fits the training rows but not a perturbed copy"
                 continue
-            tries += 1
+            fitting.append(rule)
+        split = _disagreement(lib, fitting, _probes(lib, task, inputs, golds, ftype))
+        loose = _unpinned(lib, task, inputs, golds, ftype) if fitting else None
+        if split is not None:
+            one, other, i = split
+            search.unidentified[f] = (
+                f"{one.describe()!r} and {other.describe()!r} both fit the training rows "
+                f"(they read different mentions of training row {known[i] + 1})"
+            )
+        elif loose is not None:
+            i, source, count = loose
+            search.unidentified[f] = (
+                f"{fitting[0].describe()!r} fits, but training row {known[i] + 1} has the "
+                f"value {value_text(golds[i], 40)} in {count} mentions of {source}, so it "
+                f"does not say which one {f!r} is"
+            )
+        if f in search.unidentified:
+            why = f" not identified: {search.unidentified[f]}"
+            fitting = []
+        for rule in fitting[:_SANDBOX_TRIES]:
             code = reader_program(names, {f: rule})
             checked, problem = await _verified(sandbox, code, task, rows, program, [f], known)
             if problem:
-                why = f"{rule.describe()}: {problem}"
+                why = f": {rule.describe()}: {problem}"
                 continue
             chosen[f] = rule
             checked_total += checked
             search.rules[f] = rule.describe()
+            break
         if f not in chosen:
             search.missing.append(f)
         emit(
@@ -277,8 +417,14 @@ async def reader_candidates(
             CompileEvent(
                 "supervision",
                 iteration,
-                f"reader for {f}: " + (search.rules[f] if f in chosen else why),
-                data={"source": "reader", "field": f, "searched": search.searched},
+                f"reader for {f!r}" + (f": {search.rules[f]}" if f in chosen else why),
+                data={
+                    "source": "reader",
+                    "field": f,
+                    "searched": search.searched,
+                    "fitting": len(fitting),
+                    "identified": f not in search.unidentified,
+                },
             ),
         )
     if chosen:
