@@ -382,7 +382,9 @@ async def reader_candidates(
                 why = f": {rule.describe()} fits the training rows but not a perturbed copy"
                 continue
             fitting.append(rule)
-        split = _disagreement(lib, fitting, _probes(lib, task, inputs, golds, ftype))
+        fits = len(fitting)
+        probes = _probes(lib, task, inputs, golds, ftype) if fits > 1 else []
+        split = _disagreement(lib, fitting, probes)
         loose = _unpinned(lib, task, inputs, golds, ftype) if fitting else None
         if split is not None:
             one, other, i = split
@@ -422,7 +424,7 @@ async def reader_candidates(
                     "source": "reader",
                     "field": f,
                     "searched": search.searched,
-                    "fitting": len(fitting),
+                    "fitting": fits,
                     "identified": f not in search.unidentified,
                 },
             ),
