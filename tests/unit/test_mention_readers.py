@@ -255,6 +255,29 @@ async def test_a_value_repeated_in_one_row_is_told_apart_by_replacing_one_copy()
     assert "boxes" in found.unidentified
 
 
+async def test_a_date_written_once_in_each_of_two_inputs_is_not_identified() -> None:
+    # Every row pins a mention in each input (the date occurs once there), and no perturbed
+    # row is built (the dates are not ISO text), so a reader of the subject and one of the
+    # body both fit: a probe that changes one of the two tells them apart.
+    task = TaskSpec(
+        description="Read the date.",
+        inputs={"subject": "string", "body": "string"},
+        outputs={"answer": "date"},
+    )
+    rows = [
+        {"subject": "Meeting on March 5, 2024", "body": "Confirmed for 5 March 2024."},
+        {"subject": "Call on June 12, 2023", "body": "See you 12 June 2023."},
+        {"subject": "Visit on May 1, 2025", "body": "Booked: 1st of May 2025."},
+    ]
+    program = _program(
+        {"day": "date"}, [{"day": "2024-03-05"}, {"day": "2023-06-12"}, {"day": "2025-05-01"}]
+    )
+    found = await reader_candidates(InProcessCodeRunner(), task, rows, program, ["day"])
+    assert found.parsers == [] and found.missing == ["day"]
+    assert found.unidentified["day"].startswith("'the first date of subject' and ")
+    assert "of body' both fit the training rows" in found.unidentified["day"]
+
+
 def test_the_emitted_reader_finds_the_mentions_of_sgdes_mention_reader() -> None:
     lib = load_library()
     texts = [
