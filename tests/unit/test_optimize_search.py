@@ -527,3 +527,29 @@ def test_extraction_descriptions_never_show_the_seed_rows_values() -> None:
     desc = extract.output_schema["properties"]["days"]["description"]
     assert desc == 'the days (in "add ___ days to N-N-N")'
     assert "49" not in extract.prompt
+
+
+def test_split_and_parse_drop_the_prompt_lines_of_fields_the_node_no_longer_gives() -> None:
+    """After a split (or a parse moving fields to code) each extraction's prompt lists only the
+    fields its schema still asks for; other lines stay."""
+    plan = _wide_plan()
+    node = plan.node("extract")
+    assert isinstance(node, LlmNode)
+    listed = (
+        "Text: {{ question }}\n\nFill each field:\n"
+        "- a (integer): the a\n- b: the b\n- c (integer): the c"
+    )
+    plan = plan.model_copy(
+        update={"nodes": [node.model_copy(update={"prompt": listed}), plan.nodes[1]]}
+    )
+    edit = split_per_field(plan, "extract")
+    assert isinstance(edit, Candidate), edit
+    node_b = edit.plan.node("extract_b")
+    assert isinstance(node_b, LlmNode)
+    assert node_b.prompt == "Text: {{ question }}\n\nFill each field:\n- b: the b"
+    parsed, problems, _ = replace_fields(
+        plan, "extract", FakeParser("def run(question):\n    return {'a': 1, 'c': 2}\n", ["a", "c"])
+    )
+    assert parsed is not None, problems
+    kept = parsed.node("extract")
+    assert isinstance(kept, LlmNode) and kept.prompt.endswith("Fill each field:\n- b: the b")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,15 @@ from sgde.plan.refs import parse_ref
 from sgde.planfile import check_plan
 from sgde.runtime.sandbox.policy import check_source
 
-__all__ = ["Candidate", "EditFailure", "Variant", "rewire", "unique_id", "validated"]
+__all__ = [
+    "Candidate",
+    "EditFailure",
+    "Variant",
+    "drop_field_lines",
+    "rewire",
+    "unique_id",
+    "validated",
+]
 
 AnyNode = LlmNode | CodeNode | ConsensusNode
 
@@ -70,6 +79,18 @@ class EditFailure:
     reason: str
     details: dict[str, Any] = field(default_factory=dict)
     proposals: int = 0
+
+
+def drop_field_lines(prompt: str, fields: Collection[str]) -> str:
+    """``prompt`` without the list lines that ask for one of ``fields`` (``- days (integer):
+    ...``, ``- days: the number in "..."``): after a split or a parse moved those fields to
+    another node, a prompt still asking for them would make the student fill fields its schema
+    no longer has. Other lines are kept as they are."""
+    if not fields:
+        return prompt
+    names = "|".join(re.escape(f) for f in sorted(fields, key=len, reverse=True))
+    line = re.compile(rf"^\s*-\s*(?:{names})\s*[(:]")
+    return "\n".join(x for x in prompt.split("\n") if not line.match(x))
 
 
 def unique_id(plan: Plan, base: str) -> str:

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sgde.optimize.operators.base import rewire, unique_id, validated
+from sgde.optimize.operators.base import drop_field_lines, rewire, unique_id, validated
 from sgde.optimize.teacher import render_prompt
 from sgde.plan.model import CodeNode, ConsensusNode, LlmNode, Plan
 from sgde.task import FieldType
@@ -395,7 +395,8 @@ def replace_fields(
                     k: v for k, v in schema.get("properties", {}).items() if k in keep
                 }
                 schema["required"] = [f for f in schema.get("required", keep) if f in keep]
-                nodes.append(node.model_copy(update={"output_schema": schema}))
+                prompt = drop_field_lines(node.prompt, moved)
+                nodes.append(node.model_copy(update={"output_schema": schema, "prompt": prompt}))
         elif n.id == vote_id and not keep:
             continue
         else:

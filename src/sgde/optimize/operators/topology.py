@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sgde.optimize.operators.base import Candidate, EditFailure, rewire, unique_id, validated
+from sgde.optimize.operators.base import (
+    Candidate,
+    EditFailure,
+    drop_field_lines,
+    rewire,
+    unique_id,
+    validated,
+)
 from sgde.plan.model import ConsensusNode, LlmNode, Plan
 from sgde.plan.refs import parse_ref
 
@@ -77,6 +84,7 @@ def _split(plan: Plan, node_id: str, *, per_field: bool) -> Candidate | EditFail
                     "output_schema": sub,
                     "description": f"{node.description or node_id} (fields: {listing})",
                     "system": (node.system + f"\nOnly give these fields: {listing}.").strip(),
+                    "prompt": drop_field_lines(node.prompt, [f for f in fields if f not in part]),
                 }
             )
         )
