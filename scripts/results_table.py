@@ -68,6 +68,10 @@ def _join(values: Iterable[Any]) -> str:
     return ", ".join(str(v) for v in values)
 
 
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def _unique(values: Iterable[Any]) -> list[Any]:
     out: list[Any] = []
     for value in values:
@@ -382,9 +386,9 @@ def peer_lines(results: Mapping[str, Any]) -> list[str]:
                 f"{budget.get('refused_calls', 0)} call(s) refused"
             )
             if report.get("failure"):
-                text += f", failed: {str(report['failure']).splitlines()[0][:160]}"
+                text += f", failed: {_short(str(report['failure']).splitlines()[0])}"
             for note in report.get("notes") or []:
-                text += f"; note: {str(note)[:160]}"
+                text += f"; note: {_short(str(note))}"
             outcomes.append(text)
         lines.append(
             f"Peer `{peer}`: `{first.get('optimizer')}` from "
