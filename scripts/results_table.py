@@ -69,6 +69,8 @@ def _join(values: Iterable[Any]) -> str:
 
 
 def _short(text: str, limit: int = 200) -> str:
+    """``text`` without terminal colour codes, cut to ``limit`` characters."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 

@@ -180,7 +180,7 @@ def _peer_cell(
                 "optimizer": "dspy.GEPA",
                 "status": "failed" if failure else "ok",
                 "failure": failure,
-                "notes": ["plain GEPA on ChainOfThought"],
+                "notes": ["\x1b[32mplain GEPA\x1b[0m on ChainOfThought"],
                 "settings": {"max_metric_calls": 40},
                 "budget": {"tokens": 2000, "spent": 1200, "refused_calls": 1},
                 "versions": {"dspy": "3.4.1", "gepa": "0.0.26", "litellm": "1.0"},
@@ -252,6 +252,7 @@ def test_peers_from_another_run_are_paired_with_sgde(results_path: Path) -> None
     assert "Peer `dspy-gepa`: `dspy.GEPA` from dspy 3.4.1, gepa 0.0.26, litellm 1.0" in block
     assert 'settings {"max_metric_calls": 40}' in block
     assert "spent 1,200 of 2,000 tokens, 1 call(s) refused" in block
+    assert "note: plain GEPA on ChainOfThought" in block  # without terminal colour codes
 
 
 def test_a_failed_peer_is_a_row_with_its_failures_counted(results_path: Path) -> None:
