@@ -154,6 +154,45 @@ def test_placement_proposes_parse_after_a_rewrite_and_split_for_mixed_fields() -
     assert after_rewrite[0].direction == "parse"
 
 
+def test_placement_proposes_parse_for_a_field_wrong_on_one_row_of_three() -> None:
+    """A field wrong on 1 of 3 rows (0.33, under the offload threshold 0.34) is offered to
+    verified parsing code first: readers cost no tokens, and the loss decides."""
+    extract = LlmNode(
+        id="x_extract",
+        inputs={"text": "input.text"},
+        prompt="{{ text }}",
+        output_schema={
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+            "required": ["a", "b"],
+        },
+    )
+    code = CodeNode(
+        id="x_compute",
+        inputs={"a": "x_extract.a", "b": "x_extract.b"},
+        code="def run(a, b):\n    return {'answer': a + b}\n",
+    )
+    plan = Plan(
+        name="p",
+        inputs={"text": "string"},
+        outputs={"answer": "x_compute.answer"},
+        nodes=[extract, code],
+    )
+    right, wrong = {"x_extract": {"a": 1, "b": 2}}, {"x_extract": {"a": 1, "b": 9}}
+    outputs = [[right, wrong, right]]
+    expected: dict[str, list[dict[str, Any] | None]] = {"x_extract": [{"a": 1, "b": 2}] * 3}
+    stats = node_statistics(plan, outputs, expected)
+    ranked = rank_proposals(
+        plan, stats, settings=CompileSettings(), computable=set(), extractions={"x_extract"}
+    )
+    assert ranked[0].direction == "parse", [p.direction for p in ranked]
+    strict = CompileSettings(parse_min_error=0.34)
+    ranked = rank_proposals(
+        plan, stats, settings=strict, computable=set(), extractions={"x_extract"}
+    )
+    assert "parse" not in [p.direction for p in ranked]
+
+
 # ---------------------------------------------------------------- operators
 
 

@@ -8,9 +8,10 @@ first (ties: upstream first):
 1. **offload** — error rate ≥ ``offload_min_error`` and the node's output is *computable*
    (every row has an expected value for it); with a lower error, offload is still proposed
    after consensus and split_fields (verified code may fix the remaining rows).
-2. **parse** — an extraction node (made by an offload) wrong on a field at
-   ≥ ``offload_min_error``: verified parsing code may read that field instead (sgde's
-   deterministic readers cost no tokens, the teacher writes parsers when they do not fit).
+2. **parse** — an extraction node (made by an offload) wrong on a field more often than
+   ``parse_min_error`` (default: ever): verified parsing code may read that field instead
+   (sgde's deterministic readers cost no tokens, the teacher writes parsers when they do not
+   fit).
    Ranked before an offload of the extraction node itself, so that it is reached within a
    few iterations.
 3. **consensus** — a sampled node whose repeats disagree on ≥ ``consensus_min_disagreement``
@@ -107,7 +108,7 @@ def rank_proposals(
         worst = max(
             (f.error_rate for f in st.fields.values() if f.error_rate is not None), default=0.0
         )
-        if node.id in extractions and worst >= settings.offload_min_error:
+        if node.id in extractions and worst > settings.parse_min_error:
             again = " after a prompt rewrite" if node.id in rewritten else ""
             out.append(
                 Proposal(

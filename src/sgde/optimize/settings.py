@@ -26,6 +26,9 @@ class CompileSettings(BaseModel):
             expected values) on at least this fraction of (row, repeat) pairs, and whose output
             is computable (numeric, and the teacher solved the rows as verified code), is
             offloaded to code.
+        parse_min_error: A field of an extraction made by an offload that is wrong on MORE
+            than this fraction of (row, repeat) pairs is offered to verified parsing code
+            (sgde's deterministic readers first: they cost no tokens, and the loss decides).
         consensus_min_disagreement: A node whose repeats disagree on at least this fraction
             of rows ...
         consensus_min_mode_accuracy: ... while the majority across repeats is right on at
@@ -72,6 +75,7 @@ class CompileSettings(BaseModel):
     seed: int = 0
 
     offload_min_error: float = Field(default=0.34, ge=0.0, le=1.0)
+    parse_min_error: float = Field(default=0.0, ge=0.0, le=1.0)
     consensus_min_disagreement: float = Field(default=0.34, ge=0.0, le=1.0)
     consensus_min_mode_accuracy: float = Field(default=0.5, ge=0.0, le=1.0)
     consensus_max_error: float = Field(default=0.5, ge=0.0, le=1.0)

@@ -204,7 +204,7 @@ class ParseOperator:
         fields = [
             f
             for f, fs in (st.fields.items() if st is not None else [])
-            if fs.error_rate is not None and fs.error_rate >= ctx.settings.offload_min_error
+            if fs.error_rate is not None and fs.error_rate > ctx.settings.parse_min_error
         ]
         if not fields:
             return EditFailure("parse", node_id, "no field of the extraction is wrong often enough")
