@@ -4,7 +4,8 @@
   two prompt styles), verified by the task metric; every verified solution is kept with its
   intermediate values (:class:`RowSolution`).
 * :func:`program_candidates` — verified programs for the task (:class:`Program`): typed
-  solve-then-lift, whole-task code, and an enumerative search when nothing else verifies.
+  solve-then-lift, whole-task code, and an enumerative search when nothing else verifies
+  (arithmetic over quantities, or string transforms of an input or a mention of one).
 * :func:`parser_candidates` — teacher-written parsing code for named fields
   (:class:`Parser`), verified on the training rows and on perturbed copies of them.
 * :func:`reader_candidates` — sgde's own deterministic readers (which typed mention of an
@@ -17,6 +18,7 @@ event saying why, never an exception.
 
 from sgde.optimize.sources.code import instrument
 from sgde.optimize.sources.enumerate import SearchResult, search_expressions
+from sgde.optimize.sources.enumerate_text import TextSearch, search_text_transforms
 from sgde.optimize.sources.parsers import Parser, parser_candidates
 from sgde.optimize.sources.programs import Program, SourceBudget, program_candidates
 from sgde.optimize.sources.readers import ReaderSearch, reader_candidates
@@ -29,10 +31,12 @@ __all__ = [
     "RowSolution",
     "SearchResult",
     "SourceBudget",
+    "TextSearch",
     "instrument",
     "parser_candidates",
     "program_candidates",
     "reader_candidates",
     "search_expressions",
+    "search_text_transforms",
     "solve_rows",
 ]

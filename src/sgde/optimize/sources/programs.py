@@ -8,7 +8,9 @@
 * ``whole`` — the teacher writes ``run(**task_inputs)`` over the raw inputs, sampled
   several times; for structured inputs such a program needs no student at all.
 * ``enumerative`` — when nothing else verifies: the smallest arithmetic expression over the
-  quantities of the inputs that fits every row (:mod:`~sgde.optimize.sources.enumerate`).
+  quantities of the inputs that fits every row (:mod:`~sgde.optimize.sources.enumerate`);
+  for string outputs, the smallest composition of string transforms of an input or of a
+  mention of one (:mod:`~sgde.optimize.sources.enumerate_text`).
 
 Every program runs only in the sandbox and is verified with the task metric on every
 training row. Teacher garbage never raises: a candidate that fails is recorded (events)
@@ -533,10 +535,11 @@ async def program_candidates(
         )
     if budget.enumerate and not any(p.verified_rows == len(rows) for p in programs):
         from sgde.optimize.sources.enumerate import enumerative_program
+        from sgde.optimize.sources.enumerate_text import enumerative_text_program
 
-        found = await enumerative_program(
-            teacher, sandbox, task, rows, metric, budget=budget, log=log.note
-        )
+        texts = all(t.kind == "string" for t in task.outputs.values())
+        search = enumerative_text_program if texts else enumerative_program
+        found = await search(teacher, sandbox, task, rows, metric, budget=budget, log=log.note)
         if found is not None:
             programs.append(found)
     free_text = bool(free_text_inputs(task, rows))
