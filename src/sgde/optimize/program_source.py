@@ -231,23 +231,30 @@ class SupervisionSource:
         self, program: ProgramLike, fields: Sequence[str], ctx: EditContext
     ) -> list[ParserLike]:
         """Deterministic readers first (no tokens); the teacher's parsers only when the
-        readers do not get every field (then a readers' parser of the other fields last)."""
+        readers do not get every field (then a readers' parser of the other fields last).
+
+        The readers are tried on every extracted parameter, not only on the erring
+        ``fields``: they cost no tokens, and moving only the erring fields leaves the student
+        a shorter schema that it fills from the wrong end of the text (measured on GSM duck
+        eggs: readers for 2 of 4 fields, the student then copied the first numbers into the
+        other two, loss 0.33 -> 1.0). The teacher is asked for ``fields`` only."""
         if not isinstance(program, Program):
             return []
         loop = self.loop
+        wanted = list(dict.fromkeys([*fields, *program.extracted]))
         readers = await reader_candidates(
             loop.sandbox,
             loop.task,
             loop.rows,
             program,
-            list(fields),
+            wanted,
             events=loop.events,
             iteration=loop.teacher.iteration,
         )
         self._count("reader", readers.searched)
         complete = [p for p in readers.parsers if set(fields) <= set(p.fields)]
         if complete:
-            return list(complete)
+            return sorted(complete, key=lambda p: -len(p.fields))
         found = await parser_candidates(
             loop.teacher,
             loop.sandbox,
