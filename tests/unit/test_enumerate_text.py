@@ -87,6 +87,23 @@ async def test_city_code_is_upper_first_three_of_an_extracted_word() -> None:
     assert p.verified_rows == 4
     assert p.searched == len(list(text_functions(2))) * 2  # the raw message, then mentions
     assert p.descriptions["city"] == "the city the customer writes from"
+    # the fallback the teacher is shown says what the code makes of the value
+    found = await enumerative_text_program(
+        fake.teacher,
+        InProcessCodeRunner(),
+        CITY,
+        CITY_ROWS,
+        default_metric(CITY),
+        budget=SourceBudget(),
+        log=lambda *a, **k: None,
+    )
+    assert found is not None
+    fallback = found.descriptions["string_1"]
+    assert fallback == (
+        "the word or phrase of the message that city_code is made from "
+        "(city_code = first3(upper(it)))"
+    )
+    assert not any(c in fallback for c in ("Cork", "Porto", "Bergen", "Lille"))
     # the code transforms a city never seen in training
     run = await run_harnessed(InProcessCodeRunner(), p.code, "run", {"city": "Lyon"}, trace=False)
     assert run.ok and run.result == {"city_code": "LYO"}

@@ -39,6 +39,9 @@ __all__ = [
 ]
 
 
+_MAX_DEPTH = 2  # transforms in a composition: 1 + 14 + 14**2 = 211 hypotheses per source
+
+
 def _strip_punctuation(s: str) -> str:
     return "".join(c for c in s if c.isalnum() or c.isspace())
 
@@ -264,7 +267,7 @@ async def enumerative_text_program(
     """
     from sgde.optimize.sources.programs import Program, verify_program
 
-    del teacher  # the same signature as the numeric source
+    del teacher, budget  # the numeric source's signature; this search is small and bounded
     if any(t.kind != "string" for t in task.outputs.values()):
         log("enumerative-text", "not applicable: an output is not a string")
         return None
@@ -273,7 +276,6 @@ async def enumerative_text_program(
         log("enumerative-text", "not applicable: no input is a string")
         return None
     inputs = [row_inputs(task, r) for r in rows]
-    depth = int(getattr(budget, "enumerate_text_depth", 2))
     searched = 0
     chosen: list[_Choice] = []
     for n_out, (out_name, ftype) in enumerate(task.outputs.items()):
@@ -305,7 +307,7 @@ async def enumerative_text_program(
                 golds,
                 fits=fits,
                 kinds=[[kind for _, kind in row] for row in cands],
-                max_depth=depth,
+                max_depth=_MAX_DEPTH,
             )
             searched += result.searched
             if result.function is None:
@@ -334,6 +336,9 @@ async def enumerative_text_program(
                 raw,
                 f"the input {raw}"
                 if raw is not None
+                # short: the teacher often hands it back as its description, and a
+                # longer one (the task's text added) failed the describe schema and made
+                # the student's extraction worse on the city task
                 else f"the word or phrase of the {where} that {out_name} is made from "
                 f"({out_name} = {best.function.name('it')})",
             )
