@@ -30,20 +30,22 @@ of SGDe against every other method are computed here from the items (as
 package's version; below the table come the token budget of each run and what each method spent
 preparing, the peers' versions, settings, status, budget use and failure modes, and the rows
 that failed (an error instead of an answer: counted as wrong, never dropped).
-Only the standard library is used, so the script runs without sgde installed.
+It runs in sgde's environment: the statistics are sgde's own (one McNemar test for the
+report and the README).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from sgde.evaluation.metrics import mcnemar
 
 START = "<!-- results-table -->"
 END = "<!-- /results-table -->"
@@ -52,7 +54,6 @@ GENERAL_END = "<!-- /results-table-general -->"
 SGDE = "sgde"
 ALONE = "student"
 ALONE_THRESHOLD = 0.40
-EXACT_MCNEMAR_MAX_DISCORDANT = 25  # as sgde.evaluation.metrics
 PEER_PACKAGES = ("dspy", "gepa", "textgrad", "optuna", "litellm", "openai")
 
 
@@ -198,21 +199,6 @@ def combine(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 # -- statistics ---------------------------------------------------------------------------------
-def mcnemar(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> tuple[float, float]:
-    """McNemar's test as :func:`sgde.evaluation.metrics.mcnemar`: exact two-sided binomial
-    with at most 25 discordant pairs, else chi-square with continuity correction."""
-    b = sum(1 for x, y in zip(a_correct, b_correct, strict=True) if x and not y)
-    c = sum(1 for x, y in zip(a_correct, b_correct, strict=True) if y and not x)
-    n = b + c
-    if n == 0:
-        return (0.0, 1.0)
-    if n <= EXACT_MCNEMAR_MAX_DISCORDANT:
-        tail = sum(math.comb(n, k) for k in range(min(b, c) + 1))
-        return (float(min(b, c)), min(1.0, 2 * tail / 2**n))
-    statistic = (abs(b - c) - 1) ** 2 / n
-    return (float(statistic), math.erfc(math.sqrt(statistic / 2)))
-
-
 def compare_paired(
     cells: Sequence[Mapping[str, Any]], *, reference: str = SGDE
 ) -> list[dict[str, Any]]:
