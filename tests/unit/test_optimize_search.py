@@ -120,14 +120,15 @@ def test_majority_vote_over_five_samples_fixes_most_rows_at_70_percent() -> None
     assert 0.80 < right / trials < 0.88
 
 
-def test_placement_proposes_parse_after_a_rewrite_and_split_for_mixed_fields() -> None:
+def _extraction_plan(b_type: str) -> Plan:
+    """An offload's shape: ``x_extract`` (fields a: integer, b: ``b_type``) -> ``x_compute``."""
     extract = LlmNode(
         id="x_extract",
         inputs={"text": "input.text"},
         prompt="{{ text }}",
         output_schema={
             "type": "object",
-            "properties": {"a": {"type": "integer"}, "b": {"type": "string"}},
+            "properties": {"a": {"type": "integer"}, "b": {"type": b_type}},
             "required": ["a", "b"],
         },
     )
@@ -136,12 +137,16 @@ def test_placement_proposes_parse_after_a_rewrite_and_split_for_mixed_fields() -
         inputs={"a": "x_extract.a", "b": "x_extract.b"},
         code="def run(a, b):\n    return {'answer': a}\n",
     )
-    plan = Plan(
+    return Plan(
         name="p",
         inputs={"text": "string"},
         outputs={"answer": "x_compute.answer"},
         nodes=[extract, code],
     )
+
+
+def test_placement_proposes_parse_after_a_rewrite_and_split_for_mixed_fields() -> None:
+    plan = _extraction_plan("string")
     outputs = [[{"x_extract": {"a": 1, "b": "wrong"}}] * 3]
     expected: dict[str, list[dict[str, Any] | None]] = {"x_extract": [{"a": 1, "b": "b"}] * 3}
     stats = node_statistics(plan, outputs, expected)
@@ -157,27 +162,7 @@ def test_placement_proposes_parse_after_a_rewrite_and_split_for_mixed_fields() -
 def test_placement_proposes_parse_for_a_field_wrong_on_one_row_of_three() -> None:
     """A field wrong on 1 of 3 rows (0.33, under the offload threshold 0.34) is offered to
     verified parsing code first: readers cost no tokens, and the loss decides."""
-    extract = LlmNode(
-        id="x_extract",
-        inputs={"text": "input.text"},
-        prompt="{{ text }}",
-        output_schema={
-            "type": "object",
-            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-            "required": ["a", "b"],
-        },
-    )
-    code = CodeNode(
-        id="x_compute",
-        inputs={"a": "x_extract.a", "b": "x_extract.b"},
-        code="def run(a, b):\n    return {'answer': a + b}\n",
-    )
-    plan = Plan(
-        name="p",
-        inputs={"text": "string"},
-        outputs={"answer": "x_compute.answer"},
-        nodes=[extract, code],
-    )
+    plan = _extraction_plan("integer")
     right, wrong = {"x_extract": {"a": 1, "b": 2}}, {"x_extract": {"a": 1, "b": 9}}
     outputs = [[right, wrong, right]]
     expected: dict[str, list[dict[str, Any] | None]] = {"x_extract": [{"a": 1, "b": 2}] * 3}
