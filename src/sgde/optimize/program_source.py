@@ -143,6 +143,11 @@ class SupervisionSource:
         ):
             return task, loop.rows, loop.metric
         exp_rows = expected.get(node.id) or []
+        n = len(loop.rows)
+        # a node reading only upstream fields needs no extraction, so its code is verified on
+        # the rows where its inputs and outputs are all known (at least two); a node reading
+        # plan inputs needs every row (its extraction is supervised row by row)
+        partial = not target.text_inputs
         inputs: dict[str, FieldType] = {}
         columns: dict[str, list[Any]] = {}
         for param, ref_text in node.inputs.items():
@@ -153,27 +158,47 @@ class SupervisionSource:
                 inputs[param] = task.inputs[ref.field]
                 columns[param] = [row.get(ref.field) for row in loop.rows]
                 continue
-            upstream = expected.get(ref.source) or []
+            upstream = list(expected.get(ref.source) or [])
             values = [u.get(ref.field) if u else None for u in upstream]
-            if len(values) != len(loop.rows) or any(v is None for v in values):
+            values += [None] * (n - len(values))
+            if not partial and any(v is None for v in values):
                 return f"{node.id} reads {ref_text}, which has no expected value on every row"
-            inputs[param] = infer_type(values)
             columns[param] = values
         golds: dict[str, list[Any]] = {}
         for f in fields:
             values = [r.get(f) if r else None for r in exp_rows]
-            if len(values) != len(loop.rows) or any(v is None for v in values):
+            values += [None] * (n - len(values))
+            if not partial and any(v is None for v in values):
                 return f"{node.id}.{f} has no expected value on every row"
             golds[f] = values
-        outputs = {f: infer_type(v) for f, v in golds.items()}
+        known = [
+            i
+            for i in range(n)
+            if all(c[i] is not None for c in columns.values())
+            and all(g[i] is not None for g in golds.values())
+        ]
+        if partial and len(known) < min(2, n):
+            return (
+                f"{node.id}: only {len(known)} of {n} training rows have expected values for "
+                f"all of {', '.join(node.inputs)} and {', '.join(fields)} (2 needed to verify)"
+            )
+        inputs = {
+            p: inputs[p] if p in inputs else infer_type([columns[p][i] for i in known])
+            for p in node.inputs
+        }
+        outputs = {f: infer_type([v[i] for i in known]) for f, v in golds.items()}
+        step = f"the step {node.id}: {node.description}"
+        if partial:
+            # the node's own prompt is the step's specification (e.g. the rule it applies)
+            step += f". The step's instructions: {node.prompt.strip()}"
         sub = TaskSpec(
-            description=f"{task.description} (the step {node.id}: {node.description})".strip(),
+            description=f"{task.description} ({step})".strip(),
             inputs=inputs,
             outputs=outputs,
         )
         rows = [
             {**{p: columns[p][i] for p in inputs}, **{f: golds[f][i] for f in fields}}
-            for i in range(len(loop.rows))
+            for i in known
         ]
         return sub, rows, default_metric(sub)
 

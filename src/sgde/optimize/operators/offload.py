@@ -53,9 +53,11 @@ class OffloadTarget:
 def offload_target(plan: Plan, node_id: str) -> OffloadTarget | str:
     """Check that ``node_id`` can be offloaded; the reason as a string when it cannot.
 
-    Offloadable: an LLM node (or the node a consensus node wraps) of which at least one field
-    is used downstream, reading at least one plan input (``output_field`` is the first used
-    field; :func:`used_fields` lists them all).
+    Offloadable: an LLM node (or the node a consensus node wraps) with at least one input, of
+    which at least one field is used downstream (``output_field`` is the first used field,
+    ``fields`` lists them all). A node reading only upstream nodes' fields has no
+    ``text_inputs``: only verified programs over those fields replace it (the
+    solve-then-lift path reads text and refuses it).
     """
     try:
         node = plan.node(node_id)
@@ -82,8 +84,8 @@ def offload_target(plan: Plan, node_id: str) -> OffloadTarget | str:
     text_inputs = {
         param: parse_ref(r).field for param, r in node.inputs.items() if parse_ref(r).is_input
     }
-    if not text_inputs:
-        return f"{node.id!r} reads no input of the plan"
+    if not node.inputs:
+        return f"{node.id!r} reads no input"
     ordered = [f for f in node.fields() if f in used] + sorted(used - set(node.fields()))
     return OffloadTarget(node, vote_id, ordered[0], text_inputs, tuple(ordered))
 
@@ -230,6 +232,10 @@ async def offload(
     target = offload_target(plan, node_id)
     if isinstance(target, str):
         return EditFailure("offload", node_id, target)
+    if not target.text_inputs:
+        return EditFailure(
+            "offload", target.node.id, f"{target.node.id!r} reads no input of the plan to lift from"
+        )
     texts = ["\n".join(str(row.get(v, "")) for v in target.text_inputs.values()) for row in rows]
     log: list[str] = []
     extracted: dict[tuple[int, tuple[str, ...]], dict[str, Any] | None] = {}

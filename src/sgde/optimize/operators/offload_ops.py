@@ -100,6 +100,11 @@ class OffloadOperator:
                 log.append(note)
             for k, program in enumerate(programs, start=1):
                 searched += 1
+                if not target.text_inputs and set(program.params) - set(program.raw_inputs):
+                    # a node reading only upstream fields: its code must take exactly those
+                    # fields (an extraction would have no text to read them from)
+                    log.append(f"{program.origin} program {k}: reads parameters no input gives")
+                    continue
                 built, problems = build_program_plan(
                     ctx.plan, target.node, target.vote_id, target.fields, program
                 )
@@ -145,6 +150,7 @@ class OffloadOperator:
         legacy = [s for s in (source.solutions if source is not None else []) if s is not None]
         if (
             len(target.fields) == 1
+            and target.text_inputs
             and legacy
             and golds is not None
             and all(to_number(g) is not None for g in golds)
