@@ -30,7 +30,7 @@ from sgde.runtime.calls import CodeRunner
 from sgde.runtime.numbers import decimals_of
 from sgde.task import FieldType, Metric, TaskSpec
 
-__all__ = ["SearchResult", "enumerative_program", "search_expressions"]
+__all__ = ["SearchResult", "enumerative_program", "search_expressions", "verify_found"]
 
 _CONSTANTS = (1, 2, 100)
 
@@ -198,6 +198,34 @@ def _quantities(task: TaskSpec, inputs: Mapping[str, Any]) -> list[tuple[str, fl
     return out
 
 
+async def verify_found(
+    sandbox: CodeRunner,
+    task: TaskSpec,
+    rows: Sequence[Mapping[str, Any]],
+    metric: Metric,
+    code: str,
+    values: Sequence[Mapping[str, Any] | None],
+    *,
+    source: str,
+    found: str,
+    searched: int,
+    log: Callable[..., None],
+) -> int | None:
+    """Verify a searched program in the sandbox on every training row and log the outcome
+    (one place for the numeric and the text searches). Returns the rows verified when it is
+    every row, else ``None``."""
+    from sgde.optimize.sources.programs import verify_program
+
+    checks = await verify_program(sandbox, task, rows, metric, code, list(values))
+    verified = sum(c is None for c in checks)
+    log(
+        source,
+        f"{found} ({searched} examined), verified on {verified}/{len(rows)} rows",
+        searched=searched,
+    )
+    return verified if verified == len(rows) else None
+
+
 async def enumerative_program(
     teacher: Teacher,
     sandbox: CodeRunner,
@@ -212,7 +240,7 @@ async def enumerative_program(
 
     Applicable when every output is a number and the rows hold quantities.
     """
-    from sgde.optimize.sources.programs import Program, verify_program
+    from sgde.optimize.sources.programs import Program
     from sgde.optimize.sources.reading import teacher_extract
 
     outputs = task.outputs
@@ -307,15 +335,19 @@ async def enumerative_program(
         else None
         for v in values
     ]
-    checks = await verify_program(sandbox, task, rows, metric, code, final)
-    verified = sum(c is None for c in checks)
-    log(
-        "enumerative",
-        f"{'; '.join(f'{o} = {e}' for o, e in exprs.items())} "
-        f"({searched} examined), verified on {verified}/{len(rows)} rows",
+    verified = await verify_found(
+        sandbox,
+        task,
+        rows,
+        metric,
+        code,
+        final,
+        source="enumerative",
+        found="; ".join(f"{o} = {e}" for o, e in exprs.items()),
         searched=searched,
+        log=log,
     )
-    if verified != len(rows):
+    if verified is None:
         return None
     return Program(
         code=code,

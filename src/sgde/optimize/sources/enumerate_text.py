@@ -265,7 +265,8 @@ async def enumerative_text_program(
     Applicable when every output is a string and some input is a string. ``teacher`` is
     not called here: the extracted param is described by the caller (``describe_params``).
     """
-    from sgde.optimize.sources.programs import Program, verify_program
+    from sgde.optimize.sources.enumerate import verify_found
+    from sgde.optimize.sources.programs import Program
 
     del teacher, budget  # the numeric source's signature; this search is small and bounded
     if any(t.kind != "string" for t in task.outputs.values()):
@@ -357,15 +358,19 @@ async def enumerative_text_program(
     ]
     # Two outputs reading the same raw input agree by construction; two mentions never
     # share a param (string_1, string_2…).
-    checks = await verify_program(sandbox, task, rows, metric, code, final)
-    verified = sum(c is None for c in checks)
-    log(
-        "enumerative-text",
-        f"{'; '.join(f'{c.output} = {c.function.name(c.param)}' for c in chosen)} "
-        f"({searched} examined), verified on {verified}/{len(rows)} rows",
+    verified = await verify_found(
+        sandbox,
+        task,
+        rows,
+        metric,
+        code,
+        final,
+        source="enumerative-text",
+        found="; ".join(f"{c.output} = {c.function.name(c.param)}" for c in chosen),
         searched=searched,
+        log=log,
     )
-    if verified != len(rows):
+    if verified is None:
         return None
     return Program(
         code=code,
