@@ -25,6 +25,8 @@ from typing import Any
 from sgde.optimize.lift import snippet
 from sgde.optimize.sources.context import row_inputs
 from sgde.optimize.sources.mentions import read_mentions
+from sgde.optimize.sources.reading import teacher_extract
+from sgde.optimize.sources.verified import Program, verify_program
 from sgde.optimize.teacher import Teacher
 from sgde.runtime.calls import CodeRunner
 from sgde.runtime.numbers import decimals_of
@@ -214,8 +216,6 @@ async def verify_found(
     """Verify a searched program in the sandbox on every training row and log the outcome
     (one place for the numeric and the text searches). Returns the rows verified when it is
     every row, else ``None``."""
-    from sgde.optimize.sources.programs import verify_program
-
     checks = await verify_program(sandbox, task, rows, metric, code, list(values))
     verified = sum(c is None for c in checks)
     log(
@@ -240,8 +240,6 @@ async def enumerative_program(
 
     Applicable when every output is a number and the rows hold quantities.
     """
-    from sgde.optimize.sources.programs import Program
-    from sgde.optimize.sources.reading import teacher_extract
 
     outputs = task.outputs
     if any(t.kind not in ("integer", "number") for t in outputs.values()):

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sgde.optimize.sources.context import row_inputs
+from sgde.optimize.sources.enumerate import verify_found
 from sgde.optimize.sources.mentions import read_mentions
+from sgde.optimize.sources.verified import Program
 from sgde.optimize.teacher import Teacher
 from sgde.runtime.calls import CodeRunner
 from sgde.task import FieldType, Metric, TaskSpec
@@ -265,8 +267,6 @@ async def enumerative_text_program(
     Applicable when every output is a string and some input is a string. ``teacher`` is
     not called here: the extracted param is described by the caller (``describe_params``).
     """
-    from sgde.optimize.sources.enumerate import verify_found
-    from sgde.optimize.sources.programs import Program
 
     del teacher, budget  # the numeric source's signature; this search is small and bounded
     if any(t.kind != "string" for t in task.outputs.values()):

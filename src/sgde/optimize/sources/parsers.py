@@ -25,7 +25,7 @@ from sgde.optimize.sources.code import (
     run_harnessed,
 )
 from sgde.optimize.sources.context import row_inputs, task_context, value_text
-from sgde.optimize.sources.programs import Program
+from sgde.optimize.sources.verified import Program
 from sgde.optimize.teacher import Teacher, render_prompt
 from sgde.runtime.calls import CodeRunner
 from sgde.task import TaskSpec

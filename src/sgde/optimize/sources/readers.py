@@ -43,8 +43,8 @@ from typing import Any
 from sgde.optimize.events import CompileEvent, EventSink, emit
 from sgde.optimize.sources.context import row_inputs, value_text
 from sgde.optimize.sources.parsers import Parser, number_text, perturbed_rows, reads
-from sgde.optimize.sources.programs import Program
 from sgde.optimize.sources.reader_code import ReaderRule, load_library, reader_program
+from sgde.optimize.sources.verified import Program
 from sgde.runtime.calls import CodeRunner
 from sgde.task import FieldType, TaskSpec
 

@@ -22,7 +22,7 @@ from sgde.task import FieldType, TaskSpec
 from sgde.task.types import TaskValueError
 
 if TYPE_CHECKING:
-    from sgde.optimize.sources.programs import Program
+    from sgde.optimize.sources.verified import Program
 
 __all__ = ["describe_params", "renamed", "teacher_extract"]
 
