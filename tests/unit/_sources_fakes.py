@@ -19,6 +19,8 @@ MARKERS = {
     "that READS these values": "parser",
     "It gives wrong results on these cases": "repair",
     "that computes the outputs of ANY case": "whole",
+    "This Python function should solve ONE case": "repair_row",
+    "It gives wrong results on these training cases": "repair_whole",
 }
 
 

@@ -6,7 +6,9 @@
   rows where the aligned values fail); parameters equal in every training row fold back
   into constants; failing candidates get a repair round fed the failing cases.
 * ``whole`` — the teacher writes ``run(**task_inputs)`` over the raw inputs, sampled
-  several times; for structured inputs such a program needs no student at all.
+  several times; for structured inputs such a program needs no student at all. When no
+  sample verifies on every row, the one verified on most rows gets ``repair_rounds`` repairs
+  fed its failing rows (inputs, expected outputs, the sandbox error or what it returned).
 * ``enumerative`` — when nothing else verifies: the smallest arithmetic expression over the
   quantities of the inputs that fits every row (:mod:`~sgde.optimize.sources.enumerate`);
   for string outputs, the smallest composition of string transforms of an input or of a
@@ -304,7 +306,7 @@ async def _whole_programs(
         **task_context(task),
     )
     values: list[dict[str, Any] | None] = [row_inputs(task, r) for r in rows]
-    found: list[Program] = []
+    best: tuple[int, str, list[str | None]] | None = None
     for k in range(samples):
         text = clean_code(
             await teacher.code(
@@ -326,20 +328,73 @@ async def _whole_programs(
         verified = sum(c is None for c in checks)
         log.note("whole", f"sample {k + 1}: verified on {verified}/{len(rows)} rows")
         if verified == len(rows):
-            found.append(
-                Program(
-                    code=code,
-                    params={n: task.inputs[n] for n in params},
-                    values=[dict(v) for v in values if v is not None],
-                    raw_inputs={n: n for n in params},
-                    descriptions={},
-                    origin="whole",
-                    searched=k + 1,
-                    verified_rows=verified,
-                )
-            )
+            return [_whole(task, params, code, values, k + 1)]
+        if best is None or verified > best[0]:
+            best = (verified, text, checks)
+    tried = samples
+    for round_ in range(budget.repair_rounds):
+        if best is None:
             break
-    return found
+        _, text, checks = best
+        prompt = render_prompt(
+            "repair_whole.j2",
+            code=text.strip(),
+            cases=[
+                {
+                    "inputs": value_text(row_inputs(task, rows[i]), 400),
+                    "expected": value_text({o: rows[i].get(o) for o in task.outputs}),
+                    "outcome": checks[i],
+                }
+                for i, c in enumerate(checks)
+                if c is not None
+            ][:3],
+            **task_context(task),
+        )
+        repaired = clean_code(
+            await teacher.code(
+                prompt,
+                purpose="repair",
+                temperature=0.0 if round_ == 0 else budget.temperature,
+                seed=seed + 31 * (round_ + 1),
+            )
+        )
+        tried += 1
+        params = entry_params(repaired, "run") or []
+        code = None
+        if sorted(params) == sorted(names):
+            code = program_source(repaired, "run", params, list(task.outputs))
+        if code is None or code in seen:
+            log.note("whole", f"repair {round_ + 1}: no new run({', '.join(names)})")
+            continue
+        seen.add(code)
+        checks = await verify_program(sandbox, task, rows, metric, code, values)
+        verified = sum(c is None for c in checks)
+        log.note("whole", f"repair {round_ + 1}: verified on {verified}/{len(rows)} rows")
+        if verified == len(rows):
+            return [_whole(task, params, code, values, tried)]
+        if verified >= best[0]:
+            best = (verified, repaired, checks)
+    return []
+
+
+def _whole(
+    task: TaskSpec,
+    params: Sequence[str],
+    code: str,
+    values: Sequence[Mapping[str, Any] | None],
+    searched: int,
+) -> Program:
+    """A whole-task program verified on every row (its params are the task's inputs)."""
+    return Program(
+        code=code,
+        params={n: task.inputs[n] for n in params},
+        values=[dict(v) for v in values if v is not None],
+        raw_inputs={n: n for n in params},
+        descriptions={},
+        origin="whole",
+        searched=searched,
+        verified_rows=len(values),
+    )
 
 
 def free_text_inputs(task: TaskSpec, rows: Sequence[Mapping[str, Any]]) -> list[str]:
