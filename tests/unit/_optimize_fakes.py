@@ -165,6 +165,10 @@ class FakeTeacher:
             kind = "solve"
         elif "that computes the outputs of ANY case" in text:
             kind = "whole"
+        elif "This Python function should solve ONE case" in text:
+            kind = "repair_row"
+        elif "It gives wrong results on these training cases" in text:
+            kind = "repair_whole"
         elif "A program computes the outputs of this task from the parameters" in text:
             kind = "describe"
         elif "Read these values from a case" in text:
@@ -201,6 +205,8 @@ class FakeTeacher:
             return "```python\n" + self.solution.format(a=a, b=b, c=c, d=d) + "```"
         if kind == "whole":
             return self.whole
+        if kind in ("repair_row", "repair_whole"):
+            return "no code"  # the sources' repairs fail here; tests/unit/test_sources_repair
         if kind == "parser":
             return self.parser
         if kind == "describe":
