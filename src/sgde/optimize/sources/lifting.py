@@ -7,7 +7,10 @@ The literals of ``solution()`` that occur in the row's inputs become typed param
 * dates — ``datetime.date(2024, 3, 5)`` or ``"2024-03-05"`` in the code, ``March 5, 2024``
   in the text — as ISO text,
 * sequences of numbers (``[3, 9, 4]``) that run through the text: a list parameter, so a
-  row with more or fewer numbers still aligns;
+  row with more or fewer numbers still aligns; numbers that the code folds in terms of one
+  shape and that stand in the text as consecutive blocks (``4 mugs at 36.39 and 2 plates at
+  5.64``: ``4 * 36.39 + 2 * 5.64``) are rolled into one such list first
+  (:mod:`~sgde.optimize.sources.rolling`);
 * a literal equal to a whole non-text input (or a text input read whole) is that input,
   read verbatim (``raw``).
 
@@ -29,6 +32,7 @@ from typing import Any
 from sgde.optimize.lift import snippet
 from sgde.optimize.sources.code import program_source
 from sgde.optimize.sources.mentions import TextMentions, read_mentions
+from sgde.optimize.sources.rolling import ScalarParam, roll_candidates, roll_groups
 from sgde.task import FieldType, TaskSpec
 from sgde.task.types import TaskValueError
 
@@ -379,9 +383,12 @@ def _context(tm: TextMentions, source: Source) -> str:
 
 
 def lift_row_solution(
-    code: str, task: TaskSpec, inputs: Mapping[str, Any], seed_row: int
+    code: str, task: TaskSpec, inputs: Mapping[str, Any], seed_row: int, *, roll: bool = True
 ) -> TypedLift | str:
     """Lift the literals of ``solution()`` found in the row's inputs into typed parameters.
+
+    With ``roll``, numbers that repeat in blocks through a text and through a fold of the
+    code become one list parameter (:func:`~sgde.optimize.sources.rolling.roll_groups`).
 
     Returns:
         The lift, or why nothing could be lifted (no ``solution``, no literal in the inputs).
@@ -451,6 +458,25 @@ def lift_row_solution(
         params.append(param)
     if not params:
         return "no literal of the solution occurs in the row's inputs"
+    scalars = [
+        ScalarParam(p.name, p.source.input, p.source.index, p.sites[0].value, keys)
+        for p in params
+        if p.source.kind == "number" and not p.source.percent
+        for keys in [tuple(site.key for site in p.sites)]
+    ]
+    numbers = {n: [m.value for m in tm.numbers] for n, tm in texts.items()}
+    runs = {
+        (p.source.input, p.source.index + i)
+        for p in params
+        if p.source.kind == "run"
+        for i in range(p.source.length)
+    }
+    candidates = roll_candidates(code, scalars, numbers, runs)
+    rolled = roll_groups(code, candidates) if roll else None
+    if rolled is not None:
+        again = lift_row_solution(rolled, task, inputs, seed_row, roll=False)
+        if isinstance(again, TypedLift) and any(p.source.kind == "run" for p in again.params):
+            return again
     return TypedLift(code, tuple(params), seed_row, frozenset(taken))
 
 

@@ -23,10 +23,22 @@ from sgde.optimize.sources.mentions import _DATE_RE, _QUOTED_RE, _WORD_RE
 
 __all__ = ["RULES", "ReaderRule", "reader_library", "reader_program"]
 
-RULES = ("index", "last", "after", "before", "all", "all_after", "all_before")
+RULES = (
+    "index",
+    "last",
+    "after",
+    "before",
+    "all",
+    "all_after",
+    "all_before",
+    "all_but_first",
+    "all_but_last",
+)
 """``index``/``last``: the k-th mention of the kind from the start/end; ``after``/``before``:
 the k-th mention after/before the first occurrence of an anchor word (nearest first);
-``all``, ``all_after``, ``all_before``: every mention of the kind (a list)."""
+``all``, ``all_after``, ``all_before``: every mention of the kind (a list);
+``all_but_first``/``all_but_last``: every mention but the first/last k (a list whose length
+varies between texts that hold k other mentions of the kind before/after it)."""
 
 _MONTH_NAMES = [
     "january",
@@ -152,6 +164,10 @@ def sgde_pick(text, kind, rule, k, word, day_first, scale):
         values = [round(v * scale, 12) for v in values]
     if rule in ('all', 'all_after', 'all_before'):
         return values
+    if rule in ('all_but_first', 'all_but_last'):
+        if len(values) <= k:
+            return None
+        return values[k:] if rule == 'all_but_first' else values[:len(values) - k]
     if rule == 'last':
         k = len(values) - 1 - k
     if k < 0 or k >= len(values):
@@ -212,6 +228,9 @@ class ReaderRule:
             return f"the {nth} {what} {self.rule} the word {self.word!r} in {self.source}"
         if self.rule == "all":
             return f"every {what} of {self.source}"
+        if self.rule in ("all_but_first", "all_but_last"):
+            side = self.rule.rsplit("_", 1)[1]
+            return f"every {what} of {self.source} but the {side} {self.k}"
         side = self.rule.split("_")[1]
         return f"every {what} {side} the word {self.word!r} in {self.source}"
 
