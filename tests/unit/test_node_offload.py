@@ -160,3 +160,55 @@ async def test_a_node_whose_rows_cannot_be_verified_is_reported_with_a_reason() 
     assert not first.accepted and first.edit is None
     assert "only 0 of 3 training rows have expected values" in first.why
     assert [n.id for n in result.plan.nodes] == ["classify", "extract", "compute"]
+
+
+_CLASSIFIER = (
+    "def run(text):\n    return {'kind': 'triple' if 'triple' in text.lower() else 'double'}\n"
+)
+
+
+async def test_a_classify_node_is_offloaded_with_its_labels_and_instructions() -> None:
+    """The classify node's sub-task names its labels (the schema's enum) and carries the
+    node's prompt (what each label means), so the teacher's classifier can follow them."""
+    compute = CodeNode(
+        id="compute",
+        inputs={"kind": "classify.kind", "quantity": "extract.quantity"},
+        code="def run(kind, quantity):\n    return {'answer': quantity * (2 if kind == 'double'"
+        " else 3)}\n",
+    )
+    plan = _workflow()
+    plan = plan.model_copy(update={"nodes": [plan.nodes[0], plan.nodes[1], compute]})
+
+    def reply(req: ChatRequest) -> dict[str, Any]:
+        text = user_text(req)
+        props = dict((req.json_schema or {}).get("properties", {}))
+        if "kind" in props:
+            return {"kind": "double"}  # the student misses every "triple"
+        return {"quantity": int(re.findall(r"\d+", text)[0])}
+
+    teacher = _Teacher()
+    teacher.whole = "```python\n" + _CLASSIFIER + "```"
+    result = await compile_async(
+        plan,
+        trainset=ROWS,
+        teacher=teacher.backend,
+        student=FunctionBackend(
+            reply, name="fake:student", capabilities=Capabilities(json_schema=True)
+        ),
+        sandbox=InProcessRunner(),
+        settings=CompileSettings(max_iters=3, repeats=1),
+    )
+    offloads = [
+        it
+        for it in result.report.iterations
+        if it.proposal is not None and it.proposal["direction"] == "offload"
+    ]
+    assert offloads and offloads[0].proposal is not None
+    assert offloads[0].proposal["node_id"] == "classify"
+    assert offloads[0].accepted and result.report.final_loss == 0.0
+    whole = [p for k, p in zip(teacher.seen, teacher.prompts, strict=True) if k == "whole"]
+    assert whole, teacher.seen
+    assert "Operation: double or triple?" in whole[0]  # the node's instructions
+    assert "one of 'double', 'triple'" in whole[0]  # the schema's labels, not a free string
+    assert "the words that signal each label in general" in whole[0]
+    assert "classify" not in result.plan.node_ids()

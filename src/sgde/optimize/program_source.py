@@ -186,11 +186,14 @@ class SupervisionSource:
             p: inputs[p] if p in inputs else infer_type([columns[p][i] for i in known])
             for p in node.inputs
         }
-        outputs = {f: infer_type([v[i] for i in known]) for f, v in golds.items()}
-        step = f"the step {node.id}: {node.description}"
-        if partial:
-            # the node's own prompt is the step's specification (e.g. the rule it applies)
-            step += f". The step's instructions: {node.prompt.strip()}"
+        outputs = {
+            f: _schema_labels(node, f) or infer_type([v[i] for i in known])
+            for f, v in golds.items()
+        }
+        # the node's own prompt is the step's specification (the rule it applies, what each
+        # of its labels means): the teacher's code for the step must follow it too
+        step = f"the step {node.id}: {node.description}. " if node.description else ""
+        step = f"{step or f'the step {node.id}. '}The step's instructions: {node.prompt.strip()}"
         sub = TaskSpec(
             description=f"{task.description} ({step})".strip(),
             inputs=inputs,
@@ -294,6 +297,16 @@ class SupervisionSource:
         for parser in found:
             self._count("parser", max(1, parser.searched))
         return [*found, *readers.parsers]
+
+
+def _schema_labels(node: LlmNode, name: str) -> FieldType | None:
+    """``enum[...]`` when the node's output schema lists the labels of field ``name``."""
+    props = (node.output_schema or {}).get("properties", {})
+    sub = props.get(name) if isinstance(props, dict) else None
+    labels = sub.get("enum") if isinstance(sub, dict) else None
+    if isinstance(labels, list) and len(labels) >= 2 and all(isinstance(v, str) for v in labels):
+        return FieldType(kind="enum", labels=tuple(labels))
+    return None
 
 
 def _with_step_names(task: TaskSpec, plan: Plan) -> TaskSpec:

@@ -294,8 +294,10 @@ async def _whole_programs(
     seen: set[str],
 ) -> list[Program]:
     names = list(task.inputs)
+    labels = any(t.kind == "enum" for t in task.outputs.values())
     prompt = render_prompt(
         "whole_task.j2",
+        labels=labels,
         cases=[
             {
                 "inputs": value_text(row_inputs(task, r), 400),
@@ -338,6 +340,7 @@ async def _whole_programs(
         _, text, checks = best
         prompt = render_prompt(
             "repair_whole.j2",
+            labels=labels,
             code=text.strip(),
             cases=[
                 {
