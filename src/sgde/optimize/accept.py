@@ -65,6 +65,7 @@ def choose_variant(
         return (math.inf if error is None else round(error, 9), variant.size, k)
 
     _, (best, evaluation, error) = min(enumerate(scored), key=key)
+    kind = "members" if edit.details.get("variant_kind") == "members" else "extraction prompt"
     table = {
         v.name: {"node_error": e, "loss": ev.loss, "prompt_chars": v.size} for v, ev, e in scored
     }
@@ -77,7 +78,7 @@ def choose_variant(
     chosen = replace(
         edit,
         plan=best.plan,
-        summary=f"{edit.summary} [extraction prompt {best.name}: node error {shown}"
+        summary=f"{edit.summary} [{kind} {best.name}: node error {shown}"
         + (f"; {others}" if others else "")
         + "]",
         details={**edit.details, "variant": best.name, "variants": table},

@@ -24,6 +24,7 @@ from sgde.plan.mermaid import to_mermaid
 from sgde.plan.model import (
     SCHEMA_VERSION,
     CodeNode,
+    ConsensusMember,
     ConsensusNode,
     InputType,
     LlmNode,
@@ -38,6 +39,7 @@ __all__ = [
     "PLAN_SCHEMA_ID",
     "SCHEMA_VERSION",
     "CodeNode",
+    "ConsensusMember",
     "ConsensusNode",
     "InputType",
     "LlmNode",

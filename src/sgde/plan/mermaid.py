@@ -50,7 +50,8 @@ def _node_shape(node: LlmNode | CodeNode | ConsensusNode, mid: str) -> str:
         return f"{mid}[{_label(node.id, f'llm · {node.model}')}]"
     if isinstance(node, CodeNode):
         return f"{mid}[[{_label(node.id, 'code')}]]"
-    return f"{mid}{{{{{_label(node.id, f'consensus ×{node.n} · {node.vote}')}}}}}"
+    samples = f"{node.n} prompts" if node.members else f"{node.n}"
+    return f"{mid}{{{{{_label(node.id, f'consensus ×{samples} · {node.vote}')}}}}}"
 
 
 def to_mermaid(plan: Plan) -> str:

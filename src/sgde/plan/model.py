@@ -4,7 +4,8 @@ A :class:`Plan` is a DAG of nodes. Node kinds:
 
 * :class:`LlmNode` — one student (or other role) call.
 * :class:`CodeNode` — deterministic Python ``run(**inputs) -> dict``, run in the sandbox.
-* :class:`ConsensusNode` — fans out the node named in ``of`` ``n`` times and votes per field.
+* :class:`ConsensusNode` — fans out the node named in ``of`` ``n`` times and votes per field;
+  its samples differ by seed and temperature, or (``members``) each asks with its own prompt.
 
 References (values of ``inputs`` and ``outputs``) are strings ``"input.<name>"`` or
 ``"<node_id>.<field>"``.
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "SCHEMA_VERSION",
     "CodeNode",
+    "ConsensusMember",
     "ConsensusNode",
     "InputType",
     "LlmNode",
@@ -78,6 +80,35 @@ class CodeNode(_NodeBase):
     )
 
 
+class ConsensusMember(BaseModel):
+    """One member of a consensus fan-out: the wrapped node asked in its own words.
+
+    Members that differ in their prompt err less alike than samples of one prompt (which
+    mostly repeat the model's bias), so their vote can correct more. Inputs, output schema
+    and model stay the wrapped node's.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$", description="What sets this member apart."
+    )
+    system: str | None = Field(
+        default=None, description="System prompt instead of the wrapped node's (None: keep it)."
+    )
+    prompt: str | None = Field(
+        default=None,
+        description="jinja2 user template instead of the wrapped node's, over the same inputs "
+        "(None: keep it).",
+    )
+    temperature: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=2.0,
+        description="This member's sampling temperature (None: the consensus node's).",
+    )
+
+
 class ConsensusNode(_NodeBase):
     """Fan out node ``of`` ``n`` times, fan in by deterministic per-field majority."""
 
@@ -88,6 +119,11 @@ class ConsensusNode(_NodeBase):
         default=0.7, ge=0.0, le=2.0, description="Sampling temperature for the fan-out."
     )
     vote: Literal["majority"] = "majority"
+    members: list[ConsensusMember] = Field(
+        default_factory=list,
+        description="Prompt-variant members, one per sample (then n = len(members)); empty: "
+        "n samples of the wrapped node's own prompt.",
+    )
 
 
 Node = Annotated[LlmNode | CodeNode | ConsensusNode, Field(discriminator="kind")]

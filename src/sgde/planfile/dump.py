@@ -38,6 +38,7 @@ NODE_KEY_ORDER = (
     "top_p",
     "max_tokens",
     "vote",
+    "members",
     "timeout_s",
     "retries",
     "code",

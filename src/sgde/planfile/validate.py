@@ -472,6 +472,8 @@ class _Validator:
                 field="of",
                 line=line,
             )
+        elif node.members:
+            self.check_members(i, node, target)
         else:
             temperature = target.temperature if node.temperature is None else node.temperature
             if temperature == 0:
@@ -489,6 +491,62 @@ class _Validator:
                 "a node can be wrapped by one consensus node only",
                 node=node.id,
                 field="of",
+                line=line,
+            )
+
+    def check_members(self, i: int, node: ConsensusNode, target: LlmNode) -> None:
+        """Prompt-variant members: one per sample, unique names, templates over the wrapped
+        node's inputs, and not all the same question at temperature 0."""
+        line = self.line("nodes", i, "members") or self.line("nodes", i)
+        if node.n != len(node.members):
+            self.add(
+                f"n is {node.n} but {len(node.members)} members are listed; each member is "
+                f"one sample, so set n: {len(node.members)}",
+                node=node.id,
+                field="n",
+                line=self.line("nodes", i, "n") or line,
+            )
+        seen: set[str] = set()
+        asked: set[tuple[str, str, float]] = set()
+        base = target.temperature if node.temperature is None else node.temperature
+        for k, member in enumerate(node.members):
+            where = f"members[{k}]"
+            if member.name in seen:
+                self.add(
+                    f"member name '{member.name}' is used twice; give each member its own name",
+                    node=node.id,
+                    field=f"{where}.name",
+                    line=self.line("nodes", i, "members", k, "name") or line,
+                )
+            seen.add(member.name)
+            for field in ("system", "prompt"):
+                text = getattr(member, field)
+                if text is None:
+                    continue
+                result = check_template(text)
+                unknown = sorted(result.variables - set(target.inputs))
+                if result.error is not None or unknown:
+                    problem = result.error or (
+                        f"template variable '{unknown[0]}' is not an input of '{target.id}' "
+                        f"(inputs: {_listing(target.inputs)}); a member asks with the "
+                        "wrapped node's inputs"
+                    )
+                    self.add(
+                        problem,
+                        node=node.id,
+                        field=f"{where}.{field}",
+                        line=self.line("nodes", i, "members", k, field) or line,
+                    )
+            temperature = base if member.temperature is None else member.temperature
+            system = target.system if member.system is None else member.system
+            prompt = target.prompt if member.prompt is None else member.prompt
+            asked.add((system, prompt, temperature))
+        if len(asked) == 1 and next(iter(asked))[2] == 0:
+            self.add(
+                "every member asks the same prompt at temperature 0, so the vote would repeat "
+                "one answer; give members different prompts or a temperature above 0",
+                node=node.id,
+                field="members",
                 line=line,
             )
 

@@ -13,6 +13,10 @@ Rules (stable, documented, never an LLM judge):
   or hash order).
 * The winning value is the *original* value of the first sample in the winning class.
 * Fields appear in the result in order of first appearance across samples.
+
+The fan-out (:func:`fan_out`): ``n`` samples of the wrapped node's own prompt at the
+consensus temperature, or, when the consensus node lists ``members``, one sample per member,
+each the wrapped node with that member's system prompt, user template and temperature.
 """
 
 from __future__ import annotations
@@ -22,9 +26,49 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sgde.plan.model import ConsensusNode, LlmNode
 from sgde.runtime.numbers import vote_key
 
-__all__ = ["VoteResult", "vote"]
+__all__ = ["Sample", "VoteResult", "fan_out", "vote"]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What one sample of a fan-out asks.
+
+    Attributes:
+        node: The wrapped node as this sample asks it (a member's prompt in place).
+        temperature: Its sampling temperature.
+        member: The member's name (None for a plain temperature sample).
+    """
+
+    node: LlmNode
+    temperature: float
+    member: str | None = None
+
+
+def fan_out(node: ConsensusNode, wrapped: LlmNode) -> list[Sample]:
+    """The samples of consensus node ``node`` over ``wrapped``, in sample-index order.
+
+    Without members: ``node.n`` samples of ``wrapped`` at the consensus temperature (the
+    wrapped node's when the consensus node sets none). With members: one sample per member,
+    ``wrapped`` with the member's ``system``/``prompt`` where it sets them, at the member's
+    temperature (else the consensus temperature, else the wrapped node's).
+    """
+    base = wrapped.temperature if node.temperature is None else node.temperature
+    if not node.members:
+        return [Sample(wrapped, base) for _ in range(node.n)]
+    samples: list[Sample] = []
+    for member in node.members:
+        update: dict[str, Any] = {}
+        if member.system is not None:
+            update["system"] = member.system
+        if member.prompt is not None:
+            update["prompt"] = member.prompt
+        asked = wrapped.model_copy(update=update) if update else wrapped
+        temperature = base if member.temperature is None else member.temperature
+        samples.append(Sample(asked, temperature, member.name))
+    return samples
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,9 @@ Execution model:
   itself, a short instruction describing the fields is appended to the prompt. Output is
   parsed by :func:`~sgde.runtime.parsing.parse_json_output`; without a schema the node
   yields ``{"text": raw}``.
-* Consensus nodes sample the wrapped llm node ``n`` times at the consensus temperature with
-  seeds derived from (run seed, wrapped node id, sample index), concurrently, and vote per
+* Consensus nodes sample the wrapped llm node ``n`` times at the consensus temperature (or
+  once per prompt-variant member, see :func:`~sgde.runtime.consensus.fan_out`) with seeds
+  derived from (run seed, wrapped node id, sample index), concurrently, and vote per
   field (:func:`~sgde.runtime.consensus.vote`). A sample that fails to parse is an invalid
   vote; no valid sample is a node error. Samples use the wrapped node's timeout and retries
   unless the consensus node sets its own.
@@ -50,7 +51,7 @@ from sgde.plan.model import CodeNode, ConsensusNode, LlmNode, Plan
 from sgde.plan.refs import Ref, parse_ref
 from sgde.runtime.backend import ModelBindings, Usage
 from sgde.runtime.calls import CallOutcome, CallPolicy, CodeRunner, call_code, call_model
-from sgde.runtime.consensus import vote
+from sgde.runtime.consensus import fan_out, vote
 from sgde.runtime.inputs import coerce_inputs
 from sgde.runtime.messages import MessageBuilder
 from sgde.runtime.observe import ExecutionObserver, RunInfo, notify
@@ -499,9 +500,9 @@ class Executor:
         trace.role, trace.model, trace.wrapped = wrapped.model, backend.name, wrapped.id
         trace.inputs = self._resolve(state, node.id, wrapped.inputs)
         caps = backend.capabilities
-        messages = self._messages.messages(wrapped, trace.inputs, caps)
-        trace.messages = [m.to_dict() for m in messages]
-        temperature = wrapped.temperature if node.temperature is None else node.temperature
+        samples = fan_out(node, wrapped)
+        asked = [self._messages.messages(s.node, trace.inputs, caps) for s in samples]
+        trace.messages = [m.to_dict() for m in asked[0]]
         policy = self._llm_policy(
             node.timeout_s or wrapped.timeout_s, node.retries or wrapped.retries
         )
@@ -515,7 +516,7 @@ class Executor:
                     schema=wrapped.output_schema,
                     send_schema=wrapped.output_schema is not None
                     and (caps.json_schema or caps.json_object),
-                    temperature=temperature,
+                    temperature=sample.temperature,
                     max_tokens=wrapped.max_tokens,
                     top_p=wrapped.top_p,
                     run_seed=state.seed,
@@ -525,21 +526,22 @@ class Executor:
                     semaphore=state.semaphore,
                     validator=validator,
                 )
-                for i in range(node.n)
+                for i, (sample, messages) in enumerate(zip(samples, asked, strict=True))
             )
         )
-        for i, o in enumerate(outcomes):
+        for i, (sample, o) in enumerate(zip(samples, outcomes, strict=True)):
             trace.samples.append(
                 SampleTrace(
                     index=i,
                     seed=o.seed,
-                    temperature=temperature,
+                    temperature=sample.temperature,
                     raw_output=o.raw_output,
                     output=o.output if o.error is None else None,
                     error=error_info(o.error) if o.error is not None else None,
                     latency_s=o.latency_s,
                     usage=o.usage,
                     attempts=o.attempts,
+                    member=sample.member,
                 )
             )
             trace.usage = trace.usage + o.usage
@@ -550,7 +552,8 @@ class Executor:
             first = next((s.error for s in trace.samples if s.error), None)
             detail = f"; first error: {first['message']}" if first else ""
             raise ExecutionError(
-                f"none of the {node.n} samples of '{wrapped.id}' gave a valid output{detail}",
+                f"none of the {len(trace.samples)} samples of '{wrapped.id}' gave a valid "
+                f"output{detail}",
                 node_id=node.id,
             )
         trace.output = result.value

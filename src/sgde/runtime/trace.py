@@ -90,6 +90,7 @@ class SampleTrace:
         latency_s: Wall time of the sample including retries.
         usage: Tokens used by this sample (all attempts).
         attempts: Number of calls made.
+        member: Name of the consensus member that asked (prompt-variant members), if any.
     """
 
     index: int
@@ -101,10 +102,12 @@ class SampleTrace:
     latency_s: float = 0.0
     usage: Usage = field(default_factory=Usage)
     attempts: int = 0
+    member: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
+        """JSON-ready form (``member`` only when set)."""
         return {
+            **({"member": self.member} if self.member is not None else {}),
             "index": self.index,
             "seed": self.seed,
             "temperature": self.temperature,
@@ -129,6 +132,7 @@ class SampleTrace:
             latency_s=float(data.get("latency_s", 0.0)),
             usage=usage_from_dict(data.get("usage")),
             attempts=int(data.get("attempts", 0)),
+            member=data.get("member"),
         )
 
 
