@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
+import pytest
 from _sources_fakes import ScriptedTeacher, describer
 
 from sgde.optimize.sources import Program, RowSolution, SourceBudget, program_candidates
@@ -199,3 +200,25 @@ async def test_the_reader_search_reads_the_rolled_list_without_the_trailing_numb
         InProcessCodeRunner(), search.parsers[0].code, "run", {"note": unseen["note"]}
     )
     assert await _answer(code, run.result) == {"answer": unseen["answer"]}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # records: each tuple alone matches a run of two numbers of the text
+        "    boxes = [(3, 12), (5, 8)]\n    return {'answer': sum(n * s for n, s in boxes) - 4}\n",
+        # parallel lists: the packs and the sizes interleave in the text
+        "    packs = [3, 5]\n    sizes = [12, 8]\n"
+        "    return {'answer': sum(p * s for p, s in zip(packs, sizes)) - 4}\n",
+    ],
+)
+async def test_records_and_parallel_lists_of_the_blocks_roll_into_one_list(body: str) -> None:
+    code = "def solution():\n" + body
+    seed = {"note": ROWS[0]["note"]}
+    lift = lift_row_solution(code, PACKS, seed, 0)
+    assert not isinstance(lift, str)
+    assert [(p.kind, p.seed_value) for p in lift.params] == [("list", [3, 12, 5, 8]), ("number", 4)]
+    four = align_row(lift, PACKS, seed, {"note": ROWS[2]["note"]})
+    program = lift.program(["answer"])
+    assert program is not None
+    assert await _answer(program, four) == {"answer": ROWS[2]["answer"]}

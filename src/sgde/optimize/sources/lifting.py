@@ -32,7 +32,8 @@ from typing import Any
 from sgde.optimize.lift import snippet
 from sgde.optimize.sources.code import program_source
 from sgde.optimize.sources.mentions import TextMentions, read_mentions
-from sgde.optimize.sources.rolling import ScalarParam, roll_candidates, roll_groups
+from sgde.optimize.sources.roll_scalars import roll_candidates
+from sgde.optimize.sources.rolling import ScalarParam, roll_groups
 from sgde.task import FieldType, TaskSpec
 from sgde.task.types import TaskValueError
 
@@ -465,12 +466,12 @@ def lift_row_solution(
         for keys in [tuple(site.key for site in p.sites)]
     ]
     numbers = {n: [m.value for m in tm.numbers] for n, tm in texts.items()}
-    runs = {
-        (p.source.input, p.source.index + i)
+    runs = [
+        (site.key, p.source.input, p.source.index)
         for p in params
         if p.source.kind == "run"
-        for i in range(p.source.length)
-    }
+        for site in p.sites
+    ]
     candidates = roll_candidates(code, scalars, numbers, runs)
     rolled = roll_groups(code, candidates) if roll else None
     if rolled is not None:

@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import ast
 import copy
-from collections.abc import Sequence, Set
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["ScalarParam", "roll_groups"]
+__all__ = ["ScalarParam", "key_of", "roll_groups"]
 
 _Key = tuple[int, int, int, int]
 _MAX_INLINE = 4
@@ -58,7 +58,8 @@ class ScalarParam:
     keys: tuple[_Key, ...]
 
 
-def _key(node: ast.AST) -> _Key:
+def key_of(node: ast.AST) -> _Key:
+    """Where ``node`` stands in the source (the key of a lifted literal site)."""
     return (
         getattr(node, "lineno", 0),
         getattr(node, "col_offset", 0),
@@ -72,7 +73,7 @@ class _ToNames(ast.NodeTransformer):
         self.names = names
 
     def visit_Constant(self, node: ast.Constant) -> ast.AST:
-        name = self.names.get(_key(node))
+        name = self.names.get(key_of(node))
         return ast.Name(id=name, ctx=ast.Load()) if name else node
 
 
@@ -343,6 +344,103 @@ def _drop_dead(func: ast.FunctionDef) -> None:
         func.body = [s for s in func.body if s not in dead] or [ast.Pass()]
 
 
+def _parallel(func: ast.FunctionDef, by_name: dict[str, ScalarParam]) -> _Groups | None:
+    """Displays of single numbers that interleave in the text (``quantities = [4, 2]`` and
+    ``prices = [36.39, 5.64]`` for ``4 ... 36.39 ... 2 ... 5.64``): ``G`` displays of ``k``
+    numbers whose i-th numbers form the i-th block of ``G`` consecutive text numbers. As
+    :class:`_Groups`: one member per display, ``slots`` its names, ``perm`` the offsets."""
+    displays: list[tuple[ast.expr, list[str]]] = []
+    for node in ast.walk(func):
+        if not isinstance(node, (ast.List, ast.Tuple)) or not isinstance(node.ctx, ast.Load):
+            continue
+        elts = [e.id for e in node.elts if isinstance(e, ast.Name) and e.id in by_name]
+        if len(node.elts) >= 2 and len(elts) == len(node.elts) == len(set(elts)):
+            displays.append((node, elts))
+    for node, elts in displays:
+        first = by_name[elts[0]]
+        width = by_name[elts[1]].index - first.index
+        if width < 2:
+            continue
+        lanes: dict[int, tuple[ast.expr, list[str]]] = {}
+        for other, names in displays:
+            idx = [by_name[n].index for n in names]
+            offset = idx[0] - first.index
+            if (
+                len(names) == len(elts)
+                and 0 <= offset < width
+                and {by_name[n].input for n in names} == {first.input}
+                and idx == [idx[0] + i * width for i in range(len(idx))]
+            ):
+                lanes.setdefault(offset, (other, names))
+        if len(lanes) == width:
+            order = [lanes[o] for o in range(width)]
+            fold = _Fold(node, "lanes", [n for n, _ in order])
+            return _Groups(fold, [], [names for _, names in order], [], first.index, first.input)
+    return None
+
+
+def _lanes(groups: _Groups, list_name: str) -> list[tuple[ast.expr, ast.expr]]:
+    """Each display of :func:`_parallel` and its slice of the list (``list(L[1::2])``)."""
+    width = len(groups.slots)
+    swaps: list[tuple[ast.expr, ast.expr]] = []
+    for offset, node in enumerate(groups.fold.terms):
+        view: ast.expr = ast.Subscript(
+            value=ast.Name(id=list_name, ctx=ast.Load()),
+            slice=ast.Slice(ast.Constant(offset), None, ast.Constant(width)),
+            ctx=ast.Load(),
+        )
+        kind = "tuple" if isinstance(node, ast.Tuple) else "list"
+        view = ast.Call(func=ast.Name(id=kind, ctx=ast.Load()), args=[view], keywords=[])
+        swaps.append((node, view))
+    return swaps
+
+
+def _rolled(
+    tree: ast.Module,
+    entry: str,
+    groups: _Groups,
+    list_name: str,
+    params: Sequence[ScalarParam],
+    swaps: Sequence[tuple[ast.expr, ast.expr]],
+) -> str | None:
+    """A copy of the solution (``tree``, its literals named) with each ``(old, new)`` of
+    ``swaps`` done and the list assigned first; ``None`` when a grouped number is still
+    read elsewhere."""
+    by_name = {p.name: p for p in params}
+    grouped = {n for block in groups.slots for n in block}
+    candidate = copy.deepcopy(tree)
+    cfunc = next(s for s in candidate.body if isinstance(s, ast.FunctionDef) and s.name == entry)
+    for old, new in swaps:
+        want = ast.dump(old)
+        node = next((n for n in ast.walk(cfunc) if ast.dump(n) == want), None)
+        if node is None:
+            return None
+        _Swap(node, new).visit(cfunc)
+    cfunc.body = [s for s in cfunc.body if _self_assigned(s) not in grouped]
+    _drop_dead(cfunc)
+    if _reads_outside(cfunc, grouped):
+        return None
+    values: list[int | float] = [0] * len(grouped)
+    for n in grouped:
+        values[by_name[n].index - groups.start] = by_name[n].value
+    assign = ast.Assign(
+        targets=[ast.Name(id=list_name, ctx=ast.Store())],
+        value=ast.List(elts=[ast.Constant(v) for v in values], ctx=ast.Load()),
+        lineno=0,
+    )
+    body = cfunc.body
+    docstring = bool(
+        body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+    )
+    body.insert(int(docstring), assign)
+    # The other params go back to the literals they were (``x = x`` is ``x = 4`` again).
+    for p in params:
+        if p.name not in grouped:
+            _Restore(p.name, p.value).visit(cfunc)
+    ast.fix_missing_locations(candidate)
+    return ast.unparse(candidate) + "\n"
+
+
 def roll_groups(code: str, params: Sequence[ScalarParam], entry: str = "solution") -> str | None:
     """The solution with one repeated group of lifted numbers folded over a list (see module).
 
@@ -371,44 +469,17 @@ def roll_groups(code: str, params: Sequence[ScalarParam], entry: str = "solution
         groups = _blocks(fold, defs, by_name)
         if groups is None:
             continue
-        grouped = {n for block in groups.slots for n in block}
-        names = set(by_name)
-        terms = [_inline(t, defs, names, _MAX_INLINE) for t in fold.terms]
-        list_name = _list_name(groups, taken)
-        candidate = copy.deepcopy(tree)
-        cfunc = next(
-            s for s in candidate.body if isinstance(s, ast.FunctionDef) and s.name == entry
-        )
-        cfold = next(f.node for f in _folds(cfunc) if ast.dump(f.node) == ast.dump(fold.node))
-        _Swap(cfold, _fold_expr(groups, list_name, terms)).visit(cfunc)
-        cfunc.body = [s for s in cfunc.body if _self_assigned(s) not in grouped]
-        _drop_dead(cfunc)
-        if _reads_outside(cfunc, grouped):
-            continue
-        values = [0.0] * (len(grouped))
-        for n in grouped:
-            values[by_name[n].index - groups.start] = by_name[n].value
-        assign = ast.Assign(
-            targets=[ast.Name(id=list_name, ctx=ast.Store())],
-            value=ast.List(elts=[ast.Constant(v) for v in values], ctx=ast.Load()),
-            lineno=0,
-        )
-        docstring = (
-            1
-            if cfunc.body
-            and isinstance(cfunc.body[0], ast.Expr)
-            and isinstance(cfunc.body[0].value, ast.Constant)
-            else 0
-        )
-        cfunc.body.insert(docstring, assign)
-        # The other params go back to the literals they were (``x = x`` is ``x = 4`` again).
-        for p in params:
-            if p.name not in grouped:
-                _Restore(p.name, p.value).visit(cfunc)
-        cfunc.body = cfunc.body or [ast.Pass()]
-        ast.fix_missing_locations(candidate)
-        return ast.unparse(candidate) + "\n"
-    return None
+        terms = [_inline(t, defs, set(by_name), _MAX_INLINE) for t in fold.terms]
+        name = _list_name(groups, taken)
+        swap = [(fold.node, _fold_expr(groups, name, terms))]
+        rolled = _rolled(tree, entry, groups, name, params, swap)
+        if rolled is not None:
+            return rolled
+    lanes = _parallel(func, by_name)
+    if lanes is None:
+        return None
+    name = _list_name(lanes, taken)
+    return _rolled(tree, entry, lanes, name, params, _lanes(lanes, name))
 
 
 def _reads_outside(func: ast.FunctionDef, grouped: set[str]) -> bool:
@@ -438,77 +509,3 @@ class _Restore(ast.NodeTransformer):
         if node.id == self.name and isinstance(node.ctx, ast.Load):
             return ast.Constant(self.value)
         return node
-
-
-def loose_scalars(
-    code: str,
-    lifted: Sequence[ScalarParam],
-    numbers: dict[str, list[int | float]],
-    covered: Set[tuple[str, int]] = frozenset(),
-    entry: str = "solution",
-) -> list[ScalarParam]:
-    """The code's number literals the lift left as structure (``2 * 10``: the ``2``) that
-    equal a text number no lifted param stands for: candidates for a block, never lifted
-    alone. ``numbers`` gives each text input's numbers in order; ``covered`` the
-    ``(input, rank)`` of those another lifted param (a list) stands for."""
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError, RecursionError):
-        return []
-    func = next((s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == entry), None)
-    if func is None:
-        return []
-    known = {k for p in lifted for k in p.keys}
-    taken = {(p.input, p.index) for p in lifted} | set(covered)
-    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | {p.name for p in lifted}
-    out: list[ScalarParam] = []
-    consts = [
-        n
-        for n in ast.walk(func)
-        if isinstance(n, ast.Constant)
-        and isinstance(n.value, (int, float))
-        and not isinstance(n.value, bool)
-        and _key(n) not in known
-    ]
-    for const in sorted(consts, key=_key):
-        value = const.value
-        assert isinstance(value, (int, float))
-        spot = next(
-            (
-                (source, i)
-                for source, values in numbers.items()
-                for i, v in enumerate(values)
-                if (source, i) not in taken and v == value
-            ),
-            None,
-        )
-        if spot is None:
-            continue
-        taken.add(spot)
-        name, k = f"value_{spot[1] + 1}", 2
-        while name in names:
-            name, k = f"value_{spot[1] + 1}_{k}", k + 1
-        names.add(name)
-        out.append(ScalarParam(name, spot[0], spot[1], value, (_key(const),)))
-    return out
-
-
-def roll_candidates(
-    code: str,
-    lifted: Sequence[ScalarParam],
-    numbers: dict[str, list[int | float]],
-    covered: Set[tuple[str, int]] = frozenset(),
-) -> list[ScalarParam]:
-    """The scalars :func:`roll_groups` may group: the lifted ones, a lifted number written
-    at as many sites as the text mentions it split into one per mention (in order: ``2 mugs
-    and 2 plates``, ``2 * 5.0 + 2 * 3.5``), and the :func:`loose_scalars`."""
-    out: list[ScalarParam] = []
-    for p in lifted:
-        spots = [i for i, v in enumerate(numbers.get(p.input, [])) if v == p.value]
-        if len(p.keys) < 2 or len(spots) != len(p.keys) or p.index != spots[0]:
-            out.append(p)
-            continue
-        for j, (key, spot) in enumerate(zip(sorted(p.keys), spots, strict=True)):
-            name = p.name if j == 0 else f"{p.name}_{j + 1}"
-            out.append(ScalarParam(name, p.input, spot, p.value, (key,)))
-    return out + loose_scalars(code, out, numbers, covered)
