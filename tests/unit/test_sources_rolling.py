@@ -222,3 +222,11 @@ async def test_records_and_parallel_lists_of_the_blocks_roll_into_one_list(body:
     program = lift.program(["answer"])
     assert program is not None
     assert await _answer(program, four) == {"answer": ROWS[2]["answer"]}
+
+
+def test_two_single_numbers_added_stay_scalars() -> None:
+    task = TaskSpec(description="Apples.", inputs={"q": "string"}, outputs={"answer": "integer"})
+    code = "def solution():\n    return {'answer': 5 + 3}\n"
+    lift = lift_row_solution(code, task, {"q": "Tom has 5 apples and gets 3 more."}, 0)
+    assert not isinstance(lift, str)
+    assert [p.kind for p in lift.params] == ["number", "number"]

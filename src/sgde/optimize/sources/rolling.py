@@ -5,10 +5,11 @@ A row solution written for one row spells out what repeats in the text, once per
 two (quantity, price) pairs. Lifted as it is, the program has four scalar parameters and
 fails on a row with three pairs. When
 
-* an expression folds ``k >= 2`` terms of the same shape — a sum (``a + b + ...``), a
+* an expression folds ``k`` terms of the same shape — a sum (``a + b + ...``), a
   ``max``/``min``/``sum`` of several values, or a list or tuple display — and the terms
   differ only in which lifted numbers they use (``g`` each, after inlining the variables
-  they read), and
+  they read; ``k >= 2`` blocks of ``g >= 2``, or ``k >= 3`` single numbers: ``a + b`` alone
+  is no evidence of a sequence), and
 * those ``g * k`` numbers stand in the text as ``k`` consecutive blocks of ``g`` numbers, in
   the same order within every block,
 
@@ -17,6 +18,10 @@ in text order) and to fold over its blocks::
 
     sum(quantity_mugs * unit_price_mugs
         for quantity_mugs, unit_price_mugs in zip(L[0::2], L[1::2]))
+
+Two displays of single numbers that interleave in the text (``quantities = [4, 2]``,
+``prices = [36.39, 5.64]``) become slices of one such list (``list(L[0::2])``,
+``list(L[1::2])``); records (``[(4, 36.39), (2, 5.64)]``) fold as the terms of a display.
 
 Lifted again, ``L`` is a list parameter read as a run of the text's numbers, which absorbs
 another row's count of blocks (:func:`~sgde.optimize.sources.lifting.align_row`). The
@@ -210,6 +215,9 @@ def _blocks(
         g = len(slots[members[0]])
         flat = [n for i in members for n in slots[i]]
         inputs = {by_name[n].input for n in flat}
+        # ``a + b`` of two numbers is no evidence of a sequence; three, or two blocks, are.
+        if g == 1 and len(members) < 3:
+            continue
         if len(set(flat)) != len(flat) or len(inputs) != 1:
             continue
         members = sorted(members, key=lambda i: min(by_name[n].index for n in slots[i]))
