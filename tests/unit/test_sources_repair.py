@@ -98,7 +98,7 @@ async def test_without_repairs_no_row_is_solved() -> None:
     assert fake.seen == ["solve"] * 3
 
 
-async def test_a_repair_that_hardcodes_nothing_new_is_not_kept_when_still_wrong() -> None:
+async def test_a_repair_repeating_the_failed_code_is_not_kept() -> None:
     def solve(req: ChatRequest) -> str:
         return fenced(_BROKEN_ROW.format(**case_of(req)))
 
@@ -114,7 +114,7 @@ async def test_a_repair_that_hardcodes_nothing_new_is_not_kept_when_still_wrong(
         repairs=2,
     )
     assert sols == [[]]
-    assert fake.seen == ["solve", "repair_row"]  # a repeat of the failed code ends the repairs
+    assert fake.seen == ["solve", "repair_row", "repair_row"]  # greedy, then sampled
 
 
 _WHOLE_WRONG = """def run(zone, kg):

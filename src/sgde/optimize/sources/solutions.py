@@ -9,11 +9,12 @@ ALL verified samples are kept (distinct code only): they feed solve-then-lift an
 node-level expected values. A weak teacher's wrong or malformed sample costs one call and
 is recorded as an event; it never ends the compile.
 
-A row with no verified sample gets ``repairs`` repair calls: the teacher is shown its first
-sample that defined ``solution()``, the row's expected outputs and what the sample did (the
-sandbox error, or what it returned), and asked for a corrected version (measured on the
-shipping-price family at HEAD 574c3a6: every sample of the 1.5B teacher failed on one
-undefined name or one misread rule, so no row was verified and nothing could be lifted).
+A row with no verified sample gets ``repairs`` repair calls (greedy, then sampled): the
+teacher is shown its first sample that defined ``solution()`` (then its latest failed
+repair), the row's expected outputs and what the sample did (the sandbox error, or what it
+returned), and asked for a corrected version (measured on the shipping-price family at
+574c3a6: every sample of the 1.5B teacher failed on one undefined name or one misread rule,
+so no row was verified and nothing could be lifted).
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ async def solve_rows(
     seed: int,
     temperature: float = 0.7,
     enough: int | None = None,
-    repairs: int = 1,
+    repairs: int = 2,
     events: EventSink | None = None,
 ) -> list[list[RowSolution]]:
     """The teacher solves each training row as code; keep every verified solution.
@@ -234,9 +235,9 @@ async def solve_rows(
                 )
             )
             label = f"repair@{0.0 if r == 0 else temperature:g}"
-            if code.strip() in seen:
+            if code.strip() in seen:  # the greedy repair repeats it: a sampled one may not
                 reasons.append(f"{label}: same code as an earlier sample")
-                break
+                continue
             seen.add(code.strip())
             checked = await verify_solution(
                 sandbox, task, row, metric, code, where=f"training row {i + 1}"
