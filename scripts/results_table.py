@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from sgde.evaluation.metrics import mcnemar
+from sgde.evaluation.report.aggregate import teacher_tokens_used
 
 START = "<!-- results-table -->"
 END = "<!-- /results-table -->"
@@ -281,10 +282,24 @@ def method_label(method: str, versions: Mapping[str, Mapping[str, str]]) -> str:
 
 
 def _prepare_tokens(cell: Mapping[str, Any]) -> int | None:
+    """Tokens a cell's preparation used (teacher + student): spent in the run plus those its
+    cached calls replayed, so a cell answered from the request cache shows its true cost."""
     prepare = cell.get("prepare") or {}
     usages = [prepare.get("teacher_usage"), prepare.get("student_usage")]
     known = [u for u in usages if isinstance(u, Mapping)]
-    return sum(int(u.get("total_tokens", 0)) for u in known) if known else None
+    if not known:
+        return None
+    return sum(int(u.get("total_tokens", 0)) + int(u.get("replayed_tokens", 0)) for u in known)
+
+
+def teacher_tokens(row: Mapping[str, Any]) -> str:
+    """A summary row's teacher tokens to prepare: used (spent + replayed from the request
+    cache), with the replayed share named when there is one."""
+    tokens = teacher_tokens_used(row)
+    if tokens is None:
+        return "–"
+    used, replayed = tokens
+    return f"{_num(used)} ({_num(replayed)} cached)" if replayed else _num(used)
 
 
 def _failed(cell: Mapping[str, Any]) -> list[str]:
@@ -348,7 +363,8 @@ def budget_lines(results: Mapping[str, Any]) -> list[str]:
         else f"{method} (m={m}) {_num(v[0])}"
         for (method, m), v in sorted(spent.items(), key=lambda kv: (kv[0][1], kv[0][0]))
     ]
-    return [head + ("; spent per cell: " + "; ".join(parts) if parts else "") + "."]
+    used = "; used per cell (spent, or replayed from the request cache): "
+    return [head + (used + "; ".join(parts) if parts else "") + "."]
 
 
 def peer_lines(results: Mapping[str, Any]) -> list[str]:
@@ -446,7 +462,8 @@ def render_table(results: Mapping[str, Any]) -> str:
         f"seeds {{{_join(config.get('seeds', []))}}}. "
         "Accuracy in % with Wilson 95 % intervals; *failed* = rows with an error instead of an "
         "answer (counted as wrong); tokens per test query are the student's; teacher tokens "
-        "are spent once, to prepare (compile / optimise).",
+        "are used once, to prepare (compile / optimise), and include calls replayed from the "
+        "request cache (shown as cached).",
         "",
         "| method | m | accuracy % | 95 % CI | items | failed | student tokens / query "
         "| latency median (s) | teacher tokens to prepare | iterations |",
@@ -470,7 +487,7 @@ def render_table(results: Mapping[str, Any]) -> str:
             f"{_pct(row.get('accuracy'))} | {ci} | {row.get('n_items', 0)} | "
             f"{failed.get((str(row['method']), int(row['m'])), 0)} | "
             f"{_num(row.get('tokens_per_query'))} | {_num(row.get('latency_median_s'), 2)} | "
-            f"{_num(row.get('teacher_tokens_mean'))} | {_num(row.get('iterations_mean'), 1)} |"
+            f"{teacher_tokens(row)} | {_num(row.get('iterations_mean'), 1)} |"
         )
     notes: list[str] = []
     if results.get("comparisons"):

@@ -117,3 +117,27 @@ async def test_failed_cell_is_recorded_and_kept_unless_retried(tmp_path: Path) -
     )
     assert len(again.calls) == 1 and outcome.ran == 1
     assert mapping_rows(outcome.results, "sgde")[0]["accuracy"] == 1.0
+
+
+async def test_a_rerun_answered_by_the_request_cache_records_the_replayed_tokens(
+    tmp_path: Path,
+) -> None:
+    first = await run_bench_async(fake_config(), tmp_path / "a", deps=fake_deps())
+    second = await run_bench_async(fake_config(), tmp_path / "b", deps=fake_deps())
+
+    def teacher_usage(results: dict[str, object]) -> dict[str, int]:
+        cells = results["cells"]
+        assert isinstance(cells, list)
+        cell = next(c for c in cells if c["cell"]["id"] == "gsmhard-0000__m3__s0__sgde")
+        usage = cell["prepare"]["teacher_usage"]
+        assert isinstance(usage, dict)
+        return usage
+
+    spent = teacher_usage(first.results)
+    replayed = teacher_usage(second.results)
+    assert spent["total_tokens"] > 0 and spent["cached_calls"] == 0
+    assert replayed["total_tokens"] == 0 and replayed["cached_calls"] == spent["calls"]
+    assert replayed["replayed_tokens"] == spent["completion_tokens"] + spent["prompt_tokens"]
+    sgde = {r["m"]: r for r in mapping_rows(second.results, "sgde")}
+    assert sgde[3]["teacher_tokens_mean"] == 0
+    assert sgde[3]["teacher_replayed_mean"] == spent["total_tokens"]

@@ -43,7 +43,27 @@ def test_table_names_models_m_items_seeds_and_date(results_path: Path) -> None:
     rows = [line for line in block.splitlines() if line.startswith("| **sgde**")]
     assert len(rows) == 2 and "| 100.0 |" in rows[0]
     assert "McNemar" in block
-    assert "Budget: none (unlimited); spent per cell: sgde (m=3)" in block
+    assert (
+        "Budget: none (unlimited); used per cell (spent, or replayed from the request cache)"
+        in block
+    )
+    assert "sgde (m=3) 4" in block
+
+
+def test_teacher_tokens_replayed_from_the_cache_count_as_used(results_path: Path) -> None:
+    module = _module()
+    results = json.loads(results_path.read_text())
+    for cell in results["cells"]:
+        if cell["cell"]["method"] == "sgde":
+            cell["prepare"]["teacher_usage"] = {"total_tokens": 100, "replayed_tokens": 900}
+            cell["prepare"]["student_usage"] = None
+    from sgde.evaluation.report import summarise_cells
+
+    results["summary"] = summarise_cells(results["cells"])
+    block = module.render_table(results)
+    row = next(line for line in block.splitlines() if line.startswith("| **sgde** | 3 |"))
+    assert "| 1,000 (900 cached) |" in row
+    assert "sgde (m=3) 1,000" in block  # the budget line counts the replayed calls too
 
 
 def test_readme_block_is_replaced_between_markers(results_path: Path, tmp_path: Path) -> None:

@@ -55,6 +55,7 @@ from sgde.evaluation.engines import (
     make_engine,
 )
 from sgde.evaluation.evaluate import EvalResult, ItemResult
+from sgde.evaluation.report.aggregate import teacher_tokens_used
 from sgde.evaluation.report.formatting import format_p_value
 from sgde.evaluation.results_log import ResultsLog, default_results_path, evaluate_to_log
 from sgde.models import DEFAULT_STUDENT, DEFAULT_TEACHER, ModelHub, ModelSettings
@@ -414,6 +415,15 @@ def eval_plan(
 
 
 # -- sgde bench / demo ----------------------------------------------------------------------
+def _teacher_tokens(row: Mapping[str, Any]) -> str:
+    """Teacher tokens used to prepare (spent + replayed from the request cache)."""
+    tokens = teacher_tokens_used(row)
+    if tokens is None:
+        return "–"
+    used, replayed = tokens
+    return f"{_num(used, 0)} ({_num(replayed, 0)} cached)" if replayed else _num(used, 0)
+
+
 def _summary_table(rows: Sequence[Mapping[str, Any]], title: str, *, per_m: bool = True) -> Table:
     """Summary rows (``results.json``) as a table; ``per_m`` adds the m and iterations."""
     columns = ["method", "m", "accuracy", "95 % interval", "items", "student tok/query"]
@@ -436,7 +446,7 @@ def _summary_table(rows: Sequence[Mapping[str, Any]], title: str, *, per_m: bool
             "items": str(r["n_items"]),
             "student tok/query": _num(r["tokens_per_query"]),
             "latency median": f"{latency:.2f} s" if latency is not None else "–",
-            "teacher tokens": _num(r["teacher_tokens_mean"], 0),
+            "teacher tokens": _teacher_tokens(r),
             "iterations": _num(r["iterations_mean"]),
         }
         style = "bold" if r["method"] == "sgde" else None

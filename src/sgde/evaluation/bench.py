@@ -423,16 +423,20 @@ class _BenchRun:
             budget=self.config.budget,
             seed=cell.seed,
         )
-        usage = dict(cell_hub.usage)
+        # Per role: spent tokens plus the calls answered from the request cache and what they
+        # had cost when first made (``replayed_tokens``), so a replayed compile's cost shows.
+        usage: dict[str, dict[str, Any]] = {
+            role: entry.to_dict() for role, entry in cell_hub.meter.details().items()
+        }
         # Methods that call the models themselves (the peers, through their own servers)
         # report their usage in ``prepared.usage``; the hub then saw no calls of that role.
         for role, spent in prepared.usage.items():
-            if role not in usage or not usage[role].calls:
-                usage[role] = spent
+            if role not in usage or not (usage[role]["calls"] or usage[role]["cached_calls"]):
+                usage[role] = spent.to_dict()
         info: dict[str, Any] = {
             "seconds": round(time.perf_counter() - started, 3),
-            "teacher_usage": usage["teacher"].to_dict() if "teacher" in usage else None,
-            "student_usage": usage[STUDENT_ROLE].to_dict() if STUDENT_ROLE in usage else None,
+            "teacher_usage": usage.get("teacher"),
+            "student_usage": usage.get(STUDENT_ROLE),
             "report": prepared.report,
             "plan": dump_plan(prepared.plan) if prepared.plan is not None else None,
             "plan_hash": plan_hash(prepared.plan) if prepared.plan is not None else None,

@@ -1,6 +1,11 @@
 """Bench reports: aggregation, matplotlib figures, Markdown and self-contained HTML."""
 
-from sgde.evaluation.report.aggregate import SGDE_METHOD, compare_paired, summarise_cells
+from sgde.evaluation.report.aggregate import (
+    SGDE_METHOD,
+    compare_paired,
+    summarise_cells,
+    teacher_tokens_used,
+)
 from sgde.evaluation.report.render import ReportPaths, render_report
 
 __all__ = [
@@ -9,4 +14,5 @@ __all__ = [
     "compare_paired",
     "render_report",
     "summarise_cells",
+    "teacher_tokens_used",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 from sgde.evaluation.evaluate import ItemResult, summarise
 from sgde.evaluation.metrics import mcnemar
 
-__all__ = ["SGDE_METHOD", "compare_paired", "summarise_cells"]
+__all__ = ["SGDE_METHOD", "compare_paired", "summarise_cells", "teacher_tokens_used"]
 
 SGDE_METHOD = "sgde"
 
@@ -32,9 +32,10 @@ def summarise_cells(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One summary row per (method, m), pooled over templates and seeds.
 
     Each row has: method, m, cells, errors, n_items, n_correct, accuracy, ci_low, ci_high,
-    tokens_per_query, latency_median_s, latency_p95_s, teacher_tokens_mean, teacher_usd_mean
-    (None for methods that do not use the teacher), prepare_seconds_mean, iterations_mean,
-    converged_frac.
+    tokens_per_query, latency_median_s, latency_p95_s, teacher_tokens_mean (spent in this run),
+    teacher_replayed_mean (answered from the request cache: what those calls had cost when
+    first made), teacher_usd_mean (None for methods that do not use the teacher),
+    prepare_seconds_mean, iterations_mean, converged_frac.
     """
     groups: dict[tuple[str, int], list[Mapping[str, Any]]] = defaultdict(list)
     for cell in cells:
@@ -49,6 +50,7 @@ def summarise_cells(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         prep = [c.get("prepare") or {} for c in ok]
         teacher = [p["teacher_usage"] for p in prep if p.get("teacher_usage")]
         teacher_tokens = [float(u.get("total_tokens", 0)) for u in teacher]
+        teacher_replayed = [float(u.get("replayed_tokens", 0)) for u in teacher]
         teacher_usd = [float(u.get("usd", 0.0)) for u in teacher]
         iterations = [float(p["iterations"]) for p in prep if p.get("iterations") is not None]
         converged = [bool(p["converged"]) for p in prep if p.get("converged") is not None]
@@ -67,6 +69,7 @@ def summarise_cells(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "latency_median_s": pooled.latency_median_s if n else None,
                 "latency_p95_s": pooled.latency_p95_s if n else None,
                 "teacher_tokens_mean": _mean(teacher_tokens),
+                "teacher_replayed_mean": _mean(teacher_replayed),
                 "teacher_usd_mean": _mean(teacher_usd),
                 "prepare_seconds_mean": _mean([float(p.get("seconds", 0.0)) for p in prep]),
                 "iterations_mean": _mean(iterations),
@@ -136,3 +139,13 @@ def compare_paired(
                 }
             )
     return rows
+
+
+def teacher_tokens_used(row: Mapping[str, Any]) -> tuple[float, float] | None:
+    """A summary row's mean teacher tokens to prepare, as (used, replayed): used = spent in
+    the run + replayed from the request cache. None for methods without a teacher."""
+    spent = row.get("teacher_tokens_mean")
+    if spent is None:
+        return None
+    replayed = float(row.get("teacher_replayed_mean") or 0.0)
+    return float(spent) + replayed, replayed
