@@ -572,6 +572,39 @@ async def test_look_ahead_keeps_an_offload_that_only_pays_off_after_a_repair() -
     assert result.report.final_loss == 0.0
 
 
+def _misreading_student() -> FunctionBackend:
+    """Solves no row and, after an offload, copies every quantity one too high: the
+    offload's extraction errs on every field of every row (node-level error 1.0 as before)."""
+    from _optimize_fakes import PARAM_ORDER, VALUES
+
+    def reply(req: ChatRequest) -> dict[str, Any]:
+        text = user_text(req)
+        props = dict((req.json_schema or {}).get("properties", {}))
+        i = next(k for k, r in enumerate(ROWS) if r["question"] in text)
+        if "price" not in props and "eaten" not in props:
+            return {"answer": 1}
+        return {n: VALUES[i][PARAM_ORDER[n]] + 1 for n in props}
+
+    return FunctionBackend(reply, name="fake:student", capabilities=Capabilities(json_schema=True))
+
+
+async def test_an_offload_tied_on_every_level_is_repaired_by_a_parse_in_the_look_ahead() -> None:
+    result = await _compile(
+        FakeTeacher(whole="no code"),
+        student=_misreading_student(),
+        settings=CompileSettings(max_iters=1, repeats=1),
+    )
+    first = result.report.iterations[0]
+    assert first.proposal["direction"] == "offload"
+    # the offload alone ties end to end and on the node level (1.0 vs 1.0), and the one
+    # look-ahead step parses the extraction's fields with sgde's readers
+    ahead = first.details["lookahead"]
+    assert ahead[0]["accepted"] and ahead[0]["edit"].startswith("parse ")
+    assert first.accepted and first.candidate_loss == 0.0
+    assert result.report.final_loss == 0.0
+    assert not any(isinstance(n, LlmNode) for n in result.plan.nodes)
+
+
 def _snippet_reader() -> FunctionBackend:
     """Solves nothing; copies every quantity right from the masked-context prompt ("copy
     numbers" system), but reads the price one too high from a description-only prompt."""

@@ -1,7 +1,9 @@
-"""Look-ahead: one step of follow-up edits on a rejected candidate that lowered the
-node-level error (typically an offload whose extraction is still weak): up to
-``beam_width`` follow-ups are proposed on it and scored, and the compound edit is kept when
-it beats the current plan by the accept rule."""
+"""Look-ahead: one step of follow-up edits on a rejected candidate worth repairing
+(:func:`worth_repairing`: it lowered the node-level error, or it is an offload that moved a
+computation into verified code without raising it, so the error now sits in an extraction
+that parse, split, a vote or a prompt rewrite may fix): up to ``beam_width`` follow-ups are
+proposed on it and scored, and the compound edit is kept when it beats the current plan by
+the accept rule."""
 
 from __future__ import annotations
 
@@ -16,7 +18,24 @@ from sgde.plan.model import Plan
 if TYPE_CHECKING:
     from sgde.optimize.loop import CompileLoop
 
-__all__ = ["look_ahead"]
+__all__ = ["look_ahead", "worth_repairing"]
+
+_EPS = 1e-9
+
+
+def worth_repairing(edit: Candidate, current: PlanEval, candidate: PlanEval) -> bool:
+    """Whether a rejected ``edit`` (scored ``candidate`` against ``current``) gets a look-ahead.
+
+    It does when it lowered the node-level error, and when it is an offload that did not raise
+    it: the offload's code is verified, so what still errs is the extraction left to the
+    student, which follow-ups can repair (issue: an offload tied end to end at loss 1.0 —
+    the student filled a list field wrongly on every row — was discarded before a parser
+    that reads the list was ever tried)."""
+    if candidate.node_loss is None or current.node_loss is None:
+        return False
+    if candidate.node_loss < current.node_loss - _EPS:
+        return True
+    return edit.direction == "offload" and candidate.node_loss <= current.node_loss + _EPS
 
 
 async def look_ahead(

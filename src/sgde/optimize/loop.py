@@ -40,7 +40,7 @@ from sgde.optimize.coldstart import cold_start
 from sgde.optimize.evaluate import PlanEval, evaluate_plan_rows, node_errors, node_loss
 from sgde.optimize.events import CompileEvent, EventSink, emit
 from sgde.optimize.expected import carry_expected, plan_expected
-from sgde.optimize.lookahead import look_ahead
+from sgde.optimize.lookahead import look_ahead, worth_repairing
 from sgde.optimize.operators.base import Candidate, EditFailure, Variant
 from sgde.optimize.operators.offload import offload_target
 from sgde.optimize.operators.registry import EditContext, OperatorRegistry
@@ -61,8 +61,6 @@ from sgde.runtime.executor import Executor
 from sgde.task import Metric, TaskSpec
 
 __all__ = ["CompileLoop", "CompileResult"]
-
-_EPS = 1e-9
 
 
 @dataclass(frozen=True)
@@ -469,12 +467,7 @@ class CompileLoop:
                 plan, current, accepted = edit.plan, candidate, True
             else:
                 self.event("rejected", f"{edit.summary}: {decision.why}", loss=current.loss)
-                lowered = (
-                    candidate.node_loss is not None
-                    and current.node_loss is not None
-                    and candidate.node_loss < current.node_loss - _EPS
-                )
-                if lowered and self.settings.beam_width > 0:
+                if worth_repairing(edit, current, candidate) and self.settings.beam_width > 0:
                     compound = await look_ahead(self, current, edit, candidate, lifted, record)
                     if compound is not None:
                         plan, current = compound
