@@ -230,3 +230,11 @@ def test_two_single_numbers_added_stay_scalars() -> None:
     lift = lift_row_solution(code, task, {"q": "Tom has 5 apples and gets 3 more."}, 0)
     assert not isinstance(lift, str)
     assert [p.kind for p in lift.params] == ["number", "number"]
+
+
+def test_a_reader_drops_numbers_on_both_sides_of_a_varying_list() -> None:
+    pick = load_library()["sgde_pick"]
+    inner = ReaderRule("note", "number", "all_but_ends", k=1, last=2)
+    read = [pick(t, *inner.as_tuple()[1:]) for t in ("Day 3: 4, 5, 6, 7 then 8 and 9.", "1 2 3")]
+    assert read == [[4, 5, 6, 7], None]
+    assert inner.describe() == "every number of note but the first 1 and the last 2"

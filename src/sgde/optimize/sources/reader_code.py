@@ -33,12 +33,14 @@ RULES = (
     "all_before",
     "all_but_first",
     "all_but_last",
+    "all_but_ends",
 )
 """``index``/``last``: the k-th mention of the kind from the start/end; ``after``/``before``:
 the k-th mention after/before the first occurrence of an anchor word (nearest first);
 ``all``, ``all_after``, ``all_before``: every mention of the kind (a list);
 ``all_but_first``/``all_but_last``: every mention but the first/last k (a list whose length
-varies between texts that hold k other mentions of the kind before/after it)."""
+varies between texts that hold k other mentions of the kind before/after it);
+``all_but_ends``: every mention but the first k and the last ``last`` ones."""
 
 _MONTH_NAMES = [
     "january",
@@ -142,7 +144,7 @@ def sgde_mentions(text, day_first):
     return out
 
 
-def sgde_pick(text, kind, rule, k, word, day_first, scale):
+def sgde_pick(text, kind, rule, k, word, day_first, scale, last=0):
     """The value one reader rule reads from text (None when it reads nothing)."""
     if not isinstance(text, str):
         return None
@@ -164,10 +166,12 @@ def sgde_pick(text, kind, rule, k, word, day_first, scale):
         values = [round(v * scale, 12) for v in values]
     if rule in ('all', 'all_after', 'all_before'):
         return values
-    if rule in ('all_but_first', 'all_but_last'):
-        if len(values) <= k:
+    if rule in ('all_but_first', 'all_but_last', 'all_but_ends'):
+        first = k if rule != 'all_but_last' else 0
+        drop = k if rule == 'all_but_last' else (last if rule == 'all_but_ends' else 0)
+        if len(values) <= first + drop:
             return None
-        return values[k:] if rule == 'all_but_first' else values[:len(values) - k]
+        return values[first:len(values) - drop]
     if rule == 'last':
         k = len(values) - 1 - k
     if k < 0 or k >= len(values):
@@ -184,8 +188,8 @@ def run({signature}):
     inputs = {{{inputs}}}
     out = {{}}
     for name, reader in SGDE_READERS.items():
-        source, kind, rule, k, word, day_first, scale = reader
-        out[name] = sgde_pick(inputs.get(source), kind, rule, k, word, day_first, scale)
+        source, kind, rule, k, word, day_first, scale, last = reader
+        out[name] = sgde_pick(inputs.get(source), kind, rule, k, word, day_first, scale, last)
     return out
 """
 
@@ -202,6 +206,7 @@ class ReaderRule:
         word: The anchor word (lower case; ``""`` for rules without one).
         day_first: Read numeric dates (``05/03/2024``) day first.
         scale: A number's factor (``0.01``: a percentage read as a fraction).
+        last: Mentions dropped from the end (``all_but_ends``).
     """
 
     source: str
@@ -211,10 +216,20 @@ class ReaderRule:
     word: str = ""
     day_first: bool = True
     scale: float = 1
+    last: int = 0
 
-    def as_tuple(self) -> tuple[str, str, str, int, str, bool, float]:
+    def as_tuple(self) -> tuple[str, str, str, int, str, bool, float, int]:
         """The form the emitted code reads."""
-        return (self.source, self.kind, self.rule, self.k, self.word, self.day_first, self.scale)
+        return (
+            self.source,
+            self.kind,
+            self.rule,
+            self.k,
+            self.word,
+            self.day_first,
+            self.scale,
+            self.last,
+        )
 
     def describe(self) -> str:
         """Words for the events and the edit summary."""
@@ -231,6 +246,8 @@ class ReaderRule:
         if self.rule in ("all_but_first", "all_but_last"):
             side = self.rule.rsplit("_", 1)[1]
             return f"every {what} of {self.source} but the {side} {self.k}"
+        if self.rule == "all_but_ends":
+            return f"every {what} of {self.source} but the first {self.k} and the last {self.last}"
         side = self.rule.split("_")[1]
         return f"every {what} {side} the word {self.word!r} in {self.source}"
 

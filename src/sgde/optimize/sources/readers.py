@@ -4,9 +4,9 @@ A reader says which typed mention of which text input a program parameter is
 (:mod:`sgde.optimize.sources.reader_code`): the k-th number, date, quoted string or word
 from the start or from the end (k < :data:`MAX_RANK`), the mention nearest after or before
 an anchor word that stands next to the value in every training row, or every mention of a
-kind as a list (all of them, those after/before an anchor word, or all but the first/last k:
-a list whose length varies between rows, such as the repeated blocks of a rolled lift).
-Numeric dates are read day-first or month-first; a number may be a
+kind as a list (all of them, those after/before an anchor word, or all but the first k
+and/or the last j: a list whose length varies between rows, such as the repeated blocks of
+a rolled lift). Numeric dates are read day-first or month-first; a number may be a
 percentage read as a fraction. The class is small and fixed by the training rows; every
 hypothesis examined is counted (``searched``) for the PAC statement — a larger class gives
 a weaker bound.
@@ -178,6 +178,11 @@ def _hypotheses(
                         for k in range(1, MAX_RANK):
                             yield replace(base, rule="all_but_first", k=k)
                             yield replace(base, rule="all_but_last", k=k)
+                        for k in range(1, MAX_RANK):
+                            yield from (
+                                replace(base, rule="all_but_ends", k=k, last=j)
+                                for j in range(1, MAX_RANK)
+                            )
                         yield from (replace(base, rule="all_after", word=w) for w in before)
                         yield from (replace(base, rule="all_before", word=w) for w in after)
                         continue
