@@ -238,3 +238,23 @@ def test_a_reader_drops_numbers_on_both_sides_of_a_varying_list() -> None:
     read = [pick(t, *inner.as_tuple()[1:]) for t in ("Day 3: 4, 5, 6, 7 then 8 and 9.", "1 2 3")]
     assert read == [[4, 5, 6, 7], None]
     assert inner.describe() == "every number of note but the first 1 and the last 2"
+
+
+async def test_sums_that_interleave_in_the_text_become_slices_of_one_list() -> None:
+    task = TaskSpec(
+        description="Average speed over the legs.",
+        inputs={"q": "string"},
+        outputs={"answer": "number"},
+    )
+    code = (
+        "def solution():\n    km_a = 120\n    hours_a = 2.5\n    km_b = 90\n    hours_b = 1.5\n"
+        "    return {'answer': (km_a + km_b) / (hours_a + hours_b)}\n"
+    )
+    seed = {"q": "Legs: 120 km in 2.5 h, then 90 km in 1.5 h."}
+    lift = lift_row_solution(code, task, seed, 0)
+    assert not isinstance(lift, str)
+    assert [(p.kind, p.seed_value) for p in lift.params] == [("list", [120, 2.5, 90, 1.5])]
+    three = align_row(lift, task, seed, {"q": "Legs: 100 km in 2 h, 50 km in 3 h, 50 km in 5 h."})
+    program = lift.program(["answer"])
+    assert program is not None
+    assert await _answer(program, three) == {"answer": 20.0}

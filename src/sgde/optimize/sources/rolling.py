@@ -353,17 +353,16 @@ def _drop_dead(func: ast.FunctionDef) -> None:
 
 
 def _parallel(func: ast.FunctionDef, by_name: dict[str, ScalarParam]) -> _Groups | None:
-    """Displays of single numbers that interleave in the text (``quantities = [4, 2]`` and
-    ``prices = [36.39, 5.64]`` for ``4 ... 36.39 ... 2 ... 5.64``): ``G`` displays of ``k``
-    numbers whose i-th numbers form the i-th block of ``G`` consecutive text numbers. As
-    :class:`_Groups`: one member per display, ``slots`` its names, ``perm`` the offsets."""
+    """Folds of single numbers that interleave in the text (``quantities = [4, 2]`` and
+    ``prices = [36.39, 5.64]``, or ``km_1 + km_2`` and ``hours_1 + hours_2``, for
+    ``4 ... 36.39 ... 2 ... 5.64``): ``G`` folds of ``k`` numbers whose i-th numbers form the
+    i-th block of ``G`` consecutive text numbers. As :class:`_Groups`: the folds as terms,
+    ``slots`` their names."""
     displays: list[tuple[ast.expr, list[str]]] = []
-    for node in ast.walk(func):
-        if not isinstance(node, (ast.List, ast.Tuple)) or not isinstance(node.ctx, ast.Load):
-            continue
-        elts = [e.id for e in node.elts if isinstance(e, ast.Name) and e.id in by_name]
-        if len(node.elts) >= 2 and len(elts) == len(node.elts) == len(set(elts)):
-            displays.append((node, elts))
+    for fold in _folds(func):
+        elts = [e.id for e in fold.terms if isinstance(e, ast.Name) and e.id in by_name]
+        if len(fold.terms) >= 2 and len(elts) == len(fold.terms) == len(set(elts)):
+            displays.append((fold.node, elts))
     for node, elts in displays:
         first = by_name[elts[0]]
         width = by_name[elts[1]].index - first.index
@@ -388,7 +387,8 @@ def _parallel(func: ast.FunctionDef, by_name: dict[str, ScalarParam]) -> _Groups
 
 
 def _lanes(groups: _Groups, list_name: str) -> list[tuple[ast.expr, ast.expr]]:
-    """Each display of :func:`_parallel` and its slice of the list (``list(L[1::2])``)."""
+    """Each fold of :func:`_parallel` and the same fold of its slice of the list
+    (``list(L[1::2])``, ``sum(L[1::2])``)."""
     width = len(groups.slots)
     swaps: list[tuple[ast.expr, ast.expr]] = []
     for offset, node in enumerate(groups.fold.terms):
@@ -398,6 +398,10 @@ def _lanes(groups: _Groups, list_name: str) -> list[tuple[ast.expr, ast.expr]]:
             ctx=ast.Load(),
         )
         kind = "tuple" if isinstance(node, ast.Tuple) else "list"
+        if isinstance(node, ast.BinOp):
+            kind = "sum"
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            kind = node.func.id
         view = ast.Call(func=ast.Name(id=kind, ctx=ast.Load()), args=[view], keywords=[])
         swaps.append((node, view))
     return swaps
