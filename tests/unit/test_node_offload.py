@@ -212,3 +212,13 @@ async def test_a_classify_node_is_offloaded_with_its_labels_and_instructions() -
     assert "one of 'double', 'triple'" in whole[0]  # the schema's labels, not a free string
     assert "the words that signal each label in general" in whole[0]
     assert "classify" not in result.plan.node_ids()
+
+
+async def test_supervision_of_a_workflow_shows_the_teacher_each_steps_instructions() -> None:
+    teacher = _Teacher()
+    await _compile(teacher)
+    solve = [p for k, p in zip(teacher.seen, teacher.prompts, strict=True) if k == "solve"]
+    assert solve
+    # the rule lives in the compute node's prompt, not in the plan's description
+    assert "compute: Kind: <kind>. Quantity: <quantity>. Rule: double -> 2x" in solve[0]
+    assert "classify: Text: <text> Operation: double or triple?" in solve[0]

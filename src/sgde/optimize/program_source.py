@@ -19,6 +19,7 @@ Every hypothesis a source examined is counted (``searched``) for the PAC stateme
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -311,7 +312,11 @@ def _schema_labels(node: LlmNode, name: str) -> FieldType | None:
 
 def _with_step_names(task: TaskSpec, plan: Plan) -> TaskSpec:
     """The task, its description asking to name intermediate variables after the fields of
-    the plan's intermediate LLM nodes (their values become those nodes' expected values)."""
+    the plan's intermediate LLM nodes (their values become those nodes' expected values).
+
+    A workflow's steps also bring their instructions (each LLM node's prompt, placeholders
+    shown as ``<name>``): a user's plan states its rules there (a refund rule, what each
+    label means), and the plan's description need not repeat them."""
     final = {parse_ref(r).source for r in plan.outputs.values()}
     names: list[str] = []
     for node in plan.nodes:
@@ -319,12 +324,21 @@ def _with_step_names(task: TaskSpec, plan: Plan) -> TaskSpec:
             names.extend(f for f in node.fields() if f not in names and f not in task.outputs)
     if not names:
         return task
+    steps = [
+        f"{node.id}: " + " ".join(_PLACEHOLDER.sub(r"<\1>", node.prompt).split())
+        for node in plan.nodes
+        if isinstance(node, LlmNode)
+    ]
     hint = (
         " Work in steps and keep each step's result in a variable with exactly this name: "
         + ", ".join(names)
-        + "."
+        + ". The steps' instructions: "
+        + " | ".join(steps)
     )
     return task.model_copy(update={"description": task.description.rstrip() + hint})
+
+
+_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)[^}]*\}\}")
 
 
 def _single_output(
