@@ -457,8 +457,6 @@ def lift_row_solution(
         param = LiftParam(pname, kind, value, source, [site], ctx)
         by_value[vkey] = param
         params.append(param)
-    if not params:
-        return "no literal of the solution occurs in the row's inputs"
     scalars = [
         ScalarParam(p.name, p.source.input, p.source.index, p.sites[0].value, keys)
         for p in params
@@ -478,6 +476,8 @@ def lift_row_solution(
         again = lift_row_solution(rolled, task, inputs, seed_row, roll=False)
         if isinstance(again, TypedLift) and any(p.source.kind == "run" for p in again.params):
             return again
+    if not params:
+        return "no literal of the solution occurs in the row's inputs"
     return TypedLift(code, tuple(params), seed_row, frozenset(taken))
 
 

@@ -237,14 +237,18 @@ def _blocks(
     return None
 
 
-def _list_name(groups: _Groups, taken: set[str]) -> str:
-    """``quantity_and_unit_price_list``: the words each slot's names share, else ``values``."""
+_GENERIC = frozenset({"number", "value", "record", "list"})
+
+
+def _list_name(blocks: Sequence[Sequence[str]], taken: set[str]) -> str:
+    """``quantity_and_unit_price_list``: per slot, the words its names share in every block
+    (not digits nor generic words such as ``number``), else ``values_list``."""
     words: list[str] = []
-    for r in range(len(groups.slots[0])):
-        common = [w for w in groups.slots[0][r].split("_") if w]
-        for block in groups.slots[1:]:
+    for r in range(len(blocks[0])):
+        common = [w for w in blocks[0][r].split("_") if w and not w.isdigit()]
+        for block in blocks[1:]:
             common = [w for w in common if w in block[r].split("_")]
-        part = "_".join(common)
+        part = "_".join(w for w in common if w not in _GENERIC)
         if part and part not in words:
             words.append(part)
     base = ("_and_".join(words) or "values") + "_list"
@@ -482,7 +486,7 @@ def roll_groups(code: str, params: Sequence[ScalarParam], entry: str = "solution
         if groups is None:
             continue
         terms = [_inline(t, defs, set(by_name), _MAX_INLINE) for t in fold.terms]
-        name = _list_name(groups, taken)
+        name = _list_name(groups.slots, taken)
         swap = [(fold.node, _fold_expr(groups, name, terms))]
         rolled = _rolled(tree, entry, groups, name, params, swap)
         if rolled is not None:
@@ -490,7 +494,7 @@ def roll_groups(code: str, params: Sequence[ScalarParam], entry: str = "solution
     lanes = _parallel(func, by_name)
     if lanes is None:
         return None
-    name = _list_name(lanes, taken)
+    name = _list_name([list(b) for b in zip(*lanes.slots, strict=True)], taken)
     return _rolled(tree, entry, lanes, name, params, _lanes(lanes, name))
 
 
