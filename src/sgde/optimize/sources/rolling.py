@@ -450,9 +450,16 @@ def _rolled(
     )
     body.insert(int(docstring), assign)
     # The other params go back to the literals they were (``x = x`` is ``x = 4`` again).
+    stores = _stores(cfunc)
     for p in params:
-        if p.name not in grouped:
+        if p.name in grouped:
+            continue
+        if p.name not in stores:
             _Restore(p.name, p.value).visit(cfunc)
+            continue
+        for stmt in ast.walk(cfunc):  # a variable of the code: only its ``x = x``
+            if isinstance(stmt, ast.Assign) and _self_assigned(stmt) == p.name:
+                stmt.value = ast.Constant(p.value)
     ast.fix_missing_locations(candidate)
     return ast.unparse(candidate) + "\n"
 
