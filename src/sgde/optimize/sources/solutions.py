@@ -9,8 +9,9 @@ ALL verified samples are kept (distinct code only): they feed solve-then-lift an
 node-level expected values. A weak teacher's wrong or malformed sample costs one call and
 is recorded as an event; it never ends the compile.
 
-A row with no verified sample gets ``repairs`` repair calls (greedy, then sampled): the
-teacher is shown its first sample that defined ``solution()`` (then its latest failed
+A row with no verified sample gets ``repairs`` repair calls (default one; greedy, then
+sampled — a sampled second repair of the 1.5B teacher never verified on the shipping-price
+and refund-workflow rows, and repeated the failed code on 2 of 4): the teacher is shown its first sample that defined ``solution()`` (then its latest failed
 repair), the row's expected outputs and what the sample did (the sandbox error, or what it
 returned), and asked for a corrected version (measured on the shipping-price family at
 574c3a6: every sample of the 1.5B teacher failed on one undefined name or one misread rule,
@@ -155,7 +156,7 @@ async def solve_rows(
     seed: int,
     temperature: float = 0.7,
     enough: int | None = None,
-    repairs: int = 2,
+    repairs: int = 1,
     events: EventSink | None = None,
 ) -> list[list[RowSolution]]:
     """The teacher solves each training row as code; keep every verified solution.
