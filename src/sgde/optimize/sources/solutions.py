@@ -10,12 +10,13 @@ node-level expected values. A weak teacher's wrong or malformed sample costs one
 is recorded as an event; it never ends the compile.
 
 A row with no verified sample gets ``repairs`` repair calls (default one; greedy, then
-sampled — a sampled second repair of the 1.5B teacher never verified on the shipping-price
-and refund-workflow rows, and repeated the failed code on 2 of 4): the teacher is shown its first sample that defined ``solution()`` (then its latest failed
-repair), the row's expected outputs and what the sample did (the sandbox error, or what it
-returned), and asked for a corrected version (measured on the shipping-price family at
-574c3a6: every sample of the 1.5B teacher failed on one undefined name or one misread rule,
-so no row was verified and nothing could be lifted).
+sampled: a sampled second repair of the 1.5B teacher never verified on the shipping-price
+and refund-workflow rows, and repeated the failed code on 2 of 4). The teacher is shown the
+row's first sample that defined ``solution()`` (then its latest failed repair), the row's
+expected outputs and what the sample did (the sandbox error, or what it returned), and is
+asked for a corrected version (measured on the shipping-price family at 574c3a6: every
+sample failed on one undefined name or one misread rule, so no row was verified and nothing
+could be lifted).
 """
 
 from __future__ import annotations
