@@ -305,7 +305,7 @@ class CompileLoop:
             shown = "n/a" if error is None else f"{error:.3f}"
             self.event(
                 "forward",
-                f"{variant.node_id} prompt variant {variant.name}: node error {shown}, "
+                f"{variant.node_id} variant {variant.name}: node error {shown}, "
                 f"loss {evaluation.loss:.3f}",
                 loss=evaluation.loss,
             )
