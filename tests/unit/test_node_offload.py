@@ -167,9 +167,8 @@ _CLASSIFIER = (
 )
 
 
-async def test_a_classify_node_is_offloaded_with_its_labels_and_instructions() -> None:
-    """The classify node's sub-task names its labels (the schema's enum) and carries the
-    node's prompt (what each label means), so the teacher's classifier can follow them."""
+async def _compile_classify(teacher: _Teacher) -> Any:
+    """classify (LLM; the student misses every "triple") and extract feed compute (code)."""
     compute = CodeNode(
         id="compute",
         inputs={"kind": "classify.kind", "quantity": "extract.quantity"},
@@ -183,12 +182,11 @@ async def test_a_classify_node_is_offloaded_with_its_labels_and_instructions() -
         text = user_text(req)
         props = dict((req.json_schema or {}).get("properties", {}))
         if "kind" in props:
-            return {"kind": "double"}  # the student misses every "triple"
+            return {"kind": "double"}
         return {"quantity": int(re.findall(r"\d+", text)[0])}
 
-    teacher = _Teacher()
     teacher.whole = "```python\n" + _CLASSIFIER + "```"
-    result = await compile_async(
+    return await compile_async(
         plan,
         trainset=ROWS,
         teacher=teacher.backend,
@@ -198,6 +196,9 @@ async def test_a_classify_node_is_offloaded_with_its_labels_and_instructions() -
         sandbox=InProcessRunner(),
         settings=CompileSettings(max_iters=3, repeats=1),
     )
+
+
+def _classify_offload(result: Any) -> Any:
     offloads = [
         it
         for it in result.report.iterations
@@ -205,7 +206,16 @@ async def test_a_classify_node_is_offloaded_with_its_labels_and_instructions() -
     ]
     assert offloads and offloads[0].proposal is not None
     assert offloads[0].proposal["node_id"] == "classify"
-    assert offloads[0].accepted and result.report.final_loss == 0.0
+    return offloads[0]
+
+
+async def test_a_classify_node_is_offloaded_with_its_labels_and_instructions() -> None:
+    """The classify node's sub-task names its labels (the schema's enum) and carries the
+    node's prompt (what each label means), so the teacher's classifier can follow them."""
+    teacher = _Teacher()
+    result = await _compile_classify(teacher)
+    offload = _classify_offload(result)
+    assert offload.accepted and result.report.final_loss == 0.0
     whole = [p for k, p in zip(teacher.seen, teacher.prompts, strict=True) if k == "whole"]
     assert whole, teacher.seen
     assert "Operation: double or triple?" in whole[0]  # the node's instructions
