@@ -54,7 +54,18 @@ async def test_compile_offloads_and_reaches_zero_loss(tmp_path: Path) -> None:
     report = result.report
     assert report.initial_loss == 1.0 and report.final_loss == 0.0
     assert report.stop_reason == "zero training loss in every repeat"
-    assert len(report.iterations) == 1
+    # the offload reaches zero loss with the student extracting; the last step then moves
+    # the fields sgde's readers read into code (same loss, fewer student tokens)
+    assert len(report.iterations) == 2
+    read = report.iterations[1]
+    assert read.proposal == {
+        "node_id": "solve_extract",
+        "direction": "parse",
+        "reason": "zero training loss: code reads what it can",
+    }
+    assert read.accepted and read.why.startswith("same loss at fewer student tokens")
+    assert read.teacher_tokens == 0 and read.edit is not None and read.edit.startswith("parse ")
+    assert not any(isinstance(n, LlmNode) for n in result.plan.nodes)
     it = report.iterations[0]
     assert it.accepted and it.proposal["direction"] == "offload"
     assert it.critique["direction"] == "offload" and it.critique_agrees is True
@@ -94,6 +105,7 @@ async def test_compile_offloads_and_reaches_zero_loss(tmp_path: Path) -> None:
         "iter01-candidate-described+context.jsonl",
         "iter01-candidate-described.jsonl",
         "iter01-candidate-snippet.jsonl",
+        "iter02-read.jsonl",
     ]
     assert len(read_traces(tmp_path / "traces" / "iter01-candidate-snippet.jsonl")) == 3 * 2
 
@@ -215,7 +227,8 @@ async def test_resume_after_an_interruption(tmp_path: Path) -> None:
     result = await _compile(fresh, checkpoint_dir=tmp_path, resume=True)
     assert "solve" not in fresh.seen  # supervision restored from the checkpoint
     assert result.report.final_loss == 0.0 and result.report.initial_loss == 1.0
-    assert [r.iteration for r in result.report.iterations] == [1]
+    # the offload, then the readers' step at zero loss (no teacher call)
+    assert [r.iteration for r in result.report.iterations] == [1, 2]
     assert result.report.usage["teacher"]["calls"] > len(fresh.seen)  # usage carried over
 
 
@@ -627,6 +640,7 @@ async def test_the_extraction_prompt_the_student_reads_best_is_kept() -> None:
         FakeTeacher(whole="no code"),
         student=_snippet_reader(),
         settings=CompileSettings(max_iters=2, repeats=1),
+        operators=_no_parse(),  # the readers would replace the extraction this test reads
     )
     first = result.report.iterations[0]
     assert first.accepted and first.candidate_loss == 0.0

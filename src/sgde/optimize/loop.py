@@ -40,7 +40,7 @@ from sgde.optimize.coldstart import cold_start
 from sgde.optimize.evaluate import PlanEval, evaluate_plan_rows, node_errors, node_loss
 from sgde.optimize.events import CompileEvent, EventSink, emit
 from sgde.optimize.expected import carry_expected, plan_expected
-from sgde.optimize.lookahead import look_ahead, worth_repairing
+from sgde.optimize.lookahead import look_ahead, read_with_code, worth_repairing
 from sgde.optimize.operators.base import Candidate, EditFailure, Variant
 from sgde.optimize.operators.offload import offload_target
 from sgde.optimize.operators.registry import EditContext, OperatorRegistry
@@ -260,6 +260,7 @@ class CompileLoop:
         failures: list[dict[str, Any]],
         diagnosis: str,
         seed: int,
+        readers_only: bool = False,
     ) -> Candidate | EditFailure:
         op = self.operators.get(proposal.direction)
         assert op is not None  # filtered by _proposals
@@ -282,6 +283,7 @@ class CompileLoop:
             history=list(self.state.history),
             supervision=self.source,
             events=self.events,
+            readers_only=readers_only,
         )
         return await op.propose(ctx)
 
@@ -545,6 +547,7 @@ class CompileLoop:
                 self.save(plan, current.loss)
             while True:
                 if current.perfect:
+                    plan, current = await read_with_code(self, plan, current)
                     stop = "zero training loss in every repeat"
                     break
                 if st.iteration >= self.settings.max_iters:

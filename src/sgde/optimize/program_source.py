@@ -282,7 +282,7 @@ class SupervisionSource:
         )
         self._count("reader", readers.searched)
         complete = [p for p in readers.parsers if set(fields) <= set(p.fields)]
-        if complete:
+        if complete or not fields:  # no erring field: readers only, no teacher call
             return sorted(complete, key=lambda p: -len(p.fields))
         found = await parser_candidates(
             loop.teacher,

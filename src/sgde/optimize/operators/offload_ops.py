@@ -212,9 +212,11 @@ class ParseOperator:
             for f, fs in (st.fields.items() if st is not None else [])
             if fs.error_rate is not None and fs.error_rate > ctx.settings.parse_min_error
         ]
-        if not fields:
+        if not fields and not ctx.readers_only:
             return EditFailure("parse", node_id, "no field of the extraction is wrong often enough")
-        parsers = await source.parsers(program, fields, ctx)
+        # with no erring field (``readers_only``: the loop's last step at zero training loss),
+        # only sgde's readers are offered: they cost no tokens, are verified on perturbed rows
+        parsers = await source.parsers(program, [] if ctx.readers_only else fields, ctx)
         searched = len(parsers)
         for parser in parsers:
             edited, _problems, parse_id = replace_fields(ctx.plan, node_id, parser)
@@ -249,6 +251,6 @@ class ParseOperator:
         return EditFailure(
             "parse",
             node_id,
-            f"no parser for {', '.join(fields)} verified on the training rows",
+            f"no parser for {', '.join(fields) or 'any field'} verified on the training rows",
             proposals=searched,
         )

@@ -59,6 +59,8 @@ class EditContext:
         supervision: Verified teacher material shared by the operators (row solutions,
             program candidates), owned by the loop.
         events: Progress listener.
+        readers_only: The loop's last step at zero training loss: parse offers only sgde's
+            deterministic readers (no teacher call), for extraction fields that do not err.
     """
 
     plan: Plan
@@ -78,6 +80,7 @@ class EditContext:
     history: Sequence[EditRecord] = ()
     supervision: Any = None
     events: EventSink | None = None
+    readers_only: bool = False
 
 
 @runtime_checkable
