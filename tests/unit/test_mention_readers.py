@@ -106,6 +106,29 @@ async def test_a_list_field_reads_every_number() -> None:
     }
 
 
+async def test_a_list_written_as_a_run_is_read_whatever_numbers_stand_around_it() -> None:
+    # a count after the list in one row, none in another, a unit inside the run in a third:
+    # no "every number but the first/last k" fits all three; the longest run does
+    rows = [
+        {"text": "A team scored 22, 38, 41 and 73 points in its last 4 games. Median?"},
+        {"text": "What is the median of 55, 18, 80, 46, 51?"},
+        {"text": "The noon temperatures were 65 °C; 90 °C; 93 °C. Find the median in °C."},
+    ]
+    program = _program(
+        {"xs": "list[integer]"},
+        [{"xs": [22, 38, 41, 73]}, {"xs": [55, 18, 80, 46, 51]}, {"xs": [65, 90, 93]}],
+    )
+    found = await reader_candidates(InProcessCodeRunner(), TEXT_TASK, rows, program, ["xs"])
+    assert found.missing == []
+    assert found.rules == {"xs": "the longest list of numbers written in a run in text"}
+    code = found.parsers[0].code
+    assert check_source(code) == []
+    assert _run(code, text="In 2024 the 3 judges gave 7, 9, 8, 10 and 6. 5 abstained.") == {
+        "xs": [7, 9, 8, 10, 6]
+    }
+    assert _run(code, text="Only 5 here.") == {"xs": None}
+
+
 async def test_a_field_no_reader_gets_gives_no_parser_but_the_others_are_read() -> None:
     rows = [{"text": "Buy 3 boxes and 4 bags."}, {"text": "Buy 5 boxes and 1 bags."}]
     program = _program(

@@ -34,13 +34,17 @@ RULES = (
     "all_but_first",
     "all_but_last",
     "all_but_ends",
+    "longest_run",
 )
 """``index``/``last``: the k-th mention of the kind from the start/end; ``after``/``before``:
 the k-th mention after/before the first occurrence of an anchor word (nearest first);
 ``all``, ``all_after``, ``all_before``: every mention of the kind (a list);
 ``all_but_first``/``all_but_last``: every mention but the first/last k (a list whose length
 varies between texts that hold k other mentions of the kind before/after it);
-``all_but_ends``: every mention but the first k and the last ``last`` ones."""
+``all_but_ends``: every mention but the first k and the last ``last`` ones;
+``longest_run``: the longest run of consecutive mentions written as a list (between two of
+them only commas, semicolons, "and"/"or" and the same short unit each time: ``3, 5 and 8``,
+``65 °C; 90 °C``), the first on a tie; a list of any length with other mentions around it."""
 
 _MONTH_NAMES = [
     "january",
@@ -166,6 +170,20 @@ def sgde_pick(text, kind, rule, k, word, day_first, scale, last=0):
         values = [round(v * scale, 12) for v in values]
     if rule in ('all', 'all_after', 'all_before'):
         return values
+    if rule == 'longest_run':
+        best, start, unit = (0, 0), 0, None
+        for i in range(1, len(found) + 1):
+            if i < len(found):
+                gap = text[found[i - 1][3]:found[i][2]]
+                words = gap.replace(',', ' ').replace(';', ' ').replace('&', ' ').split()
+                gap = ' '.join(w for w in words if w.lower() not in ('and', 'or'))
+                if len(gap) <= 12 and not any(c in gap for c in '.?!:') and unit in (None, gap):
+                    unit = gap
+                    continue
+            if i - start > best[1] - best[0]:
+                best = (start, i)
+            start, unit = i, None
+        return values[best[0]:best[1]] if best[1] - best[0] >= 2 else None
     if rule in ('all_but_first', 'all_but_last', 'all_but_ends'):
         first = k if rule != 'all_but_last' else 0
         drop = k if rule == 'all_but_last' else (last if rule == 'all_but_ends' else 0)
@@ -248,6 +266,8 @@ class ReaderRule:
             return f"every {what} of {self.source} but the {side} {self.k}"
         if self.rule == "all_but_ends":
             return f"every {what} of {self.source} but the first {self.k} and the last {self.last}"
+        if self.rule == "longest_run":
+            return f"the longest list of {what}s written in a run in {self.source}"
         side = self.rule.split("_")[1]
         return f"every {what} {side} the word {self.word!r} in {self.source}"
 

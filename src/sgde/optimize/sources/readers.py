@@ -175,6 +175,7 @@ def _hypotheses(
                     base = ReaderRule(source, kind, "all", day_first=day_first, scale=scale)
                     if is_list:
                         yield base
+                        yield replace(base, rule="longest_run")
                         for k in range(1, MAX_RANK):
                             yield replace(base, rule="all_but_first", k=k)
                             yield replace(base, rule="all_but_last", k=k)
