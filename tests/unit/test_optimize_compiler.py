@@ -539,6 +539,33 @@ async def test_an_offload_that_ties_is_kept_then_repaired_by_a_rewrite() -> None
     assert its[-1].proposal["node_id"] == "solve_extract"
 
 
+async def test_the_rewrite_kept_is_the_layout_whose_node_errs_least() -> None:
+    # three rewrites (one per layout); only the second makes the student careful: the loop
+    # scores each on the training rows and keeps that one, not the teacher's first answer
+    fake = FakeTeacher(
+        whole="no code",
+        rewrite=[
+            {"system": "Copy the numbers.", "prompt": "Text: {{ question }}"},
+            {"system": "Be careful.", "prompt": "Rules first.\nText: {{ question }}"},
+            {"system": "Look at each number.", "prompt": "{{ question }}\nLook."},
+        ],
+    )
+    result = await _compile(
+        fake,
+        student=_price_student(fixed_by_rewrite=True),
+        settings=CompileSettings(max_iters=5, repeats=1, patience=3),
+        operators=_no_parse(),
+    )
+    rewrite = result.report.iterations[-1]
+    assert rewrite.accepted and rewrite.proposal["direction"] == "rewrite_prompt"
+    assert "[rewrite rules-first: node error 0.000; direct 0.250, look-for 0.250]" in (
+        rewrite.edit or ""
+    )
+    node = result.plan.node("solve_extract")
+    assert isinstance(node, LlmNode) and node.system == "Be careful."
+    assert result.report.final_loss == 0.0
+
+
 async def test_a_field_the_student_keeps_missing_is_parsed_by_verified_code() -> None:
     fake = FakeTeacher(whole="no code", parser=PRICE_PARSER)
     result = await _compile(

@@ -150,6 +150,50 @@ async def test_rewrite_prompt_gives_up_cleanly() -> None:
     assert isinstance(edit, EditFailure) and "variables" in edit.reason
 
 
+async def test_rewrite_prompt_asks_one_rewrite_per_layout_as_variants() -> None:
+    a = {"system": "Copy.", "prompt": "Q: {{ question }}"}
+    b = {"system": "Rules.", "prompt": "Rules first.\n{{ question }}\nWhich?"}
+    fake = FakeTeacher(rewrite=[a, a, {"system": "Look.", "prompt": "{{ question }} Look."}, b])
+    edit = await rewrite_prompt(
+        single_plan(),
+        "solve",
+        teacher=Teacher(fake.backend, retries=2),
+        failures=[],
+        diagnosis="wrong",
+        history=[],
+        candidates=3,
+    )
+    assert isinstance(edit, Candidate), edit
+    # the repeated answer went back to the teacher: every variant is distinct
+    names = [v.name for v in edit.variants]
+    assert names == ["direct", "rules-first", "look-for"]
+    prompts = [v.plan.node("solve").prompt for v in edit.variants]  # type: ignore[union-attr]
+    assert prompts == [
+        "Q: {{ question }}",
+        "{{ question }} Look.",
+        "Rules first.\n{{ question }}\nWhich?",
+    ]
+    assert edit.proposals == 3 and edit.details["variant_kind"] == "rewrites"
+    assert "first the rules" in fake.prompts[1] and "first the rules" not in fake.prompts[0]
+    assert "what to look for" in fake.prompts[-1]
+
+
+async def test_rewrite_prompt_keeps_the_layouts_that_answered() -> None:
+    good = {"system": "Copy.", "prompt": "Q: {{ question }}"}
+    fake = FakeTeacher(rewrite=[good] + [{"system": "s", "prompt": "{{ nope }}"}] * 6)
+    edit = await rewrite_prompt(
+        single_plan(),
+        "solve",
+        teacher=Teacher(fake.backend, retries=2),
+        failures=[],
+        diagnosis="wrong",
+        history=[],
+        candidates=3,
+    )
+    assert isinstance(edit, Candidate) and not edit.variants
+    assert edit.details["style"] == "direct"
+
+
 def test_consensus_wrap_rewires_references() -> None:
     plan = single_plan()
     edit = wrap_consensus(plan, "solve", n=5, temperature=0.7)

@@ -57,15 +57,21 @@ def choose_variant(
 ) -> tuple[Candidate, PlanEval]:
     """The version of ``edit`` to score against the current plan: the variant whose varied
     node has the lowest supervised error on the training rows (partial credit per field),
-    ties to the shorter prompt, then to the earlier variant. The returned candidate carries
+    ties to the lower end-to-end loss (it alone decides where the node has no expected
+    values), then to the shorter prompt, then to the earlier variant. The returned candidate carries
     the choice and every variant's figures in ``details["variants"]`` and its summary."""
 
-    def key(item: tuple[int, tuple[Variant, PlanEval, float | None]]) -> tuple[float, int, int]:
-        k, (variant, _, error) = item
-        return (math.inf if error is None else round(error, 9), variant.size, k)
+    def key(
+        item: tuple[int, tuple[Variant, PlanEval, float | None]],
+    ) -> tuple[float, float, int, int]:
+        k, (variant, evaluation, error) = item
+        node = math.inf if error is None else round(error, 9)
+        return (node, round(evaluation.loss, 9), variant.size, k)
 
     _, (best, evaluation, error) = min(enumerate(scored), key=key)
-    kind = "members" if edit.details.get("variant_kind") == "members" else "extraction prompt"
+    kind = {"members": "members", "rewrites": "rewrite"}.get(
+        str(edit.details.get("variant_kind")), "extraction prompt"
+    )
     table = {
         v.name: {"node_error": e, "loss": ev.loss, "prompt_chars": v.size} for v, ev, e in scored
     }

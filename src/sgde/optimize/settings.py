@@ -45,6 +45,9 @@ class CompileSettings(BaseModel):
         beam_width: Follow-up edits tried on a rejected candidate that lowered the
             node-level error (one step of look-ahead); 0 disables the look-ahead.
         program_samples: Solutions sampled per training row by the candidate sources.
+        rewrite_candidates: Prompt rewrites the teacher writes per rewrite edit, one per
+            layout (plain, rules first, what to look for); each is scored on the training
+            rows and the one whose node errs least is kept (1: the plain rewrite only).
 
     Teacher:
         teacher_retries: Extra attempts when the teacher's JSON is malformed (each attempt
@@ -85,6 +88,7 @@ class CompileSettings(BaseModel):
 
     beam_width: int = Field(default=2, ge=0, le=8)
     program_samples: int = Field(default=2, ge=1, le=10)
+    rewrite_candidates: int = Field(default=3, ge=1, le=3)
 
     teacher_retries: int = Field(default=2, ge=0, le=10)
     teacher_max_tokens: int = Field(default=512, gt=0)

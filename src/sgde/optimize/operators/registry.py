@@ -175,6 +175,7 @@ class _RewritePrompt:
             history=earlier[-3:],
             temperature=0.0 if not earlier else ctx.settings.candidate_temperature,
             seed=ctx.seed,
+            candidates=ctx.settings.rewrite_candidates,
         )
 
 
