@@ -121,17 +121,66 @@ async def test_typed_lift_of_strings_verifies_and_folds_nothing_that_varies() ->
     assert fake.seen == ["describe"]
 
 
-async def test_a_literal_equal_in_every_row_stays_a_constant() -> None:
+async def test_a_literal_equal_in_every_row_that_a_reader_reads_stays_a_parameter() -> None:
+    # three rows all asking for "r" cannot show that the letter is a value of the row: the
+    # first quoted string reads it, so it is not frozen into the code
     rows = [
         {"question": f'How many times does the letter "r" appear in "{w}"?', "answer": w.count("r")}
         for w in ("strawberry", "carrot", "mirror")
     ]
     fake = _no_teacher()
-    programs = await _lifted(fake, LETTERS, rows, _sol(LETTER_CODE))
+    events: list[Any] = []
+    programs = await _lifted(fake, LETTERS, rows, _sol(LETTER_CODE), events=events.append)
     p = programs[0]
-    assert list(p.params) == ["word"]
-    assert "letter = 'r'" in p.code
-    assert [v["word"] for v in p.values if v] == ["strawberry", "carrot", "mirror"]
+    assert list(p.params) == ["word", "letter"]
+    assert [v["letter"] for v in p.values if v] == ["r", "r", "r"]
+    assert "letter = 'r'" not in p.code
+    kept = [e.message for e in events if "kept a parameter" in e.message]
+    assert kept and "letter" in kept[0]
+
+
+FEES = TaskSpec(
+    description="The total cost of an order of boxes with a delivery fee.",
+    inputs={"question": "string"},
+    outputs={"answer": "integer"},
+)
+FEE_CODE = (
+    "def solution():\n    boxes = 12\n    price = 3\n    fee = 5\n"
+    "    return {'answer': boxes * price + fee}\n"
+)
+
+
+def _fee_rows(orders: list[tuple[int, int]], fee: int = 5) -> list[dict[str, Any]]:
+    return [
+        {
+            "question": f"Ann orders {b} boxes at {c} dollars each and pays {fee} dollars "
+            "for delivery. What does she pay?",
+            "answer": b * c + fee,
+        }
+        for b, c in orders
+    ]
+
+
+async def test_a_number_equal_in_every_row_is_read_not_frozen() -> None:
+    rows = _fee_rows([(12, 3), (40, 7), (250, 11)])
+    programs = await _lifted(_no_teacher(), FEES, rows, _sol(FEE_CODE))
+    p = programs[0]
+    assert list(p.params) == ["boxes", "price", "fee"]
+    assert [v["fee"] for v in p.values if v] == [5, 5, 5]
+    run = await run_harnessed(
+        InProcessCodeRunner(), p.code, "run", {"boxes": 2, "price": 3, "fee": 100}, trace=False
+    )
+    assert run.result == {"answer": 106}
+
+
+async def test_a_constant_no_reader_identifies_is_still_folded() -> None:
+    # the second row holds 5 twice ("5 boxes ... 5 dollars for delivery"): the rows do not
+    # say which mention the fee is, so no reader is trusted and the fee stays a constant
+    rows = _fee_rows([(12, 3), (5, 7), (250, 11)])
+    programs = await _lifted(_no_teacher(), FEES, rows, _sol(FEE_CODE))
+    p = programs[0]
+    assert list(p.params) == ["boxes", "price"]
+    assert "fee = 5" in p.code
 
 
 async def test_dates_lift_as_iso_params_across_formats() -> None:

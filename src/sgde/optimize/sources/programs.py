@@ -4,7 +4,8 @@
   (:mod:`~sgde.optimize.sources.lifting`): other rows' values are aligned by position where
   they line up, else read by the teacher's grammar-constrained typed extraction (also for
   rows where the aligned values fail); parameters equal in every training row fold back
-  into constants; failing candidates get a repair round fed the failing cases.
+  into constants unless a deterministic reader reads them from the text on every row
+  (:func:`_fold`); failing candidates get a repair round fed the failing cases.
 * ``whole`` — the teacher writes ``run(**task_inputs)`` over the raw inputs, sampled
   several times; for structured inputs such a program needs no student at all. When no
   sample verifies on every row, the one verified on most rows gets ``repair_rounds`` repairs
@@ -42,6 +43,7 @@ from sgde.optimize.sources.lifting import (
     lift_row_solution,
     param_type,
 )
+from sgde.optimize.sources.readers import text_readers
 from sgde.optimize.sources.reading import describe_params, renamed, teacher_extract
 from sgde.optimize.sources.solutions import RowSolution
 from sgde.optimize.sources.verified import Program, verify_program
@@ -120,8 +122,10 @@ def _teacher_hint(p: LiftParam, ftype: FieldType) -> str:
     return f"{_fallback_description(p, ftype)}{where}"
 
 
-def _fold(lift: TypedLift, values: Sequence[Mapping[str, Any] | None]) -> frozenset[str]:
-    """Extracted params whose value is the same in every training row (they stay constants)."""
+def _same_in_every_row(
+    lift: TypedLift, values: Sequence[Mapping[str, Any] | None]
+) -> frozenset[str]:
+    """Extracted params whose value is the same in every training row."""
     if len(values) < 2 or any(v is None for v in values):
         return frozenset()
     folded = set()
@@ -132,6 +136,29 @@ def _fold(lift: TypedLift, values: Sequence[Mapping[str, Any] | None]) -> frozen
         if len(keys) == 1:
             folded.add(p.name)
     return frozenset(folded)
+
+
+def _fold(
+    lift: TypedLift,
+    values: Sequence[Mapping[str, Any] | None],
+    program: Program,
+    task: TaskSpec,
+    rows: Sequence[Mapping[str, Any]],
+) -> tuple[frozenset[str], dict[str, str]]:
+    """``(params that stay constants, params kept -> the reader that reads them)``.
+
+    A param the same in every training row stays a constant only when no deterministic
+    reader reads it from the text (:func:`~sgde.optimize.sources.readers.text_readers`):
+    a few rows cannot tell a fixed fact of the task from a value of the row that happened
+    to repeat ("plus 6" in all three rows, other numbers in the next), and the costs are
+    not even: reading a value that is in fact constant from the text is still right, a
+    frozen value that varies is always wrong. Where no reader gets it, the student would
+    have to copy a value the rows never vary, so the constant is the safer guess."""
+    same = _same_in_every_row(lift, values)
+    if not same:
+        return frozenset(), {}
+    read = text_readers(task, rows, program, sorted(same))
+    return frozenset(n for n in same if n not in read), read
 
 
 async def _lift_program(
@@ -253,7 +280,18 @@ async def _lift_program(
         p.name: param_type(p, [v.get(p.name) if v else None for v in final_values], task)
         for p in lift.params
     }
-    folded = _fold(lift, final_values) if verified == len(rows) else frozenset()
+    folded: frozenset[str] = frozenset()
+    if verified == len(rows):
+        unfolded = Program(code, ptypes, final_values, lift.raw_inputs())
+        folded, read = _fold(lift, final_values, unfolded, task, rows)
+        for name, reader in read.items():
+            log.note(
+                "lift",
+                f"row {solution.row + 1}: {name} is the same in every training row but "
+                f"{reader} reads it: kept a parameter, not a constant",
+                param=name,
+                reader=reader,
+            )
     if folded:
         folded_code = lift.program(outputs, folded) if origin == "lift" else None
         if folded_code is not None:

@@ -50,7 +50,7 @@ from sgde.optimize.sources.verified import Program
 from sgde.runtime.calls import CodeRunner
 from sgde.task import FieldType, TaskSpec
 
-__all__ = ["MAX_RANK", "ReaderSearch", "reader_candidates"]
+__all__ = ["MAX_RANK", "ReaderSearch", "reader_candidates", "text_readers"]
 
 MAX_RANK = 4
 """Ranks k tried for the ``index`` rule (``last`` and anchored rules try k < 2)."""
@@ -345,6 +345,103 @@ def _only(program: Program, known: Sequence[int]) -> Program:
     return replace(program, values=[program.values[i] for i in known])
 
 
+@dataclass
+class _FieldReaders:
+    """The readers of one field that fit its training rows and their perturbed copies
+    (in-process), identified; ``fitting`` is empty when none is, and ``why`` says why."""
+
+    fitting: list[ReaderRule]
+    searched: int
+    fits: int
+    why: str
+    unidentified: str | None = None
+
+
+def _field_readers(
+    lib: Mapping[str, Any],
+    task: TaskSpec,
+    rows: Sequence[Mapping[str, Any]],
+    program: Program,
+    known: Sequence[int],
+    f: str,
+) -> _FieldReaders:
+    """The fitting, identified readers of field ``f`` of ``program``, simplest first (the
+    in-process part of :func:`reader_candidates`; the sandbox check is the caller's)."""
+    ftype = program.params[f]
+    inputs = [row_inputs(task, rows[i]) for i in known]
+    golds = [(program.values[i] or {})[f] for i in known]
+    training = list(zip(inputs, golds, strict=True))
+    perturbed = [
+        (changed, expected[f])
+        for changed, expected in perturbed_rows(
+            task, [rows[i] for i in known], _only(program, known), [f]
+        )
+    ]
+    why = ": no reader in the class reproduces it on every training row"
+    fitting: list[ReaderRule] = []
+    searched = 0
+    for rule in _hypotheses(lib, task, inputs, golds, ftype):
+        # The whole class is counted, also past the readers that fit: other training
+        # rows could have chosen any of them.
+        searched += 1
+        if not _fits(lib, rule, training, ftype):
+            continue
+        if not _fits(lib, rule, perturbed, ftype):
+            why = f": {rule.describe()} fits the training rows but not a perturbed copy"
+            continue
+        fitting.append(rule)
+    fits = len(fitting)
+    probes = _probes(lib, task, inputs, golds, ftype) if fits > 1 else []
+    split = _disagreement(lib, fitting, probes)
+    loose = _unpinned(lib, task, inputs, golds, ftype) if fitting else None
+    unidentified: str | None = None
+    if split is not None:
+        one, other, i = split
+        unidentified = (
+            f"{one.describe()!r} and {other.describe()!r} both fit the training rows "
+            f"(they read different mentions of training row {known[i] + 1})"
+        )
+    elif loose is not None:
+        i, source, count = loose
+        unidentified = (
+            f"{fitting[0].describe()!r} fits, but training row {known[i] + 1} has the "
+            f"value {value_text(golds[i], 40)} in {count} mentions of {source}, so it "
+            f"does not say which one {f!r} is"
+        )
+    if unidentified is not None:
+        return _FieldReaders([], searched, fits, f" not identified: {unidentified}", unidentified)
+    return _FieldReaders(fitting, searched, fits, why)
+
+
+def _known_rows(program: Program, rows: Sequence[Any], fields: Sequence[str]) -> list[int]:
+    """Training rows where ``program`` has a value for every one of ``fields``."""
+    known = [i for i, v in enumerate(program.values) if v is not None and i < len(rows)]
+    return [i for i in known if all(f in (program.values[i] or {}) for f in fields)]
+
+
+def text_readers(
+    task: TaskSpec,
+    rows: Sequence[Mapping[str, Any]],
+    program: Program,
+    fields: Sequence[str],
+) -> dict[str, str]:
+    """Field -> the reader (described) that reads it from the text, for the ``fields`` of
+    ``program`` whose value an identified reader reproduces on every training row and on
+    the perturbed copies, checked in-process only (no sandbox, nothing counted: a parser
+    built later is searched, counted and verified by :func:`reader_candidates`)."""
+    fields = [f for f in fields if f in program.params and f not in program.raw_inputs]
+    known = _known_rows(program, rows, fields)
+    if not fields or not known or len(known) < len(rows):
+        return {}
+    lib = load_library()
+    out: dict[str, str] = {}
+    for f in fields:
+        found = _field_readers(lib, task, rows, program, known, f)
+        if found.fitting:
+            out[f] = found.fitting[0].describe()
+    return out
+
+
 async def reader_candidates(
     sandbox: CodeRunner,
     task: TaskSpec,
@@ -361,59 +458,21 @@ async def reader_candidates(
     """
     search = ReaderSearch()
     fields = [f for f in fields if f in program.params]
-    known = [i for i, v in enumerate(program.values) if v is not None and i < len(rows)]
-    known = [i for i in known if all(f in (program.values[i] or {}) for f in fields)]
+    known = _known_rows(program, rows, fields)
     names = list(task.inputs)
     if not fields or not known or not names:
         search.missing = list(fields)
         return search
     lib = load_library()
-    inputs = [row_inputs(task, rows[i]) for i in known]
     chosen: dict[str, ReaderRule] = {}
     checked_total = 0
     for f in fields:
-        ftype = program.params[f]
-        golds = [(program.values[i] or {})[f] for i in known]
-        training = list(zip(inputs, golds, strict=True))
-        perturbed = [
-            (changed, expected[f])
-            for changed, expected in perturbed_rows(
-                task, [rows[i] for i in known], _only(program, known), [f]
-            )
-        ]
-        why = ": no reader in the class reproduces it on every training row"
-        fitting: list[ReaderRule] = []
-        for rule in _hypotheses(lib, task, inputs, golds, ftype):
-            # The whole class is counted, also past the readers that fit: other training
-            # rows could have chosen any of them.
-            search.searched += 1
-            if not _fits(lib, rule, training, ftype):
-                continue
-            if not _fits(lib, rule, perturbed, ftype):
-                why = f": {rule.describe()} fits the training rows but not a perturbed copy"
-                continue
-            fitting.append(rule)
-        fits = len(fitting)
-        probes = _probes(lib, task, inputs, golds, ftype) if fits > 1 else []
-        split = _disagreement(lib, fitting, probes)
-        loose = _unpinned(lib, task, inputs, golds, ftype) if fitting else None
-        if split is not None:
-            one, other, i = split
-            search.unidentified[f] = (
-                f"{one.describe()!r} and {other.describe()!r} both fit the training rows "
-                f"(they read different mentions of training row {known[i] + 1})"
-            )
-        elif loose is not None:
-            i, source, count = loose
-            search.unidentified[f] = (
-                f"{fitting[0].describe()!r} fits, but training row {known[i] + 1} has the "
-                f"value {value_text(golds[i], 40)} in {count} mentions of {source}, so it "
-                f"does not say which one {f!r} is"
-            )
-        if f in search.unidentified:
-            why = f" not identified: {search.unidentified[f]}"
-            fitting = []
-        for rule in fitting[:_SANDBOX_TRIES]:
+        found = _field_readers(lib, task, rows, program, known, f)
+        search.searched += found.searched
+        why = found.why
+        if found.unidentified is not None:
+            search.unidentified[f] = found.unidentified
+        for rule in found.fitting[:_SANDBOX_TRIES]:
             code = reader_program(names, {f: rule})
             checked, problem = await _verified(sandbox, code, task, rows, program, [f], known)
             if problem:
@@ -435,7 +494,7 @@ async def reader_candidates(
                     "source": "reader",
                     "field": f,
                     "searched": search.searched,
-                    "fitting": fits,
+                    "fitting": found.fits,
                     "identified": f not in search.unidentified,
                 },
             ),
