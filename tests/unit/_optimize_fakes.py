@@ -165,6 +165,10 @@ class FakeTeacher:
             kind = "solve"
         elif "that computes the outputs of ANY case" in text:
             kind = "whole"
+        elif "Design a program for ANY case" in text:
+            kind = "design"
+        elif "A reader copies the values named in FIELDS" in text:
+            kind = "repair_design"
         elif "This Python function should solve ONE case" in text:
             kind = "repair_row"
         elif "It gives wrong results on these training cases" in text:
@@ -205,7 +209,7 @@ class FakeTeacher:
             return "```python\n" + self.solution.format(a=a, b=b, c=c, d=d) + "```"
         if kind == "whole":
             return self.whole
-        if kind in ("repair_row", "repair_whole"):
+        if kind in ("repair_row", "repair_whole", "design", "repair_design"):
             return "no code"  # the sources' repairs fail here; tests/unit/test_sources_repair
         if kind == "parser":
             return self.parser

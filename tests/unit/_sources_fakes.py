@@ -21,6 +21,8 @@ MARKERS = {
     "that computes the outputs of ANY case": "whole",
     "This Python function should solve ONE case": "repair_row",
     "It gives wrong results on these training cases": "repair_whole",
+    "Design a program for ANY case": "design",
+    "A reader copies the values named in FIELDS": "repair_design",
 }
 
 
@@ -64,6 +66,8 @@ class ScriptedTeacher:
         kind = prompt_kind(req)
         self.seen.append(kind)
         handler = self.handlers.get(kind)
+        if handler is None and kind in ("design", "repair_design"):
+            return "no code"  # the design source is tested in tests/unit/test_sources_design
         if handler is None:
             raise AssertionError(f"no handler for {kind}")
         return handler(req)

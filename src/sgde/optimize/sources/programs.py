@@ -10,6 +10,9 @@
   several times; for structured inputs such a program needs no student at all. When no
   sample verifies on every row, the one verified on most rows gets ``repair_rounds`` repairs
   fed its failing rows (inputs, expected outputs, the sandbox error or what it returned).
+* ``design`` — when neither verifies on every row and an input is free text: the teacher
+  designs the fields a reader copies from a case and ``run`` over them, verified with its
+  own reads of every row (:mod:`~sgde.optimize.sources.design`).
 * ``enumerative`` — when nothing else verifies: the smallest arithmetic expression over the
   quantities of the inputs that fits every row (:mod:`~sgde.optimize.sources.enumerate`);
   for string outputs, the smallest composition of string transforms of an input or of a
@@ -34,6 +37,7 @@ from sgde.optimize.sources.code import (
 )
 from sgde.optimize.sources.context import row_inputs, task_context, value_text
 from sgde.optimize.sources.contexts import value_contexts
+from sgde.optimize.sources.design import design_programs
 from sgde.optimize.sources.enumerate import enumerative_program
 from sgde.optimize.sources.enumerate_text import enumerative_text_program
 from sgde.optimize.sources.lifting import (
@@ -61,7 +65,7 @@ __all__ = [
     "verify_program",
 ]
 
-_ORIGINS = ("lift", "repair", "whole", "enumerative")
+_ORIGINS = ("lift", "repair", "design", "whole", "enumerative")
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ class SourceBudget:
     Attributes:
         lift_candidates: Distinct verified solutions lifted (best first).
         whole_samples: Teacher samples of whole-task code (0: skip the source).
+        design_samples: Teacher samples of a design, fields and code (0: skip the source).
+        design_repairs: Repairs of the best design when none verifies on every row.
         repair_rounds: Repairs of a lifted program that fails on some rows.
         enumerate: Run the enumerative search when no other program verifies on every row.
         enumerate_max_ops: Operators in a searched expression.
@@ -82,6 +88,8 @@ class SourceBudget:
 
     lift_candidates: int = 3
     whole_samples: int = 2
+    design_samples: int = 2
+    design_repairs: int = 2
     repair_rounds: int = 1
     enumerate: bool = True
     enumerate_max_ops: int = 3
@@ -452,7 +460,7 @@ def _rank(program: Program, free_text: bool) -> tuple[int, int, int]:
     """Best first: verified on more rows; over free text, lifted code (a student reads the
     values, robust to new phrasings) before whole-task code parsing the text itself (fitted
     to the phrasings seen); over fields, the program reading fewest values from text."""
-    order = _ORIGINS if free_text else ("whole", "lift", "repair", "enumerative")
+    order = _ORIGINS if free_text else ("whole", "lift", "repair", "design", "enumerative")
     if free_text:
         return (-program.verified_rows, order.index(program.origin), len(program.extracted))
     return (-program.verified_rows, len(program.extracted), order.index(program.origin))
@@ -530,13 +538,32 @@ async def program_candidates(
             log=log,
             seen=seen,
         )
+    free_text = bool(free_text_inputs(task, rows))
+    if (
+        budget.design_samples > 0
+        and free_text
+        and not any(p.verified_rows == len(rows) for p in programs)
+    ):
+        programs += await design_programs(
+            teacher,
+            sandbox,
+            task,
+            rows,
+            metric,
+            samples=budget.design_samples,
+            repair_rounds=budget.design_repairs,
+            temperature=budget.temperature,
+            seed=seed,
+            log=log.note,
+            seen=seen,
+            solutions=solutions,
+        )
     if budget.enumerate and not any(p.verified_rows == len(rows) for p in programs):
         texts = all(t.kind == "string" for t in task.outputs.values())
         search = enumerative_text_program if texts else enumerative_program
         found = await search(teacher, sandbox, task, rows, metric, budget=budget, log=log.note)
         if found is not None:
             programs.append(found)
-    free_text = bool(free_text_inputs(task, rows))
     programs.sort(key=lambda p: _rank(p, free_text))
     programs = programs[: budget.max_programs]
     programs = [
@@ -549,7 +576,7 @@ async def program_candidates(
         described: list[Program] = []
         for p in programs:
             extracted = {n: p.params[n] for n in p.extracted}
-            if extracted:
+            if extracted and p.origin != "design":  # a design's FIELDS are its descriptions
                 desc, renames = await describe_params(
                     teacher, task, rows, extracted, p.values, p.descriptions, p.contexts
                 )

@@ -1,0 +1,379 @@
+"""``design`` — the teacher designs the fields a reader takes from a case, and the code over them.
+
+For a task whose computation needs values the text states in varying ways (a weight in kg
+in one case and in grams in the next; a destination that selects a rate from a table the
+task description gives), neither other teacher source fits: a row's solution
+(``4.00 + 1.50 * 3.2``) has the table's entries as literals that differ per row, so it does
+not lift into one program, and whole-task code must parse every phrasing itself.
+
+Here the teacher splits the task where a small student is strong and where code is: it
+writes, in one answer, ``FIELDS = {"name": "what it is, with its unit"}`` — the typed values
+a reader copies from a case — and ``def run(<those names>)`` computing the outputs from them,
+the task's rules and tables as Python data, no text parsing (``design_fields.j2``). The
+teacher then reads each training row's fields (:func:`~sgde.optimize.sources.reading.
+teacher_extract`, grammar-constrained and typed: from ``run``'s annotations, else read as
+text and typed from the values read), and ``run`` is verified on every row in the sandbox
+with those values. Whether a unit belongs in the read or in the code is left to the
+verification: each sample and repair is its own hypothesis. Only a design verified on every
+training row becomes a :class:`~sgde.optimize.sources.verified.Program` (origin
+``design``): its params are the fields, its values the teacher's reads and its descriptions
+the FIELDS texts, which become the student's extraction schema.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sgde.errors import TaskSpecError
+from sgde.optimize.sources.code import clean_code, program_source
+from sgde.optimize.sources.context import row_inputs, task_context, value_text
+from sgde.optimize.sources.reading import teacher_extract
+from sgde.optimize.sources.solutions import RowSolution
+from sgde.optimize.sources.verified import Program, verify_program
+from sgde.optimize.teacher import Teacher, render_prompt
+from sgde.runtime.calls import CodeRunner
+from sgde.task import FieldType, Metric, TaskSpec, infer_type
+from sgde.task.values import TaskValueError
+
+__all__ = ["Design", "design_programs", "read_design"]
+
+_TEXT = FieldType(kind="string")
+_MAX_FIELDS = 8
+_REPAIR_CASES = 3
+
+
+@dataclass(frozen=True)
+class Design:
+    """A teacher's design: its code, and the fields ``run`` takes, in signature order.
+
+    Attributes:
+        code: The teacher's code (``FIELDS`` and ``run``), top-level effects removed.
+        descriptions: Field -> what it is (from ``FIELDS``; the field's name when absent).
+        types: Fields whose ``run`` annotation names a task type (others are read as text
+            and typed from the values read).
+        described: Fields ``FIELDS`` describes.
+    """
+
+    code: str
+    descriptions: dict[str, str]
+    types: dict[str, FieldType]
+    described: frozenset[str] = frozenset()
+
+    def inheriting(self, earlier: Design) -> Design:
+        """This design, its fields without a ``FIELDS`` description taking ``earlier``'s
+        description of the same name (a repair often rewrites ``FIELDS`` as bare types)."""
+        taken = {
+            f: earlier.descriptions[f]
+            for f in self.fields
+            if f not in self.described and f in earlier.described
+        }
+        if not taken:
+            return self
+        return replace(
+            self,
+            descriptions={**self.descriptions, **taken},
+            described=self.described | frozenset(taken),
+        )
+
+    @property
+    def fields(self) -> list[str]:
+        """The field names, in ``run``'s parameter order."""
+        return list(self.descriptions)
+
+
+def _entry(node: ast.expr) -> tuple[str | None, FieldType | None]:
+    """``(description, type)`` of one ``FIELDS`` entry, however the teacher wrote it: a
+    description (``"the weight, in kg"``), a type (``float``, ``"float"``), or both in a
+    tuple, list or dict (``("float", "the weight")``, ``{"type": ..., "description": ...}``)."""
+    parts: list[ast.expr] = [node]
+    if isinstance(node, (ast.Tuple, ast.List)):
+        parts = list(node.elts)
+    elif isinstance(node, ast.Dict):
+        parts = [v for v in node.values if v is not None]
+    description: str | None = None
+    ftype: FieldType | None = None
+    for part in parts:
+        text = part.value if isinstance(part, ast.Constant) else None
+        if isinstance(part, (ast.Name, ast.Subscript, ast.Attribute)):
+            ftype = ftype or _annotation_type(part)
+        elif isinstance(text, str) and len(text.split()) == 1 and _type_named(text):
+            ftype = ftype or _type_named(text)
+        elif isinstance(text, str) and text.strip() and description is None:
+            description = " ".join(text.split())
+    return description, ftype
+
+
+def _fields_literal(tree: ast.Module) -> dict[str, tuple[str | None, FieldType | None]]:
+    """The top-level ``FIELDS = {...}`` as ``{name: (description, type)}`` (``{}``: none)."""
+    for stmt in tree.body:
+        if (
+            isinstance(stmt, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "FIELDS" for t in stmt.targets)
+            and isinstance(stmt.value, ast.Dict)
+        ):
+            return {
+                k.value: _entry(v)
+                for k, v in zip(stmt.value.keys, stmt.value.values, strict=True)
+                if isinstance(k, ast.Constant) and isinstance(k.value, str)
+            }
+    return {}
+
+
+def _type_named(text: str) -> FieldType | None:
+    try:
+        return FieldType.parse(text)
+    except (TaskSpecError, ValueError):
+        return None
+
+
+def _annotation_type(node: ast.expr | None) -> FieldType | None:
+    """The task type an annotation names (``float``, ``str``, ``list[int]``...), or None."""
+    return None if node is None else _type_named(ast.unparse(node))
+
+
+def read_design(text: str, task: TaskSpec) -> Design | str:
+    """The design in the teacher's answer ``text``, or why there is none.
+
+    ``run``'s parameters are the fields (at most ``_MAX_FIELDS``); their descriptions come
+    from ``FIELDS`` (a missing entry falls back to the name; ``FIELDS`` entries ``run`` does
+    not take are ignored: ``run`` is what gets called); their types from ``run``'s
+    annotations, else from ``FIELDS``, else from the values read."""
+    code = clean_code(text)
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError) as exc:
+        return f"the code does not parse ({type(exc).__name__})"
+    run = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "run"), None)
+    if run is None:
+        return "no top-level def run(...)"
+    args = run.args
+    if args.vararg or args.kwarg or args.posonlyargs or args.kwonlyargs:
+        return "run() must take named fields only"
+    if not args.args or len(args.args) > _MAX_FIELDS:
+        return f"run() must take 1 to {_MAX_FIELDS} fields, not {len(args.args)}"
+    if all(a.arg in task.inputs for a in args.args):
+        return "run() takes only the task's inputs: no field for a reader to copy"
+    # FIELDS as written (clean_code drops a FIELDS dict whose entries name types: ``str``)
+    listed = _fields_literal(ast.parse(text) if code != text else tree)
+    descriptions: dict[str, str] = {}
+    types: dict[str, FieldType] = {}
+    for a in args.args:
+        description, listed_type = listed.get(a.arg, (None, None))
+        descriptions[a.arg] = description or f"the {a.arg.replace('_', ' ')}"
+        ftype = task.inputs.get(a.arg) or _annotation_type(a.annotation) or listed_type
+        if ftype is not None:
+            types[a.arg] = ftype
+    described = frozenset(f for f in descriptions if listed.get(f, (None, None))[0])
+    return Design(code=code, descriptions=descriptions, types=types, described=described)
+
+
+class _Reads:
+    """The teacher's reads of a design's fields, per row (one call per row and field set)."""
+
+    def __init__(self, teacher: Teacher, task: TaskSpec, rows: Sequence[Mapping[str, Any]]):
+        self.teacher = teacher
+        self.task = task
+        self.rows = rows
+        self._done: dict[tuple[int, str], dict[str, Any] | None] = {}
+
+    async def values(
+        self, design: Design
+    ) -> tuple[list[dict[str, Any] | None], dict[str, FieldType]]:
+        """Per row, the fields' typed values (``None``: a read failed or is mistyped), and
+        the fields' types.
+
+        A field that *is* an input of the task is that input verbatim; a field with no
+        annotated type is read as text and typed from its values over the rows."""
+        extracted = [f for f in design.fields if f not in self.task.inputs]
+        types = {f: design.types.get(f, _TEXT) for f in extracted}
+        key = repr(sorted((f, str(t), design.descriptions[f]) for f, t in types.items()))
+        reads: list[dict[str, Any] | None] = []
+        for i, row in enumerate(self.rows):
+            if (i, key) not in self._done:
+                self._done[i, key] = await teacher_extract(
+                    self.teacher,
+                    self.task,
+                    types,
+                    design.descriptions,
+                    {},
+                    {},
+                    row_inputs(self.task, row),
+                    purpose="design",
+                )
+            got = self._done[i, key]
+            raw = {f: row.get(f) for f in design.fields if f in self.task.inputs}
+            reads.append(None if got is None else {**raw, **got})
+        return _typed(design, reads)
+
+
+def _typed(
+    design: Design, reads: list[dict[str, Any] | None]
+) -> tuple[list[dict[str, Any] | None], dict[str, FieldType]]:
+    """``(reads, types)``: a field without an annotated type is typed from its values over
+    the rows (text when they disagree) and its reads coerced to that type."""
+    out = [None if r is None else dict(r) for r in reads]
+    types: dict[str, FieldType] = {}
+    for f in design.fields:
+        if f in design.types:
+            types[f] = design.types[f]
+            continue
+        seen = [r[f] for r in out if r is not None and r.get(f) is not None]
+        try:
+            types[f] = infer_type(seen) if seen else _TEXT
+        except TaskValueError:
+            types[f] = _TEXT
+        for r in out:
+            if r is not None and r.get(f) is not None:
+                try:
+                    r[f] = types[f].coerce(r[f])
+                except TaskValueError:
+                    r[f] = str(r[f])
+    return out, types
+
+
+def _solved(solutions: Sequence[Sequence[RowSolution]], row: int) -> str:
+    """The first verified solution of training row ``row`` (``""``: none), at most 12 lines."""
+    per_row = solutions[row] if row < len(solutions) else ()
+    if not per_row:
+        return ""
+    lines = per_row[0].code.strip().splitlines()
+    return "\n".join(lines[:12])
+
+
+@dataclass
+class _Tried:
+    """A design that failed somewhere: rows verified, rows where ``run`` returned at all."""
+
+    verified: int
+    ran: int
+    design: Design
+    values: list[dict[str, Any] | None]
+    checks: list[str | None]
+
+
+async def design_programs(
+    teacher: Teacher,
+    sandbox: CodeRunner,
+    task: TaskSpec,
+    rows: Sequence[Mapping[str, Any]],
+    metric: Metric,
+    *,
+    samples: int,
+    repair_rounds: int,
+    temperature: float,
+    seed: int,
+    log: Callable[..., None],
+    seen: set[str],
+    solutions: Sequence[Sequence[RowSolution]] = (),
+) -> list[Program]:
+    """A design verified on every training row, as a one-program list (``[]``: none).
+
+    ``samples`` designs (greedy, then at ``temperature`` with distinct seeds); when none
+    verifies on every row, the one verified on most rows (then: returning on most rows,
+    then: the first) gets ``repair_rounds`` repairs fed
+    its failing rows (inputs, the values read, expected outputs, what ``run`` did). A repair
+    may change the fields too; they are read again. Every sample and repair counts in
+    ``searched``. The prompt shows, under each training case, the teacher's first verified
+    solution of that one case (``solutions``, from :func:`~sgde.optimize.sources.solve_rows`)
+    when there is one: the rule applied to concrete values, for the design to generalise."""
+    outputs = list(task.outputs)
+    labels = any(t.kind == "enum" for t in task.outputs.values())
+    prompt = render_prompt(
+        "design_fields.j2",
+        labels=labels,
+        cases=[
+            {
+                "inputs": value_text(row_inputs(task, r), 400),
+                "outputs": value_text({o: r.get(o) for o in outputs}),
+                "solved": _solved(solutions, i),
+            }
+            for i, r in enumerate(rows)
+        ],
+        **task_context(task),
+    )
+    reads = _Reads(teacher, task, rows)
+    tried = 0
+    best: _Tried | None = None
+
+    async def attempt(text: str, what: str) -> Program | None:
+        nonlocal best
+        design = read_design(text, task)
+        if isinstance(design, str):
+            log("design", f"{what}: {design}")
+            return None
+        if best is not None:
+            design = design.inheriting(best.design)
+        code = program_source(design.code, "run", design.fields, outputs)
+        if code is None or code in seen:
+            log("design", f"{what}: unusable or a repeat")
+            return None
+        seen.add(code)
+        values, types = await reads.values(design)
+        checks = await verify_program(sandbox, task, rows, metric, code, values)
+        verified = sum(c is None for c in checks)
+        log(
+            "design",
+            f"{what}: fields {', '.join(design.fields)}; verified on {verified}/{len(rows)} rows",
+            fields=design.fields,
+            verified=verified,
+        )
+        if verified == len(rows):
+            return Program(
+                code=code,
+                params=types,
+                values=values,
+                raw_inputs={f: f for f in design.fields if f in task.inputs},
+                descriptions={f: d for f, d in design.descriptions.items() if f not in task.inputs},
+                origin="design",
+                searched=tried,
+                verified_rows=verified,
+            )
+        ran = sum(c is None or not c.startswith("error") for c in checks)
+        if best is None or (verified, ran) > (best.verified, best.ran):
+            best = _Tried(verified, ran, design, values, checks)
+        return None
+
+    for k in range(samples):
+        text = await teacher.code(
+            prompt,
+            purpose="design",
+            temperature=0.0 if k == 0 else temperature,
+            seed=seed + 104729 * k,
+        )
+        tried += 1
+        found = await attempt(text, f"sample {k + 1}")
+        if found is not None:
+            return [found]
+    for round_ in range(repair_rounds):
+        if best is None:
+            break
+        failing = [i for i, c in enumerate(best.checks) if c is not None][:_REPAIR_CASES]
+        repair = render_prompt(
+            "repair_design.j2",
+            labels=labels,
+            code=best.design.code.strip(),
+            cases=[
+                {
+                    "inputs": value_text(row_inputs(task, rows[i]), 400),
+                    "read": value_text(best.values[i]) if best.values[i] else "(not read)",
+                    "expected": value_text({o: rows[i].get(o) for o in outputs}),
+                    "outcome": best.checks[i],
+                }
+                for i in failing
+            ],
+            **task_context(task),
+        )
+        text = await teacher.code(
+            repair,
+            purpose="repair",
+            temperature=0.0 if round_ == 0 else temperature,
+            seed=seed + 31 * (round_ + 1),
+        )
+        tried += 1
+        found = await attempt(text, f"repair {round_ + 1}")
+        if found is not None:
+            return [found]
+    return []
