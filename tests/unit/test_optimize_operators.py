@@ -27,6 +27,7 @@ from sgde.optimize.operators import (
     unwrap_consensus,
     wrap_consensus,
 )
+from sgde.optimize.operators.rewrite_prompt import instructions_first
 from sgde.optimize.settings import CompileSettings
 from sgde.optimize.supervision import row_text, solve_examples
 from sgde.optimize.teacher import Teacher
@@ -192,6 +193,39 @@ async def test_rewrite_prompt_keeps_the_layouts_that_answered() -> None:
     )
     assert isinstance(edit, Candidate) and not edit.variants
     assert edit.details["style"] == "direct"
+
+
+def test_instructions_first_moves_the_input_last() -> None:
+    prompt = "Complaint: {{ message }}\n\nReason: damaged, late or wrong_item?"
+    assert instructions_first(prompt) == (
+        "Reason: damaged, late or wrong_item?\n\nComplaint: {{ message }}"
+    )
+    assert instructions_first("Rules.\n\nText: {{ x }}") is None  # already last
+    assert instructions_first("Text: {{ x }}") is None
+    assert instructions_first("{% for a in xs %}{{ a }}\n\n{% endfor %}Done.") is None
+
+
+async def test_rewrite_prompt_adds_sgdes_own_layout_as_a_variant() -> None:
+    plan = single_plan()
+    node = plan.node("solve")
+    assert isinstance(node, LlmNode)
+    two = node.model_copy(update={"prompt": "Question: {{ question }}\n\nAnswer with a number."})
+    plan = plan.model_copy(update={"nodes": [two]})
+    fake = FakeTeacher(rewrite=[{"system": "s", "prompt": "{{ nope }}"}] * 3)
+    edit = await rewrite_prompt(
+        plan,
+        "solve",
+        teacher=Teacher(fake.backend, retries=2),
+        failures=[],
+        diagnosis="wrong",
+        history=[],
+    )
+    # the teacher's answer stayed invalid; sgde's own layout needs no model call
+    assert isinstance(edit, Candidate), edit
+    assert edit.details["style"] == "instructions-first"
+    moved = edit.plan.node("solve")
+    assert isinstance(moved, LlmNode)
+    assert moved.prompt == "Answer with a number.\n\nQuestion: {{ question }}"
 
 
 def test_consensus_wrap_rewires_references() -> None:

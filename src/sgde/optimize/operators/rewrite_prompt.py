@@ -7,10 +7,17 @@ the one whose node errs least (:func:`~sgde.optimize.accept.choose_variant`), so
 statistics choose, not the teacher. Measured on the refund workflow's classify step
 (Qwen2.5-Coder-0.5B, 12 rows): the hand-written prompt 3/12 (the student answered the last
 label every time), the same definitions laid out rules first 11/12.
+
+The 1.5B teacher's own "rules first" rewrite did not lay the rules first (the refund compile
+scored it 0.667 node error, like the plain one), so sgde adds one layout of its own, without a
+model call: the node's paragraphs that read no variable moved before those that do
+(``instructions-first``), so that the input is the last thing the student reads before it
+answers. Measured by hand on the same step: 3/12 -> 10/12.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +27,7 @@ from sgde.optimize.teacher import Teacher, TeacherOutputError, render_prompt
 from sgde.plan.model import ConsensusNode, LlmNode, Plan
 from sgde.planfile import template_variables
 
-__all__ = ["REWRITE_SCHEMA", "REWRITE_STYLES", "rewrite_prompt"]
+__all__ = ["REWRITE_SCHEMA", "REWRITE_STYLES", "instructions_first", "rewrite_prompt"]
 
 # Layouts the teacher is asked for, in order (the first is the plain rewrite).
 REWRITE_STYLES: tuple[str, ...] = ("direct", "rules-first", "look-for")
@@ -61,8 +68,9 @@ async def rewrite_prompt(
     the node) and the edited plan must pass ``check_plan``; an answer that breaks either goes
     back to the teacher with the problem (the teacher's JSON retries). With ``candidates`` > 1
     the teacher writes one rewrite per style of ``REWRITE_STYLES`` (up to ``candidates``); the
-    distinct valid ones become the candidate's ``variants``. A style whose answer stays invalid
-    is dropped; the edit fails only when none is valid.
+    distinct valid ones become the candidate's ``variants``, with sgde's own
+    ``instructions-first`` layout of the node's prompt (:func:`instructions_first`) last. A
+    style whose answer stays invalid is dropped; the edit fails only when none is valid.
     """
     try:
         node = plan.node(node_id)
@@ -97,6 +105,13 @@ async def rewrite_prompt(
             errors.append(f"{style}: {got}")
             continue
         found.append((style, *got))
+    moved = instructions_first(llm.prompt)
+    if moved is not None and (llm.system.strip(), moved) not in seen:
+        reordered = llm.model_copy(update={"prompt": moved})
+        nodes = [reordered if n.id == node_id else n for n in plan.nodes]
+        checked, _ = validated(plan.model_copy(update={"nodes": nodes}))
+        if checked is not None:
+            found.append(("instructions-first", checked, {"system": llm.system, "prompt": moved}))
     if not found:
         return EditFailure("rewrite_prompt", node_id, "; ".join(errors))
     first_style, first_plan, first_answer = found[0]
@@ -126,6 +141,23 @@ async def rewrite_prompt(
             for style, edited, a in found
         ),
     )
+
+
+def instructions_first(template: str) -> str | None:
+    """``template`` with its paragraphs that read no variable moved before those that do (each
+    group in its own order), or None when that changes nothing or a paragraph does not parse
+    on its own (a block spanning paragraphs)."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", template.strip()) if p.strip()]
+    reads: list[bool] = []
+    for paragraph in paragraphs:
+        names = _variables(paragraph)
+        if isinstance(names, str):
+            return None
+        reads.append(bool(names))
+    moved = [p for p, r in zip(paragraphs, reads, strict=True) if not r] + [
+        p for p, r in zip(paragraphs, reads, strict=True) if r
+    ]
+    return None if moved == paragraphs else "\n\n".join(moved)
 
 
 async def _one_rewrite(
