@@ -174,3 +174,27 @@ def test_read_design_refuses_code_with_nothing_to_read() -> None:
     assert "only the task's inputs" in str(read_design("def run(text):\n    return 1\n", PAINT))
     assert "no top-level def run" in str(read_design("FIELDS = {}\n", PAINT))
     assert "named fields only" in str(read_design("def run(**kw):\n    return 1\n", PAINT))
+
+
+async def test_a_row_the_copied_values_fail_is_read_again_in_the_described_unit() -> None:
+    def converting(req: ChatRequest) -> dict[str, Any]:
+        got = reader(req)
+        if "converting when this case writes another unit" in req.messages[-1].content:
+            got["amount"] = got["amount"] / 1000 if got["amount"] >= 100 else got["amount"]
+        return got
+
+    fake = teacher([NO_UNIT])
+    fake.handlers["extract"] = converting
+    programs = await _candidates(fake, design_samples=1, design_repairs=0)
+    assert [p.origin for p in programs] == ["design"]
+    assert programs[0].values[1] == {"finish": "Gloss", "amount": 0.5}  # 500 ml, in litres
+    assert fake.seen[-5:] == ["design", "extract", "extract", "extract", "extract"]
+
+
+def test_run_may_take_the_text_only_to_ignore_it() -> None:
+    ignored = 'def run(text: str, amount: float):\n    return {"answer": amount}\n'
+    design = read_design(ignored, PAINT, ["text"])
+    assert not isinstance(design, str) and design.fields == ["amount"]
+    assert "def run(amount: float)" in design.code
+    parses = 'def run(text: str, amount: float):\n    return {"answer": len(text) * amount}\n'
+    assert "parses the input 'text'" in str(read_design(parses, PAINT, ["text"]))

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sgde.errors import TaskSpecError
-from sgde.optimize.sources.code import clean_code, program_source
+from sgde.optimize.sources.code import clean_code, program_source, run_harnessed
 from sgde.optimize.sources.context import row_inputs, task_context, value_text
 from sgde.optimize.sources.reading import teacher_extract
 from sgde.optimize.sources.solutions import RowSolution
@@ -61,6 +61,21 @@ class Design:
     descriptions: dict[str, str]
     types: dict[str, FieldType]
     described: frozenset[str] = frozenset()
+
+    def described_by(self, values: Sequence[Mapping[str, Any] | None]) -> Design:
+        """This design, a ``FIELDS`` text that is no description (a training value, a single
+        word: models fill ``FIELDS`` with an example case's values) replaced by the name."""
+        bad = {f for f in self.described if _bare(self.descriptions[f], f, values)}
+        if not bad:
+            return self
+        return replace(
+            self,
+            descriptions={
+                f: f"the {f.replace('_', ' ')}" if f in bad else d
+                for f, d in self.descriptions.items()
+            },
+            described=self.described - bad,
+        )
 
     def inheriting(self, earlier: Design) -> Design:
         """This design, its fields without a ``FIELDS`` description taking ``earlier``'s
@@ -106,6 +121,18 @@ def _entry(node: ast.expr) -> tuple[str | None, FieldType | None]:
     return description, ftype
 
 
+def _bare(text: str, name: str, values: Sequence[Mapping[str, Any] | None]) -> bool:
+    """Whether a ``FIELDS`` text is no description: one word, or a training value of the
+    field quoted (a student shown it would copy it)."""
+    lowered = f" {text.casefold()} "
+    for v in values:
+        value = v.get(name) if v is not None else None
+        shown = "" if value is None or isinstance(value, list) else str(value).casefold()
+        if shown and (shown == text.casefold().strip() or f" {shown} " in lowered):
+            return True
+    return len(text.split()) < 2
+
+
 def _fields_literal(tree: ast.Module) -> dict[str, tuple[str | None, FieldType | None]]:
     """The top-level ``FIELDS = {...}`` as ``{name: (description, type)}`` (``{}``: none)."""
     for stmt in tree.body:
@@ -134,10 +161,25 @@ def _annotation_type(node: ast.expr | None) -> FieldType | None:
     return None if node is None else _type_named(ast.unparse(node))
 
 
-def read_design(text: str, task: TaskSpec) -> Design | str:
+def _drop_unread(run: ast.FunctionDef, texts: Sequence[str]) -> str | None:
+    """Take the free-text inputs ``texts`` out of ``run``'s parameters when its body never
+    reads them; why not when it does (a run that parses the text is whole-task code)."""
+    read = {n.id for stmt in run.body for n in ast.walk(stmt) if isinstance(n, ast.Name)}
+    for name in [a.arg for a in run.args.args if a.arg in texts]:
+        if name in read:
+            return f"run() parses the input {name!r}: it must take the values copied from it"
+    if not run.args.defaults:
+        run.args.args = [a for a in run.args.args if a.arg not in texts]
+    return None
+
+
+def read_design(text: str, task: TaskSpec, texts: Sequence[str] = ()) -> Design | str:
     """The design in the teacher's answer ``text``, or why there is none.
 
-    ``run``'s parameters are the fields (at most ``_MAX_FIELDS``); their descriptions come
+    A free-text input (``texts``) ``run`` takes but never reads is dropped from its
+    parameters; one it reads refuses the design (the text is the reader's to copy from,
+    never the code's to parse). ``run``'s parameters are the fields (at most
+    ``_MAX_FIELDS``); their descriptions come
     from ``FIELDS`` (a missing entry falls back to the name; ``FIELDS`` entries ``run`` does
     not take are ignored: ``run`` is what gets called); their types from ``run``'s
     annotations, else from ``FIELDS``, else from the values read."""
@@ -152,6 +194,12 @@ def read_design(text: str, task: TaskSpec) -> Design | str:
     args = run.args
     if args.vararg or args.kwarg or args.posonlyargs or args.kwonlyargs:
         return "run() must take named fields only"
+    taken = len(args.args)
+    parses = _drop_unread(run, texts)
+    if parses is not None:
+        return parses
+    if len(args.args) < taken:
+        code = ast.unparse(tree) + "\n"
     if not args.args or len(args.args) > _MAX_FIELDS:
         return f"run() must take 1 to {_MAX_FIELDS} fields, not {len(args.args)}"
     if all(a.arg in task.inputs for a in args.args):
@@ -177,7 +225,7 @@ class _Reads:
         self.teacher = teacher
         self.task = task
         self.rows = rows
-        self._done: dict[tuple[int, str], dict[str, Any] | None] = {}
+        self._done: dict[tuple[int, str, bool], dict[str, Any] | None] = {}
 
     async def values(
         self, design: Design
@@ -187,26 +235,41 @@ class _Reads:
 
         A field that *is* an input of the task is that input verbatim; a field with no
         annotated type is read as text and typed from its values over the rows."""
+        reads = [await self.read(design, i) for i in range(len(self.rows))]
+        return _typed(design, reads)
+
+    async def read(self, design: Design, i: int, *, convert: bool = False) -> dict[str, Any] | None:
+        """Row ``i``'s fields as the teacher reads them (copied, or with ``convert`` in the
+        unit each description names); inputs of the task verbatim."""
         extracted = [f for f in design.fields if f not in self.task.inputs]
         types = {f: design.types.get(f, _TEXT) for f in extracted}
         key = repr(sorted((f, str(t), design.descriptions[f]) for f, t in types.items()))
-        reads: list[dict[str, Any] | None] = []
-        for i, row in enumerate(self.rows):
-            if (i, key) not in self._done:
-                self._done[i, key] = await teacher_extract(
-                    self.teacher,
-                    self.task,
-                    types,
-                    design.descriptions,
-                    {},
-                    {},
-                    row_inputs(self.task, row),
-                    purpose="design",
-                )
-            got = self._done[i, key]
-            raw = {f: row.get(f) for f in design.fields if f in self.task.inputs}
-            reads.append(None if got is None else {**raw, **got})
-        return _typed(design, reads)
+        row = self.rows[i]
+        if (i, key, convert) not in self._done:
+            self._done[i, key, convert] = await teacher_extract(
+                self.teacher,
+                self.task,
+                types,
+                design.descriptions,
+                {},
+                {},
+                row_inputs(self.task, row),
+                purpose="design",
+                convert=convert,
+            )
+        got = self._done[i, key, convert]
+        raw = {f: row.get(f) for f in design.fields if f in self.task.inputs}
+        return None if got is None else {**raw, **got}
+
+
+def _coerced(read: dict[str, Any] | None, types: Mapping[str, FieldType]) -> dict[str, Any] | None:
+    """``read`` coerced to ``types`` (``None`` when a value does not fit its type)."""
+    if read is None:
+        return None
+    try:
+        return {f: types[f].coerce(v) if f in types else v for f, v in read.items()}
+    except TaskValueError:
+        return None
 
 
 def _typed(
@@ -243,6 +306,39 @@ def _solved(solutions: Sequence[Sequence[RowSolution]], row: int) -> str:
     return "\n".join(lines[:12])
 
 
+def _traceable(code: str) -> str:
+    """``code`` with every name ``run`` assigns (in branches and loops too) first set to
+    ``None`` at the top of ``run``, so that the trace sees them (it reports only names bound
+    on every path). For showing a repair what ``run`` computed, never for verification."""
+    tree = ast.parse(code)
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "run":
+            params = {a.arg for a in node.args.args}
+            names: list[str] = []
+            for stmt in node.body:
+                for n in ast.walk(stmt):
+                    if (
+                        isinstance(n, ast.Name)
+                        and isinstance(n.ctx, ast.Store)
+                        and n.id not in params
+                        and n.id not in names
+                    ):
+                        names.append(n.id)
+            first = [ast.parse(f"{n} = None").body[0] for n in names]
+            node.body = [*first, *node.body]
+    return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+
+
+async def _steps(sandbox: CodeRunner, design: Design, values: Mapping[str, Any] | None) -> str:
+    """The values ``run`` assigned on one row (``rate = 5.5, total = 18.15``; ``""``: none),
+    so a repair sees where its computation leaves the task's rule."""
+    if values is None:
+        return ""
+    run = await run_harnessed(sandbox, _traceable(design.code), "run", dict(values), trace=True)
+    shown = [f"{k} = {value_text(v, 60)}" for k, v in (run.variables or {}).items()]
+    return ", ".join(shown[:12])
+
+
 @dataclass
 class _Tried:
     """A design that failed somewhere: rows verified, rows where ``run`` returned at all."""
@@ -268,6 +364,7 @@ async def design_programs(
     log: Callable[..., None],
     seen: set[str],
     solutions: Sequence[Sequence[RowSolution]] = (),
+    texts: Sequence[str] = (),
 ) -> list[Program]:
     """A design verified on every training row, as a one-program list (``[]``: none).
 
@@ -278,7 +375,8 @@ async def design_programs(
     may change the fields too; they are read again. Every sample and repair counts in
     ``searched``. The prompt shows, under each training case, the teacher's first verified
     solution of that one case (``solutions``, from :func:`~sgde.optimize.sources.solve_rows`)
-    when there is one: the rule applied to concrete values, for the design to generalise."""
+    when there is one: the rule applied to concrete values, for the design to generalise.
+    ``texts`` are the free-text inputs: ``run`` may not parse them (:func:`read_design`)."""
     outputs = list(task.outputs)
     labels = any(t.kind == "enum" for t in task.outputs.values())
     prompt = render_prompt(
@@ -300,7 +398,7 @@ async def design_programs(
 
     async def attempt(text: str, what: str) -> Program | None:
         nonlocal best
-        design = read_design(text, task)
+        design = read_design(text, task, texts)
         if isinstance(design, str):
             log("design", f"{what}: {design}")
             return None
@@ -312,7 +410,19 @@ async def design_programs(
             return None
         seen.add(code)
         values, types = await reads.values(design)
+        design = design.described_by(values)
         checks = await verify_program(sandbox, task, rows, metric, code, values)
+        for i, problem in enumerate(checks):
+            # a row where the copied values fail: read again in the unit each field's
+            # description names (a weight written in grams, described in kg); kept when
+            # run then verifies on the row
+            if problem is None or values[i] is None:
+                continue
+            again = _coerced(await reads.read(design, i, convert=True), types)
+            if again is not None and again != values[i]:
+                if (await verify_program(sandbox, task, [rows[i]], metric, code, [again]))[0]:
+                    continue
+                values[i], checks[i] = again, None
         verified = sum(c is None for c in checks)
         log(
             "design",
@@ -351,6 +461,7 @@ async def design_programs(
         if best is None:
             break
         failing = [i for i, c in enumerate(best.checks) if c is not None][:_REPAIR_CASES]
+        steps = [await _steps(sandbox, best.design, best.values[i]) for i in failing]
         repair = render_prompt(
             "repair_design.j2",
             labels=labels,
@@ -361,8 +472,9 @@ async def design_programs(
                     "read": value_text(best.values[i]) if best.values[i] else "(not read)",
                     "expected": value_text({o: rows[i].get(o) for o in outputs}),
                     "outcome": best.checks[i],
+                    "steps": step,
                 }
-                for i in failing
+                for i, step in zip(failing, steps, strict=True)
             ],
             **task_context(task),
         )

@@ -488,7 +488,7 @@ async def program_candidates(
         rows: Training rows.
         metric: The task metric.
         solutions: Per row, its verified solutions (from :func:`solve_rows`).
-        samples: Samples of whole-task code (``budget.whole_samples`` when a budget is given).
+        samples: Samples of whole-task code and of designs (the budget's when one is given).
         seed: Base seed of sampled teacher calls.
         budget: Limits per source.
         events: Progress listener.
@@ -501,7 +501,7 @@ async def program_candidates(
         TaskMetricError: when the user's metric raises.
         BudgetExceeded: from a metered teacher; never swallowed.
     """
-    budget = budget or SourceBudget(whole_samples=samples)
+    budget = budget or SourceBudget(whole_samples=samples, design_samples=samples)
     log = _Log(events, teacher)
     seen: set[str] = set()
     examined: dict[str, int] = {}
@@ -538,7 +538,8 @@ async def program_candidates(
             log=log,
             seen=seen,
         )
-    free_text = bool(free_text_inputs(task, rows))
+    text_inputs = free_text_inputs(task, rows)
+    free_text = bool(text_inputs)
     if (
         budget.design_samples > 0
         and free_text
@@ -557,6 +558,7 @@ async def program_candidates(
             log=log.note,
             seen=seen,
             solutions=solutions,
+            texts=text_inputs,
         )
     if budget.enumerate and not any(p.verified_rows == len(rows) for p in programs):
         texts = all(t.kind == "string" for t in task.outputs.values())

@@ -37,9 +37,12 @@ async def teacher_extract(
     inputs: Mapping[str, Any],
     *,
     purpose: str = "extract",
+    convert: bool = False,
 ) -> dict[str, Any] | None:
     """The teacher reads typed ``params`` from ``inputs`` (grammar-constrained JSON, with
-    one worked example); ``None`` when its answer stays malformed or mistyped."""
+    one worked example when ``example`` is not empty); ``None`` when its answer stays
+    malformed or mistyped. Values are copied as written, or with ``convert`` given in the
+    unit their description names (a weight the case writes in grams, described in kg)."""
     if not params:
         return {}
     schema = {
@@ -60,6 +63,7 @@ async def teacher_extract(
         example={k: value_text(v) for k, v in example.items()},
         example_values=value_text(dict(example_values)),
         case={k: value_text(v) for k, v in inputs.items()},
+        convert=convert,
         **task_context(task),
     )
     try:
