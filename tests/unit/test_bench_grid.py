@@ -8,6 +8,8 @@ from pathlib import Path
 from _bench_fakes import FakeCompiler, fake_config, fake_deps, mapping_rows
 
 from sgde.evaluation.bench import Cell, data_seed, grid, run_bench_async
+from sgde.evaluation.bench_grid import fingerprint
+from sgde.optimize.settings import CompileSettings
 
 
 def test_grid_orders_template_seed_m_method() -> None:
@@ -99,6 +101,21 @@ async def test_changed_configuration_reruns_the_affected_cells(tmp_path: Path) -
     # Only SGDe depends on the compile settings; the direct baseline is kept.
     assert outcome.ran == 2
     assert len(compiler.calls) == 2
+
+
+def test_a_compiler_setting_added_with_a_default_keeps_the_fingerprint() -> None:
+    # the compiler's defaults are not part of the fingerprint: a setting added to the
+    # compiler later (with a default) must not rerun every finished cell of an unchanged
+    # config; a setting the config changes does
+    class Later(CompileSettings):
+        new_knob: int = 7
+
+    config = fake_config(compile={"max_iters": 3})
+    later = config.model_copy(update={"compile": Later(max_iters=3)})
+    changed = config.model_copy(update={"compile": Later(max_iters=3, new_knob=8)})
+    cell = Cell("gsmhard-0000", 3, 0, "sgde")
+    assert fingerprint(later, cell) == fingerprint(config, cell)
+    assert fingerprint(changed, cell) != fingerprint(config, cell)
 
 
 async def test_failed_cell_is_recorded_and_kept_unless_retried(tmp_path: Path) -> None:

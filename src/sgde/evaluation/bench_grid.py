@@ -86,7 +86,9 @@ def fingerprint(config: BenchConfig, cell: Cell) -> str:
             teacher=config.teacher,
             budget=config.budget,
             task=config.task,
-            compile=config.compile.model_dump(mode="json"),
+            # settings left at their defaults are not part of it: a compiler setting added
+            # later (with a default) must not rerun every finished cell of an unchanged config
+            compile=config.compile.model_dump(mode="json", exclude_defaults=True),
         )
     text = json.dumps(relevant, sort_keys=True, default=str)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
