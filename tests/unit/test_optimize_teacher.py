@@ -35,6 +35,20 @@ async def test_malformed_after_all_retries_raises_recoverable_error() -> None:
     assert teacher.calls[-1].ok is False
 
 
+async def test_a_raw_newline_inside_a_string_is_read_not_retried() -> None:
+    # the 1.5B teacher writes multi-line prompts with raw newlines inside JSON strings
+    schema = {
+        "type": "object",
+        "properties": {"prompt": {"type": "string"}},
+        "required": ["prompt"],
+    }
+    backend = ScriptedBackend(['{"prompt": "Rules first.\n\nText: {{ text }}"}'])
+    teacher = Teacher(backend, retries=0)
+    answer = await teacher.json("rewrite", schema, purpose="test")
+    assert answer == {"prompt": "Rules first.\n\nText: {{ text }}"}
+    assert backend.calls == 1
+
+
 async def test_semantic_check_feeds_back_like_a_schema_error() -> None:
     backend = ScriptedBackend([{"n": 3}, {"n": 4}])
     teacher = Teacher(backend)

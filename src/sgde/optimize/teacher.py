@@ -16,11 +16,12 @@ from typing import Any
 
 import jsonschema
 
-from sgde.errors import CompileError
+from sgde.errors import CompileError, OutputParseError
 from sgde.models.usage import MeteredBackend, UsageMeter
 from sgde.optimize.events import CompileEvent, EventSink, emit
 from sgde.optimize.lift import extract_code
 from sgde.runtime.backend import Backend, ChatRequest, Message, Usage
+from sgde.runtime.parsing import parse_json_output
 from sgde.runtime.render import prompt_environment
 
 __all__ = [
@@ -63,14 +64,13 @@ def grammar_schema(schema: Any) -> Any:
 
 
 def _parse_json(text: str) -> Any:
+    """The first JSON object in the teacher's answer, read by the runtime's lenient parser
+    (fences, prose around it, raw newlines inside strings: measured on the 1.5B teacher, a
+    rewrite answer failed three times on "Invalid control character")."""
     try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    start, end = text.find("{"), text.rfind("}")
-    if start != -1 and end > start:
-        return json.loads(text[start : end + 1])
-    raise ValueError("the answer contains no JSON object")
+        return parse_json_output(text, None)
+    except OutputParseError as exc:
+        raise ValueError(exc.message) from exc
 
 
 @dataclass
