@@ -115,6 +115,7 @@ def test_prompts_are_package_data() -> None:
                 "example": {"question": '"..."'},
                 "example_values": '{"days": 3}',
                 "case": {"question": '"..."'},
+                "convert": False,
             },
         ),
         (
