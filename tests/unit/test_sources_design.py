@@ -8,9 +8,12 @@ from typing import Any
 
 from _sources_fakes import ScriptedTeacher, case_of, fenced
 
+from sgde.optimize.operators.program_nodes import build_program_plan
 from sgde.optimize.sources import SourceBudget, program_candidates
 from sgde.optimize.sources.code import run_harnessed
 from sgde.optimize.sources.design import read_design
+from sgde.plan.model import CodeNode, LlmNode, Plan
+from sgde.planfile import check_plan
 from sgde.runtime.backend import ChatRequest
 from sgde.task import FieldType, TaskSpec, default_metric
 from sgde.testing import InProcessCodeRunner
@@ -198,3 +201,35 @@ def test_run_may_take_the_text_only_to_ignore_it() -> None:
     assert "def run(amount: float)" in design.code
     parses = 'def run(text: str, amount: float):\n    return {"answer": len(text) * amount}\n'
     assert "parses the input 'text'" in str(read_design(parses, PAINT, ["text"]))
+
+
+async def test_a_design_offloads_to_a_student_extraction_described_by_its_fields() -> None:
+    (program,) = await _candidates(teacher([GOOD]))
+    solve = LlmNode(
+        id="solve",
+        inputs={"text": "input.text"},
+        system="Answer.",
+        prompt="{{ text }}",
+        output_schema={"type": "object", "properties": {"answer": {"type": "number"}}},
+    )
+    plan = Plan(name="paint", inputs={"text": "string"}, outputs={"answer": "solve.answer"},
+                nodes=[solve])  # fmt: skip
+    built, problems = build_program_plan(plan, solve, None, ["answer"], program)
+    assert built is not None, problems
+    assert built.extracted == ["finish", "amount", "unit"] and built.raw == {}
+    extract = built.plan.node("solve_extract")
+    assert isinstance(extract, LlmNode) and extract.output_schema is not None
+    unit = extract.output_schema["properties"]["unit"]
+    assert unit["type"] == "string" and "unit of the amount" in unit["description"]
+    assert isinstance(built.plan.node("solve_compute"), CodeNode)
+    assert built.lifted["solve_extract"][1] == {"finish": "Gloss", "amount": 500.0, "unit": "ml"}
+    check_plan(built.plan)
+
+
+async def test_a_design_refused_for_parsing_the_text_is_repaired_told_why() -> None:
+    parses = 'def run(text: str, amount: float):\n    return {"answer": len(text) * amount}\n'
+    prompts: list[str] = []
+    fake = teacher([parses, GOOD], prompts)
+    programs = await _candidates(fake, design_samples=1, design_repairs=1)
+    assert [p.origin for p in programs] == ["design"] and programs[0].searched == 2
+    assert "run() parses the input 'text'" in prompts[1] and "len(text)" in prompts[1]

@@ -371,8 +371,10 @@ async def design_programs(
     ``samples`` designs (greedy, then at ``temperature`` with distinct seeds); when none
     verifies on every row, the one verified on most rows (then: returning on most rows,
     then: the first) gets ``repair_rounds`` repairs fed
-    its failing rows (inputs, the values read, expected outputs, what ``run`` did). A repair
-    may change the fields too; they are read again. Every sample and repair counts in
+    its failing rows (inputs, the values read, expected outputs, what ``run`` did); once a
+    repair of it comes back unchanged, or when no design ran at all, a design refused for
+    parsing the text is repaired instead, told why. A repair may change the fields too;
+    they are read again. Every sample and repair counts in
     ``searched``. The prompt shows, under each training case, the teacher's first verified
     solution of that one case (``solutions``, from :func:`~sgde.optimize.sources.solve_rows`)
     when there is one: the rule applied to concrete values, for the design to generalise.
@@ -396,11 +398,17 @@ async def design_programs(
     tried = 0
     best: _Tried | None = None
 
+    refused: list[tuple[str, str]] = []  # designs whose run parses the text, and why
+    fresh = True  # whether the last attempt was a new design
+
     async def attempt(text: str, what: str) -> Program | None:
-        nonlocal best
+        nonlocal best, fresh
+        fresh = False
         design = read_design(text, task, texts)
         if isinstance(design, str):
             log("design", f"{what}: {design}")
+            if design.startswith("run() parses"):
+                refused.append((clean_code(text).strip(), design))
             return None
         if best is not None:
             design = design.inheriting(best.design)
@@ -408,6 +416,7 @@ async def design_programs(
         if code is None or code in seen:
             log("design", f"{what}: unusable or a repeat")
             return None
+        fresh = True
         seen.add(code)
         values, types = await reads.values(design)
         design = design.described_by(values)
@@ -457,16 +466,15 @@ async def design_programs(
         found = await attempt(text, f"sample {k + 1}")
         if found is not None:
             return [found]
+    fresh = True
     for round_ in range(repair_rounds):
-        if best is None:
-            break
-        failing = [i for i, c in enumerate(best.checks) if c is not None][:_REPAIR_CASES]
-        steps = [await _steps(sandbox, best.design, best.values[i]) for i in failing]
-        repair = render_prompt(
-            "repair_design.j2",
-            labels=labels,
-            code=best.design.code.strip(),
-            cases=[
+        # the best design, fed its failing rows; once a repair of it came back unchanged, a
+        # design refused for parsing the text, fed why
+        if best is not None and (fresh or not refused):
+            failing = [i for i, c in enumerate(best.checks) if c is not None][:_REPAIR_CASES]
+            steps = [await _steps(sandbox, best.design, best.values[i]) for i in failing]
+            code, problem = best.design.code.strip(), ""
+            cases = [
                 {
                     "inputs": value_text(row_inputs(task, rows[i]), 400),
                     "read": value_text(best.values[i]) if best.values[i] else "(not read)",
@@ -475,7 +483,17 @@ async def design_programs(
                     "steps": step,
                 }
                 for i, step in zip(failing, steps, strict=True)
-            ],
+            ]
+        elif refused:
+            (code, problem), cases = refused.pop(0), []
+        else:
+            break
+        repair = render_prompt(
+            "repair_design.j2",
+            labels=labels,
+            code=code,
+            problem=problem,
+            cases=cases,
             **task_context(task),
         )
         text = await teacher.code(
