@@ -187,6 +187,8 @@ class FakeTeacher:
             kind = "rewrite"
         elif "Copy the quantities below" in text:
             kind = "extract"
+        elif "the words and short phrases people write that signal" in text:
+            kind = "cues"
         else:
             raise AssertionError(f"unexpected teacher prompt: {text[:200]}")
         self.seen.append(kind)
@@ -211,6 +213,8 @@ class FakeTeacher:
             return self.whole
         if kind in ("repair_row", "repair_whole", "design", "repair_design"):
             return "no code"  # the sources' repairs fail here; tests/unit/test_sources_repair
+        if kind == "cues":  # no cue listed: the cue source is tested in test_sources_cues
+            return {label: [] for label in (req.json_schema or {}).get("properties", {})}
         if kind == "parser":
             return self.parser
         if kind == "describe":

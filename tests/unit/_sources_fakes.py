@@ -23,6 +23,7 @@ MARKERS = {
     "It gives wrong results on these training cases": "repair_whole",
     "Design a program for ANY case": "design",
     "A reader copies the values named in FIELDS": "repair_design",
+    "the words and short phrases people write that signal": "cues",
 }
 
 
@@ -68,9 +69,16 @@ class ScriptedTeacher:
         handler = self.handlers.get(kind)
         if handler is None and kind in ("design", "repair_design"):
             return "no code"  # the design source is tested in tests/unit/test_sources_design
+        if handler is None and kind == "cues":
+            return no_cues(req)  # the cue source is tested in tests/unit/test_sources_cues
         if handler is None:
             raise AssertionError(f"no handler for {kind}")
         return handler(req)
+
+
+def no_cues(req: ChatRequest) -> dict[str, list[str]]:
+    """An answer to a cue-list prompt that lists no cue for any label."""
+    return {label: [] for label in (req.json_schema or {}).get("properties", {})}
 
 
 def fenced(code: str) -> str:

@@ -12,7 +12,8 @@
   fed its failing rows (inputs, expected outputs, the sandbox error or what it returned).
 * ``design`` — when neither verifies on every row and an input is free text: the teacher
   designs the fields a reader copies from a case and ``run`` over them, verified with its
-  own reads of every row (:mod:`~sgde.optimize.sources.design`).
+  own reads of every row (:mod:`~sgde.optimize.sources.design`). Before it, for label outputs
+  from free text, sgde's classifier over the teacher's cue phrases (:mod:`~.cues`).
 * ``enumerative`` — when nothing else verifies: the smallest arithmetic expression over the
   quantities of the inputs that fits every row (:mod:`~sgde.optimize.sources.enumerate`);
   for string outputs, the smallest composition of string transforms of an input or of a
@@ -37,6 +38,7 @@ from sgde.optimize.sources.code import (
 )
 from sgde.optimize.sources.context import row_inputs, task_context, value_text
 from sgde.optimize.sources.contexts import value_contexts
+from sgde.optimize.sources.cues import cue_programs
 from sgde.optimize.sources.design import design_programs
 from sgde.optimize.sources.enumerate import enumerative_program
 from sgde.optimize.sources.enumerate_text import enumerative_text_program
@@ -65,7 +67,7 @@ __all__ = [
     "verify_program",
 ]
 
-_ORIGINS = ("lift", "repair", "design", "whole", "enumerative")
+_ORIGINS = ("lift", "repair", "design", "whole", "cues", "enumerative")
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class SourceBudget:
         whole_samples: Teacher samples of whole-task code (0: skip the source).
         design_samples: Teacher samples of a design, fields and code (0: skip the source).
         design_repairs: Repairs of the best design when none verifies on every row.
+        cue_samples: Teacher samples of cue lists for label outputs (0: skip the source).
         repair_rounds: Repairs of a lifted program that fails on some rows.
         enumerate: Run the enumerative search when no other program verifies on every row.
         enumerate_max_ops: Operators in a searched expression.
@@ -90,6 +93,7 @@ class SourceBudget:
     whole_samples: int = 2
     design_samples: int = 2
     design_repairs: int = 2
+    cue_samples: int = 2
     repair_rounds: int = 1
     enumerate: bool = True
     enumerate_max_ops: int = 3
@@ -460,7 +464,7 @@ def _rank(program: Program, free_text: bool) -> tuple[int, int, int]:
     """Best first: verified on more rows; over free text, lifted code (a student reads the
     values, robust to new phrasings) before whole-task code parsing the text itself (fitted
     to the phrasings seen); over fields, the program reading fewest values from text."""
-    order = _ORIGINS if free_text else ("whole", "lift", "repair", "design", "enumerative")
+    order = _ORIGINS if free_text else ("whole", "lift", "repair", "design", "cues", "enumerative")
     if free_text:
         return (-program.verified_rows, order.index(program.origin), len(program.extracted))
     return (-program.verified_rows, len(program.extracted), order.index(program.origin))
@@ -540,6 +544,11 @@ async def program_candidates(
         )
     text_inputs = free_text_inputs(task, rows)
     free_text = bool(text_inputs)
+    if not any(p.verified_rows == len(rows) for p in programs):
+        programs += await cue_programs(
+            teacher, sandbox, task, rows, metric, budget.cue_samples, budget.temperature, seed,
+            log.note, text_inputs,
+        )  # fmt: skip
     if (
         budget.design_samples > 0
         and free_text

@@ -1,0 +1,294 @@
+"""``cues`` — a label classifier sgde writes itself from the cue phrases the teacher lists.
+
+For a task whose outputs are labels (enum fields) decided from free text, a weak teacher's
+whole-task code is fitted to the cases it sees: it greps for the label names or for one
+phrase of one training row. Listing the *words* that signal a label is easier for it than
+writing the code that uses them. So the teacher only lists, in one grammar-constrained JSON
+call per label field (``cues.j2``: ``{label: [cue, ...]}``), the words and short phrases
+people write for each label in general — synonyms and paraphrases, the training rows shown
+as examples only — sampled greedy and then at temperature with distinct seeds. sgde writes
+the classifier code (:func:`classifier_code`), deterministically and the same for every
+task: the text is normalised (case folded, punctuation to spaces), every cue's matches are
+counted per label and the label with most matches wins. Each sample's lists are one
+candidate, and their union a further one; each runs only in the sandbox and is verified on
+every training row, and only a classifier right on every known row becomes a
+:class:`~sgde.optimize.sources.verified.Program` (origin ``cues``, its params the task's
+inputs: no student). The union is preferred (it covers more wordings), then the sample
+listing most cues. Every candidate verified counts in ``searched``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sgde.optimize.sources.code import program_source
+from sgde.optimize.sources.context import row_inputs, task_context, value_text
+from sgde.optimize.sources.verified import Program, verify_program
+from sgde.optimize.teacher import Teacher, TeacherOutputError, render_prompt
+from sgde.runtime.calls import CodeRunner
+from sgde.task import Metric, TaskSpec
+from sgde.task.values import TaskValueError
+
+__all__ = [
+    "CueLists",
+    "classifier_code",
+    "clean_cues",
+    "cue_programs",
+    "label_fields",
+    "training_order",
+    "union_cues",
+]
+
+CueLists = dict[str, dict[str, list[str]]]  # output field -> label -> cues
+"""The cues of each label of each label field, normalised."""
+
+_MAX_CUES = 30  # per label
+_MAX_CUE_WORDS = 4
+
+# The classifier sgde writes; the data (CUES, ORDER, TEXTS) is prepended as literals.
+_CLASSIFIER = '''
+def _words(text):
+    """The text's words: case folded, every run of non-alphanumerics a separator."""
+    return re.sub(r"[^0-9a-z]+", " ", str(text).casefold()).split()
+
+
+def _stem(word):
+    """The word less one ending (ing, ed, es, s, e) when four or more letters remain."""
+    for ending in ("ing", "ed", "es", "s", "e"):
+        if word.endswith(ending) and len(word) - len(ending) >= 4:
+            return word[: -len(ending)]
+    return word
+
+
+def _same(cue_word, word):
+    """A cue word matches the same word; one of four or more letters also matches a word
+    beginning with it or with its stem (late: lateness; damaged: damage; arrives: arrival)."""
+    if word == cue_word:
+        return True
+    return len(cue_word) >= 4 and (word.startswith(cue_word) or word.startswith(_stem(cue_word)))
+
+
+def _count(cue, words):
+    """How often the cue occurs in the words (a cue of several words as a phrase)."""
+    parts = cue.split()
+    n = len(parts)
+    return sum(
+        all(_same(p, w) for p, w in zip(parts, words[i : i + n]))
+        for i in range(len(words) - n + 1)
+    )
+
+
+def _label(cues, order, words):
+    """The label whose cues match most often; a tie goes to the tied label most frequent in
+    training, no match at all to the label most frequent in training (ORDER: by training
+    frequency, then the label set's order)."""
+    scores = {label: sum(_count(c, words) for c in cues.get(label, ())) for label in order}
+    best = max(scores.values())
+    return next(label for label in order if scores[label] == best) if best > 0 else order[0]
+
+
+def classify(**inputs):
+    words = _words(" ".join(str(inputs.get(name) or "") for name in TEXTS))
+    return {field: _label(CUES[field], ORDER[field], words) for field in ORDER}
+'''
+
+
+def label_fields(task: TaskSpec) -> dict[str, tuple[str, ...]]:
+    """Output field -> its labels, when every output of the task is an enum (else ``{}``)."""
+    if not task.outputs or any(t.kind != "enum" for t in task.outputs.values()):
+        return {}
+    return {name: tuple(t.labels or ()) for name, t in task.outputs.items()}
+
+
+def _normal(cue: Any) -> str:
+    """A cue as the classifier matches it: case folded, non-alphanumerics to spaces."""
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", str(cue).casefold()).split())
+
+
+def clean_cues(
+    listed: Mapping[str, Sequence[Any]], labels: Sequence[str], cap: int | None = _MAX_CUES
+) -> dict[str, list[str]]:
+    """The cue lists of one label field, normalised: empty and over-long cues (more than
+    ``_MAX_CUE_WORDS`` words: a sentence, not a cue) dropped, repeats dropped, at most
+    ``cap`` per label, and a cue listed under two labels dropped from both (it tells them
+    apart in no case)."""
+    out: dict[str, list[str]] = {}
+    for label in labels:
+        kept: list[str] = []
+        for cue in listed.get(label, ()):
+            text = _normal(cue)
+            if text and len(text.split()) <= _MAX_CUE_WORDS and text not in kept:
+                kept.append(text)
+        out[label] = kept[:cap]
+    owners = Counter(c for cues in out.values() for c in cues)
+    return {label: [c for c in cues if owners[c] == 1] for label, cues in out.items()}
+
+
+def union_cues(samples: Sequence[CueLists], fields: Mapping[str, Sequence[str]]) -> CueLists:
+    """The samples' cue lists merged per label, uncapped (a cue two samples put under
+    different labels is dropped)."""
+    return {
+        name: clean_cues(
+            {lb: [c for s in samples for c in s[name][lb]] for lb in labels}, labels, None
+        )
+        for name, labels in fields.items()
+    }
+
+
+def training_order(
+    task: TaskSpec, rows: Sequence[Mapping[str, Any]], fields: Mapping[str, Sequence[str]]
+) -> dict[str, list[str]]:
+    """Per label field, its labels by frequency in the training rows (most frequent first),
+    then in the label set's order."""
+    order: dict[str, list[str]] = {}
+    for name, labels in fields.items():
+        counts: Counter[str] = Counter()
+        for row in rows:
+            try:
+                counts[str(task.outputs[name].coerce(row.get(name)))] += 1
+            except TaskValueError:
+                continue
+        order[name] = sorted(labels, key=lambda lb: (-counts[lb], labels.index(lb)))
+    return order
+
+
+def classifier_code(
+    cues: CueLists, order: Mapping[str, Sequence[str]], texts: Sequence[str]
+) -> str:
+    """The classifier's source: ``classify(**inputs) -> {field: label}`` over the text inputs
+    ``texts`` (joined), the data as literals before the fixed code of ``_CLASSIFIER``."""
+    data = (
+        "import re\n\n"
+        f"CUES = {cues!r}\n"
+        f"ORDER = { ({k: list(v) for k, v in order.items()})!r}\n"
+        f"TEXTS = {list(texts)!r}\n"
+    )
+    return data + _CLASSIFIER
+
+
+async def _listed(
+    teacher: Teacher,
+    prompts: Mapping[str, str],
+    fields: Mapping[str, Sequence[str]],
+    *,
+    temperature: float,
+    seed: int,
+) -> CueLists | str:
+    """One sample of cue lists for every label field, or why there is none."""
+    out: CueLists = {}
+    for name, labels in fields.items():
+        schema = {
+            "type": "object",
+            "properties": {lb: {"type": "array", "items": {"type": "string"}} for lb in labels},
+            "required": list(labels),
+        }
+        try:
+            answer = await teacher.json(
+                prompts[name],
+                schema,
+                purpose="cues",
+                temperature=temperature,
+                seed=seed,
+                max_tokens=160 * len(labels) + 64,
+            )
+        except TeacherOutputError as exc:
+            return f"no cue lists for {name!r}: {exc}"
+        out[name] = clean_cues(answer, labels)
+        if not any(out[name].values()):
+            return f"no usable cue for {name!r}"
+    return out
+
+
+async def cue_programs(
+    teacher: Teacher,
+    sandbox: CodeRunner,
+    task: TaskSpec,
+    rows: Sequence[Mapping[str, Any]],
+    metric: Metric,
+    samples: int,
+    temperature: float,
+    seed: int,
+    log: Callable[..., None],
+    texts: Sequence[str],
+) -> list[Program]:
+    """A cue classifier verified on every training row, as a one-program list (``[]``: none,
+    or the task is not labels decided from the free-text inputs ``texts``).
+
+    ``samples`` samples of cue lists (greedy, then at ``temperature`` with distinct seeds),
+    then their union when there are two or more; each verified in the sandbox on every row.
+
+    Raises:
+        TaskMetricError: when the user's metric raises.
+        BudgetExceeded: from a metered teacher; never swallowed.
+    """
+    fields = label_fields(task)
+    if not fields or not texts or samples <= 0:
+        return []
+    prompts = {
+        name: render_prompt(
+            "cues.j2",
+            field=name,
+            labels=list(labels),
+            cases=[
+                {"inputs": value_text(row_inputs(task, r), 400), "label": value_text(r.get(name))}
+                for r in rows
+            ],
+            **task_context(task),
+        )
+        for name, labels in fields.items()
+    }
+    order = training_order(task, rows, fields)
+    params = list(task.inputs)
+    values: list[dict[str, Any] | None] = [row_inputs(task, r) for r in rows]
+    listed: list[CueLists] = []
+    for k in range(samples):
+        got = await _listed(
+            teacher,
+            prompts,
+            fields,
+            temperature=0.0 if k == 0 else temperature,
+            seed=seed + 104729 * k,
+        )
+        if isinstance(got, str):
+            log("cues", f"sample {k + 1}: {got}")
+            continue
+        listed.append(got)
+    candidates = [(f"sample {k + 1}", c) for k, c in enumerate(listed)]
+    if len(listed) > 1:
+        candidates.insert(0, ("union", union_cues(listed, fields)))
+    tried = 0
+    best: tuple[int, str] | None = None  # (cues, code) of the best verified candidate
+    for what, cues in candidates:
+        code = program_source(classifier_code(cues, order, texts), "classify", params, list(fields))
+        if code is None:
+            continue
+        tried += 1
+        checks = await verify_program(sandbox, task, rows, metric, code, values)
+        verified = sum(c is None for c in checks)
+        size = sum(len(v) for per in cues.values() for v in per.values())
+        log(
+            "cues",
+            f"{what}: {size} cues; verified on {verified}/{len(rows)} rows; {value_text(cues)}",
+            cues=cues,
+            verified=verified,
+        )
+        if verified == len(rows) and (best is None or size > best[0]):
+            best = (size, code)
+            if what == "union":
+                break
+    if best is None:
+        return []
+    return [
+        Program(
+            code=best[1],
+            params={n: task.inputs[n] for n in params},
+            values=[dict(v) for v in values if v is not None],
+            raw_inputs={n: n for n in params},
+            origin="cues",
+            searched=tried,
+            verified_rows=len(rows),
+        )
+    ]
