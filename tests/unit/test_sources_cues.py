@@ -35,13 +35,20 @@ GREP = "import re\ndef run(email):\n    m = re.search(r'billing|access|outage', 
 GREP += "    return {'team': m.group(0) if m else 'billing'}"
 
 
-def teacher(answers: list[dict[str, list[str]]], prompts: list[str] | None = None) -> Any:
-    """Whole-task code grepping for the label names; ``answers`` to the cue prompts in turn."""
+def teacher(
+    answers: list[dict[str, list[str]]],
+    prompts: list[str] | None = None,
+    schemas: list[dict[str, Any]] | None = None,
+) -> Any:
+    """Whole-task code grepping for the label names; ``answers`` to the cue prompts in turn
+    (their prompts and schemas appended to ``prompts`` and ``schemas``)."""
     queue = list(answers)
 
     def cues(req: ChatRequest) -> dict[str, list[str]]:
         if prompts is not None:
             prompts.append(req.messages[-1].content)
+        if schemas is not None:
+            schemas.append(dict(req.json_schema or {}))
         return queue.pop(0) if queue else {k: [] for k in CUES}
 
     return ScriptedTeacher(
@@ -73,7 +80,8 @@ async def _label(code: str, email: str) -> Any:
 
 async def test_a_cue_classifier_verified_on_every_row_becomes_a_program() -> None:
     prompts: list[str] = []
-    fake = teacher([CUES, CUES], prompts)
+    schemas: list[dict[str, Any]] = []
+    fake = teacher([CUES, CUES], prompts, schemas)
     programs = await _candidates(fake)
     assert [p.origin for p in programs] == ["cues"]
     p = programs[0]
@@ -83,6 +91,9 @@ async def test_a_cue_classifier_verified_on_every_row_becomes_a_program() -> Non
     # the prompt speaks of the task, its labels and shows the rows as examples
     assert "Route a support email" in prompts[0] and "billing, access, outage" in prompts[0]
     assert "invoice shows the wrong amount" in prompts[0]
+    # each label's list is a fixed-length tuple in the grammar (an open list ran away)
+    listed = schemas[-1]["properties"]["outage"]
+    assert listed["items"] is False and len(listed["prefixItems"]) == 12
     # right on paraphrases that no training row has, where the cues cover them
     assert await _label(p.code, "Please REFUNDED me: the payments failed.") == "billing"
     assert await _label(p.code, "I got locked out; can't log in to my account.") == "access"

@@ -46,6 +46,10 @@ CueLists = dict[str, dict[str, list[str]]]  # output field -> label -> cues
 """The cues of each label of each label field, normalised."""
 
 _MAX_CUES = 30  # per label
+# Cues asked per label, as a fixed-length JSON tuple (``prefixItems``): the teacher's grammar
+# drops ``maxItems``, and an unbounded list ran away on the 1.5B teacher (one label's list
+# repeating "damaged goods" to the token limit, the other labels never written).
+_ASKED = 12
 _MAX_CUE_WORDS = 4
 
 # The classifier sgde writes; the data (CUES, ORDER, TEXTS) is prepended as literals.
@@ -65,7 +69,7 @@ def _stem(word):
 
 def _same(cue_word, word):
     """A cue word matches the same word; one of four or more letters also matches a word
-    beginning with it or with its stem (late: lateness; damaged: damage; arrives: arrival)."""
+    beginning with it or with its stem (refund: refunded; charged: charge; arrives: arrival)."""
     if word == cue_word:
         return True
     return len(cue_word) >= 4 and (word.startswith(cue_word) or word.startswith(_stem(cue_word)))
@@ -94,6 +98,9 @@ def classify(**inputs):
     words = _words(" ".join(str(inputs.get(name) or "") for name in TEXTS))
     return {field: _label(CUES[field], ORDER[field], words) for field in ORDER}
 '''
+
+
+_TUPLE = {"type": "array", "prefixItems": [{"type": "string"}] * _ASKED, "items": False}
 
 
 def label_fields(task: TaskSpec) -> dict[str, tuple[str, ...]]:
@@ -182,7 +189,7 @@ async def _listed(
     for name, labels in fields.items():
         schema = {
             "type": "object",
-            "properties": {lb: {"type": "array", "items": {"type": "string"}} for lb in labels},
+            "properties": {lb: _TUPLE for lb in labels},
             "required": list(labels),
         }
         try:
@@ -192,7 +199,7 @@ async def _listed(
                 purpose="cues",
                 temperature=temperature,
                 seed=seed,
-                max_tokens=160 * len(labels) + 64,
+                max_tokens=12 * _ASKED * len(labels) + 64,
             )
         except TeacherOutputError as exc:
             return f"no cue lists for {name!r}: {exc}"
@@ -231,6 +238,7 @@ async def cue_programs(
         name: render_prompt(
             "cues.j2",
             field=name,
+            asked=_ASKED,
             labels=list(labels),
             cases=[
                 {"inputs": value_text(row_inputs(task, r), 400), "label": value_text(r.get(name))}
