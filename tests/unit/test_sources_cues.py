@@ -9,6 +9,7 @@ from _sources_fakes import ScriptedTeacher, fenced
 
 from sgde.optimize.sources import SourceBudget, program_candidates
 from sgde.optimize.sources.code import run_harnessed
+from sgde.optimize.sources.cue_match import vocabulary
 from sgde.optimize.sources.cues import clean_cues, union_cues
 from sgde.runtime.backend import ChatRequest
 from sgde.task import TaskSpec, default_metric
@@ -107,12 +108,26 @@ async def test_no_match_or_a_tie_gives_the_most_frequent_training_label() -> Non
     fake = teacher([CUES])
     (p,) = await _candidates(fake, cue_samples=1)
     assert await _label(p.code, "Hello there.") == "billing"  # 2 of 4 rows are billing
-    assert await _label(p.code, "The password page is down.") == "access"  # access 1, outage 1
+    assert await _label(p.code, "The password is unavailable.") == "access"  # 1 each
+    # words and phrases add up: page, down and "is down" (outage 3) beat password (access 1)
+    assert await _label(p.code, "The password page is down.") == "outage"
     rows = [*ROWS, {"email": "The login page is unavailable again.", "team": "outage"}]
     (q,) = await _candidates(teacher([CUES]), rows, cue_samples=1)
-    # a tie goes to the tied label most frequent in training (outage 2, access 1; billing 2
-    # is not tied)
-    assert await _label(q.code, "The password page is down.") == "outage"
+    # a tie goes to the tied label most frequent in training (outage 2, access 1)
+    assert await _label(q.code, "The password is unavailable.") == "outage"
+
+
+def test_a_cue_found_in_a_row_of_another_label_is_dropped() -> None:
+    got = vocabulary(
+        {"a": ["broken box", "box", "the crack"], "b": ["late", "crack"]},
+        {"a": [["the", "box", "broke"]], "b": [["the", "box", "came", "late"]]},
+    )
+    # "box" is in a row of b: no cue of a; "the" is a function word; "crack" is listed
+    # under both labels; the phrases stay unless a row of another label has them
+    assert got == {
+        "a": {"words": ["broken"], "phrases": ["broken box", "the crack"]},
+        "b": {"words": ["late"], "phrases": []},
+    }
 
 
 async def test_without_the_cue_source_nothing_verifies() -> None:

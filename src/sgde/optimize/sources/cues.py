@@ -8,8 +8,10 @@ call per label field (``cues.j2``: ``{label: [cue, ...]}``), the words and short
 people write for each label in general — synonyms and paraphrases, the training rows shown
 as examples only — sampled greedy and then at temperature with distinct seeds. sgde writes
 the classifier code (:func:`classifier_code`), deterministically and the same for every
-task: the text is normalised (case folded, punctuation to spaces), every cue's matches are
-counted per label and the label with most matches wins. Each sample's lists are one
+task: the text is normalised (case folded, punctuation to spaces), every cue word's and
+phrase's matches are counted per label and the label with most matches wins; cues that
+belong to no one label (shared by two, or found in a training row of another label) are
+dropped (:mod:`~sgde.optimize.sources.cue_match`). Each sample's lists are one
 candidate, and their union a further one; each runs only in the sandbox and is verified on
 every training row, and only a classifier right on every known row becomes a
 :class:`~sgde.optimize.sources.verified.Program` (origin ``cues``, its params the task's
@@ -26,6 +28,7 @@ from typing import Any
 
 from sgde.optimize.sources.code import program_source
 from sgde.optimize.sources.context import row_inputs, task_context, value_text
+from sgde.optimize.sources.cue_match import LabelCues, matcher_source, vocabulary, words_of
 from sgde.optimize.sources.verified import Program, verify_program
 from sgde.optimize.teacher import Teacher, TeacherOutputError, render_prompt
 from sgde.runtime.calls import CodeRunner
@@ -38,6 +41,7 @@ __all__ = [
     "clean_cues",
     "cue_programs",
     "label_fields",
+    "row_words",
     "training_order",
     "union_cues",
 ]
@@ -52,53 +56,14 @@ _MAX_CUES = 30  # per label
 _ASKED = 12
 _MAX_CUE_WORDS = 4
 
-# The classifier sgde writes; the data (CUES, ORDER, TEXTS) is prepended as literals.
-_CLASSIFIER = '''
-def _words(text):
-    """The text's words: case folded, every run of non-alphanumerics a separator."""
-    return re.sub(r"[^0-9a-z]+", " ", str(text).casefold()).split()
-
-
-def _stem(word):
-    """The word less one ending (ing, ed, es, s, e) when four or more letters remain."""
-    for ending in ("ing", "ed", "es", "s", "e"):
-        if word.endswith(ending) and len(word) - len(ending) >= 4:
-            return word[: -len(ending)]
-    return word
-
-
-def _same(cue_word, word):
-    """A cue word matches the same word; one of four or more letters also matches a word
-    beginning with it or with its stem (refund: refunded; charged: charge; arrives: arrival)."""
-    if word == cue_word:
-        return True
-    return len(cue_word) >= 4 and (word.startswith(cue_word) or word.startswith(_stem(cue_word)))
-
-
-def _count(cue, words):
-    """How often the cue occurs in the words (a cue of several words as a phrase)."""
-    parts = cue.split()
-    n = len(parts)
-    return sum(
-        all(_same(p, w) for p, w in zip(parts, words[i : i + n]))
-        for i in range(len(words) - n + 1)
-    )
-
-
-def _label(cues, order, words):
-    """The label whose cues match most often; a tie goes to the tied label most frequent in
-    training, no match at all to the label most frequent in training (ORDER: by training
-    frequency, then the label set's order)."""
-    scores = {label: sum(_count(c, words) for c in cues.get(label, ())) for label in order}
-    best = max(scores.values())
-    return next(label for label in order if scores[label] == best) if best > 0 else order[0]
-
+# The classifier's entry; the matching functions (:mod:`.cue_match`) and the data (CUES,
+# ORDER, TEXTS) come before it.
+_CLASSIFY = """
 
 def classify(**inputs):
-    words = _words(" ".join(str(inputs.get(name) or "") for name in TEXTS))
+    words = words_of(" ".join(str(inputs.get(name) or "") for name in TEXTS))
     return {field: _label(CUES[field], ORDER[field], words) for field in ORDER}
-'''
-
+"""
 
 _TUPLE = {"type": "array", "prefixItems": [{"type": "string"}] * _ASKED, "items": False}
 
@@ -162,18 +127,38 @@ def training_order(
     return order
 
 
+def row_words(
+    task: TaskSpec,
+    rows: Sequence[Mapping[str, Any]],
+    fields: Mapping[str, Sequence[str]],
+    texts: Sequence[str],
+) -> dict[str, dict[str, list[list[str]]]]:
+    """Per label field, label -> the words of the text inputs of each training row of it."""
+    out: dict[str, dict[str, list[list[str]]]] = {
+        n: {lb: [] for lb in ls} for n, ls in fields.items()
+    }
+    for row in rows:
+        words = words_of(" ".join(str(row.get(t) or "") for t in texts))
+        for name in fields:
+            try:
+                out[name][str(task.outputs[name].coerce(row.get(name)))].append(words)
+            except (TaskValueError, KeyError):
+                continue
+    return out
+
+
 def classifier_code(
-    cues: CueLists, order: Mapping[str, Sequence[str]], texts: Sequence[str]
+    cues: Mapping[str, LabelCues], order: Mapping[str, Sequence[str]], texts: Sequence[str]
 ) -> str:
     """The classifier's source: ``classify(**inputs) -> {field: label}`` over the text inputs
-    ``texts`` (joined), the data as literals before the fixed code of ``_CLASSIFIER``."""
+    ``texts`` (joined): the data as literals, the matching functions, then ``classify``."""
     data = (
         "import re\n\n"
-        f"CUES = {cues!r}\n"
+        f"CUES = {dict(cues)!r}\n"
         f"ORDER = { ({k: list(v) for k, v in order.items()})!r}\n"
-        f"TEXTS = {list(texts)!r}\n"
+        f"TEXTS = {list(texts)!r}\n\n"
     )
-    return data + _CLASSIFIER
+    return data + matcher_source() + _CLASSIFY
 
 
 async def _listed(
@@ -249,6 +234,7 @@ async def cue_programs(
         for name, labels in fields.items()
     }
     order = training_order(task, rows, fields)
+    seen_words = row_words(task, rows, fields, texts)
     params = list(task.inputs)
     values: list[dict[str, Any] | None] = [row_inputs(task, r) for r in rows]
     listed: list[CueLists] = []
@@ -269,18 +255,23 @@ async def cue_programs(
         candidates.insert(0, ("union", union_cues(listed, fields)))
     tried = 0
     best: tuple[int, str] | None = None  # (cues, code) of the best verified candidate
-    for what, cues in candidates:
+    for what, listed_cues in candidates:
+        cues = {n: vocabulary(listed_cues[n], seen_words[n]) for n in fields}
         code = program_source(classifier_code(cues, order, texts), "classify", params, list(fields))
         if code is None:
             continue
         tried += 1
         checks = await verify_program(sandbox, task, rows, metric, code, values)
         verified = sum(c is None for c in checks)
-        size = sum(len(v) for per in cues.values() for v in per.values())
+        size = sum(
+            len(v) for per in cues.values() for kinds in per.values() for v in kinds.values()
+        )
         log(
             "cues",
-            f"{what}: {size} cues; verified on {verified}/{len(rows)} rows; {value_text(cues)}",
+            f"{what}: {size} cue words and phrases kept; verified on {verified}/{len(rows)} "
+            f"rows; {value_text(cues, 1500)}",
             cues=cues,
+            listed=listed_cues,
             verified=verified,
         )
         if verified == len(rows) and (best is None or size > best[0]):
