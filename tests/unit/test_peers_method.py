@@ -18,6 +18,7 @@ from _peers_fakes import FakeServer, Upstream, write_worker
 from sgde.errors import UsageError
 from sgde.evaluation.baselines import get_method
 from sgde.evaluation.peers import (
+    BUDGET_MESSAGE,
     PEERS,
     PeerMethod,
     PeerSession,
@@ -234,3 +235,31 @@ def test_worker_main_reports_failures_and_predictions(monkeypatch: pytest.Monkey
     assert [m["op"] for m in messages] == ["compiled", "prediction", "prediction"]
     assert messages[1]["outputs"] == {"answer": "4"}
     assert messages[2]["error"] == "ValueError: adapter could not parse"
+
+
+def test_worker_knows_the_proxys_budget_refusal_behind_retries() -> None:
+    worker = _worker()
+    assert worker.BUDGET_MESSAGE == BUDGET_MESSAGE  # the worker runs without sgde: a copy
+
+    class Attempt:
+        def __init__(self, exc: BaseException) -> None:
+            self._exc = exc
+
+        def exception(self) -> BaseException:
+            return self._exc
+
+    class RetryError(Exception):  # tenacity's shape: the last attempt holds the error
+        def __init__(self, last: BaseException) -> None:
+            super().__init__("RetryError[<Future state=finished raised BadRequestError>]")
+            self.last_attempt = Attempt(last)
+
+    refused = ValueError(f"Error code: 400 - {{'error': {{'message': '{BUDGET_MESSAGE}'}}}}")
+    assert worker.budget_spent(RetryError(refused))
+    try:
+        try:
+            raise refused
+        except ValueError as inner:
+            raise RuntimeError("step failed") from inner
+    except RuntimeError as outer:
+        assert worker.budget_spent(outer)
+    assert not worker.budget_spent(RetryError(ValueError("Error code: 400 - bad grammar")))

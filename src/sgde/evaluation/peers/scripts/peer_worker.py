@@ -58,6 +58,29 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc)[:800]}"
 
 
+# The metering proxy's refusal once the budget is spent (sgde.evaluation.peers.proxy's
+# BUDGET_MESSAGE: this script runs in the peer's venv, without sgde; a test keeps them equal).
+BUDGET_MESSAGE = "sgde peer budget exhausted"
+
+
+def budget_spent(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it wraps: its cause, its context, the last attempt of a
+    tenacity ``RetryError``) is the proxy's refusal of a call after the budget was spent."""
+    stack: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while stack:
+        err = stack.pop()
+        if id(err) in seen:
+            continue
+        seen.add(id(err))
+        if BUDGET_MESSAGE in str(err) or BUDGET_MESSAGE in repr(getattr(err, "body", "")):
+            return True
+        attempt = getattr(err, "last_attempt", None)
+        inner = attempt.exception() if attempt is not None else None
+        stack.extend(e for e in (err.__cause__, err.__context__, inner) if e is not None)
+    return False
+
+
 # -- DSPy ---------------------------------------------------------------------------------
 
 
@@ -313,20 +336,36 @@ class TextGradPeer:
             batch = rng.sample(train, min(len(train), int(self.settings["batch_size"])))
             optimizer.zero_grad()
             losses = []
-            for row in batch:
-                x = tg.Variable(
-                    self.question(row),
-                    requires_grad=False,
-                    role_description="query to the language model",
+            try:
+                for row in batch:
+                    x = tg.Variable(
+                        self.question(row),
+                        requires_grad=False,
+                        role_description="query to the language model",
+                    )
+                    gold_text = " ".join(str(row[n]) for n in self.outputs)
+                    y = tg.Variable(
+                        gold_text,
+                        requires_grad=False,
+                        role_description="correct answer for the query",
+                    )
+                    response = self.model(x)
+                    losses.append(
+                        eval_fn(inputs={"prediction": response, "ground_truth_answer": y})
+                    )
+                tg.sum(losses).backward()
+                optimizer.step()
+            except Exception as exc:
+                # The budget is a cap like GEPA's max_metric_calls: when it runs out the
+                # optimisation stops and the best prompt so far is evaluated (any other error
+                # is the peer's failure, and a result).
+                if not budget_spent(exc):
+                    raise
+                self.notes.append(
+                    f"the token budget ran out during step {step}: optimisation stopped there, "
+                    "the best system prompt so far is evaluated"
                 )
-                gold_text = " ".join(str(row[n]) for n in self.outputs)
-                y = tg.Variable(
-                    gold_text, requires_grad=False, role_description="correct answer for the query"
-                )
-                response = self.model(x)
-                losses.append(eval_fn(inputs={"prediction": response, "ground_truth_answer": y}))
-            tg.sum(losses).backward()
-            optimizer.step()
+                break
             accuracy = self.accuracy(train)
             history.append({"step": step, "train_accuracy": accuracy})
             if accuracy >= best:
