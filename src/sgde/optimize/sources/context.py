@@ -49,6 +49,18 @@ def row_inputs(task: TaskSpec, row: Mapping[str, Any]) -> dict[str, Any]:
     return {n: row[n] for n in names if n in row}
 
 
+def training_cases(task: TaskSpec, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """``[{"inputs", "outputs"}]`` of the training rows as text, for the prompts that show the
+    teacher the solved cases (whole-task code, designs)."""
+    return [
+        {
+            "inputs": value_text(row_inputs(task, r), 400),
+            "outputs": value_text({o: r.get(o) for o in task.outputs}),
+        }
+        for r in rows
+    ]
+
+
 def read_outputs(result: Any, outputs: Mapping[str, FieldType]) -> dict[str, Any] | str:
     """Read a code result as the task's typed outputs, or say why it cannot be read.
 

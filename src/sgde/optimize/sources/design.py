@@ -29,7 +29,7 @@ from typing import Any
 
 from sgde.errors import TaskSpecError
 from sgde.optimize.sources.code import clean_code, program_source, run_harnessed
-from sgde.optimize.sources.context import row_inputs, task_context, value_text
+from sgde.optimize.sources.context import row_inputs, task_context, training_cases, value_text
 from sgde.optimize.sources.reading import teacher_extract
 from sgde.optimize.sources.solutions import RowSolution
 from sgde.optimize.sources.verified import Program, verify_program
@@ -385,12 +385,8 @@ async def design_programs(
         "design_fields.j2",
         labels=labels,
         cases=[
-            {
-                "inputs": value_text(row_inputs(task, r), 400),
-                "outputs": value_text({o: r.get(o) for o in outputs}),
-                "solved": _solved(solutions, i),
-            }
-            for i, r in enumerate(rows)
+            {**case, "solved": _solved(solutions, i)}
+            for i, case in enumerate(training_cases(task, rows))
         ],
         **task_context(task),
     )

@@ -36,7 +36,7 @@ from sgde.optimize.sources.code import (
     entry_params,
     program_source,
 )
-from sgde.optimize.sources.context import row_inputs, task_context, value_text
+from sgde.optimize.sources.context import row_inputs, task_context, training_cases, value_text
 from sgde.optimize.sources.contexts import value_contexts
 from sgde.optimize.sources.cues import cue_programs
 from sgde.optimize.sources.design import design_programs
@@ -348,13 +348,7 @@ async def _whole_programs(
     prompt = render_prompt(
         "whole_task.j2",
         labels=labels,
-        cases=[
-            {
-                "inputs": value_text(row_inputs(task, r), 400),
-                "outputs": value_text({o: r.get(o) for o in task.outputs}),
-            }
-            for r in rows
-        ],
+        cases=training_cases(task, rows),
         **task_context(task),
     )
     values: list[dict[str, Any] | None] = [row_inputs(task, r) for r in rows]
