@@ -499,7 +499,9 @@ PRICE_PARSER = (
 
 def _price_student(fixed_by_rewrite: bool, solves: frozenset[int] = frozenset()) -> FunctionBackend:
     """Solves the rows in ``solves`` only; copies every quantity right except the price (one
-    too high) — unless its prompt was rewritten and ``fixed_by_rewrite``."""
+    too high) — unless its prompt was rewritten and ``fixed_by_rewrite``. It knows the
+    training rows only, so the tests using it turn the probes of perturbed rows off
+    (``harden_probes=0``; tests/unit/test_optimize_harden.py tests that step)."""
     from _optimize_fakes import PARAM_ORDER, VALUES
 
     def reply(req: ChatRequest) -> dict[str, Any]:
@@ -527,7 +529,7 @@ async def test_an_offload_that_ties_is_kept_then_repaired_by_a_rewrite() -> None
     result = await _compile(
         fake,
         student=_price_student(fixed_by_rewrite=True),
-        settings=CompileSettings(max_iters=5, repeats=1, patience=3),
+        settings=CompileSettings(max_iters=5, repeats=1, patience=3, harden_probes=0),
         operators=_no_parse(),
     )
     its = result.report.iterations
@@ -553,7 +555,7 @@ async def test_the_rewrite_kept_is_the_layout_whose_node_errs_least() -> None:
     result = await _compile(
         fake,
         student=_price_student(fixed_by_rewrite=True),
-        settings=CompileSettings(max_iters=5, repeats=1, patience=3),
+        settings=CompileSettings(max_iters=5, repeats=1, patience=3, harden_probes=0),
         operators=_no_parse(),
     )
     rewrite = result.report.iterations[-1]
@@ -596,7 +598,7 @@ async def test_look_ahead_keeps_an_offload_that_only_pays_off_after_a_repair() -
     result = await _compile(
         fake,
         student=student,
-        settings=CompileSettings(max_iters=2, repeats=1, consensus_max_error=0.0),
+        settings=CompileSettings(max_iters=2, repeats=1, consensus_max_error=0.0, harden_probes=0),
         operators=_no_parse(),
     )
     first = result.report.iterations[0]

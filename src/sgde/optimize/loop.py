@@ -40,6 +40,7 @@ from sgde.optimize.coldstart import cold_start
 from sgde.optimize.evaluate import PlanEval, evaluate_plan_rows, node_errors, node_loss
 from sgde.optimize.events import CompileEvent, EventSink, emit
 from sgde.optimize.expected import carry_expected, plan_expected
+from sgde.optimize.harden import harden
 from sgde.optimize.lookahead import look_ahead, read_with_code, worth_repairing
 from sgde.optimize.operators.base import Candidate, EditFailure, Variant
 from sgde.optimize.operators.offload import offload_target
@@ -548,6 +549,7 @@ class CompileLoop:
             while True:
                 if current.perfect:
                     plan, current = await read_with_code(self, plan, current)
+                    plan, current = await harden(self, plan, current)
                     stop = "zero training loss in every repeat"
                     break
                 if st.iteration >= self.settings.max_iters:

@@ -48,6 +48,9 @@ class CompileSettings(BaseModel):
         rewrite_candidates: Prompt rewrites the teacher writes per rewrite edit, one per
             layout (plain, rules first, what to look for); each is scored on the training
             rows and the one whose node errs least is kept (1: the plain rewrite only).
+        harden_probes: Perturbed training rows each student extraction left at zero
+            training loss is probed on (:mod:`sgde.optimize.harden`): an edit that misreads
+            fewer of them is kept when the training loss stays zero; 0 disables the step.
 
     Teacher:
         teacher_retries: Extra attempts when the teacher's JSON is malformed (each attempt
@@ -89,6 +92,7 @@ class CompileSettings(BaseModel):
     beam_width: int = Field(default=2, ge=0, le=8)
     program_samples: int = Field(default=2, ge=1, le=10)
     rewrite_candidates: int = Field(default=3, ge=1, le=3)
+    harden_probes: int = Field(default=12, ge=0, le=200)
 
     teacher_retries: int = Field(default=2, ge=0, le=10)
     teacher_max_tokens: int = Field(default=512, gt=0)

@@ -85,9 +85,23 @@ def number_text(value: float, like: str) -> str:
 
 
 def perturbed_rows(
-    task: TaskSpec, rows: Sequence[Mapping[str, Any]], program: Program, fields: Sequence[str]
+    task: TaskSpec,
+    rows: Sequence[Mapping[str, Any]],
+    program: Program,
+    fields: Sequence[str],
+    *,
+    repeated: bool = False,
+    shift: int = 0,
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """``(inputs, expected field values)`` of safely perturbed training rows (see module)."""
+    """``(inputs, expected field values)`` of safely perturbed training rows (see module).
+
+    With ``repeated``, a value that occurs several times in a text input is perturbed too:
+    every occurrence is replaced, and every field equal to it expects the replacement (two
+    equal sides of a square both become the new number). That keeps the expected reads
+    exact, though not which mention a field is, so it serves probes of an extraction
+    (:mod:`sgde.optimize.harden`), never a reader's verification. ``shift`` picks another
+    replacement (0: the one the readers are verified with; 1, 2...: others, for more probes).
+    """
     out: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for i, row in enumerate(rows):
         values = program.values[i] if i < len(program.values) else None
@@ -100,15 +114,18 @@ def perturbed_rows(
             if ftype is None or value is None or isinstance(value, (list, bool)):
                 continue
             replacement: Any = None
-            if ftype.kind in ("integer", "number"):
-                replacement = value + 7 if ftype.kind == "integer" else round(value * 1.5 + 1, 2)
+            if ftype.kind == "integer":
+                replacement = value + 7 if shift == 0 else value * (shift + 1) + 3 * shift
+            elif ftype.kind == "number":
+                replacement = round(value * (1.5 + shift) + 1 + shift / 4, 2)
             else:
                 others = [
                     v.get(f)
                     for v in program.values
                     if v is not None and v.get(f) not in (None, value)
                 ]
-                replacement = others[0] if others else None
+                others = list(dict.fromkeys(others))
+                replacement = others[shift % len(others)] if others else None
             if replacement is None:
                 continue
             for name, text in inputs.items():
@@ -119,16 +136,22 @@ def perturbed_rows(
                 else:
                     pattern = re.compile(r"(?<!\w)" + re.escape(str(value)) + r"(?!\w)")
                 hits = list(pattern.finditer(text))
-                if len(hits) != 1:
+                if not hits or (len(hits) > 1 and not repeated):
                     continue
-                hit = hits[0]
-                new = (
-                    number_text(replacement, hit.group(0))
-                    if ftype.kind in ("integer", "number")
-                    else str(replacement)
-                )
-                changed = {**inputs, name: text[: hit.start()] + new + text[hit.end() :]}
-                out.append((changed, {**{k: values[k] for k in fields}, f: replacement}))
+                for hit in reversed(hits):
+                    new = (
+                        number_text(replacement, hit.group(0))
+                        if ftype.kind in ("integer", "number")
+                        else str(replacement)
+                    )
+                    text = text[: hit.start()] + new + text[hit.end() :]
+                expected = {k: values[k] for k in fields}
+                if len(hits) > 1:
+                    expected = {
+                        k: replacement if v == value and not isinstance(v, bool) else v
+                        for k, v in expected.items()
+                    }
+                out.append(({**inputs, name: text}, {**expected, f: replacement}))
                 break
     return out
 
