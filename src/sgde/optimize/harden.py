@@ -36,6 +36,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sgde.optimize.evaluate import PlanEval, node_loss
+from sgde.optimize.lookahead import record_failure
 from sgde.optimize.operators.base import Candidate, EditFailure, Variant, validated
 from sgde.optimize.operators.consensus import wrap_consensus
 from sgde.optimize.operators.program_nodes import extraction_variants, prompt_size
@@ -274,9 +275,7 @@ async def _harden_node(
         record.proposal = {"node_id": node_id, "direction": proposal.direction, "reason": reason}
         loop.report.iterations.append(record)
         if isinstance(edit, EditFailure):
-            loop.report.hypotheses += edit.proposals
-            record.why = f"no valid edit: {edit.reason}"
-            loop._record(proposal, "failed", edit.reason, current, None)
+            record_failure(loop, record, proposal, edit, current)
             continue
         loop.report.hypotheses += max(1, edit.proposals)
         variant, after, errors = await _best_variant(loop, edit, node_id, probes)

@@ -20,7 +20,7 @@ from sgde.plan.model import LlmNode, Plan
 if TYPE_CHECKING:
     from sgde.optimize.loop import CompileLoop
 
-__all__ = ["look_ahead", "read_with_code", "worth_repairing"]
+__all__ = ["look_ahead", "read_with_code", "record_failure", "worth_repairing"]
 
 _EPS = 1e-9
 
@@ -94,6 +94,19 @@ async def look_ahead(
     return None
 
 
+def record_failure(
+    loop: CompileLoop,
+    record: IterationRecord,
+    proposal: Proposal,
+    failure: EditFailure,
+    current: PlanEval,
+) -> None:
+    """Book an operator's failure to find an edit: hypotheses, the report, the history."""
+    loop.report.hypotheses += failure.proposals
+    record.why = f"no valid edit: {failure.reason}"
+    loop._record(proposal, "failed", failure.reason, current, None)
+
+
 async def read_with_code(loop: CompileLoop, plan: Plan, current: PlanEval) -> tuple[Plan, PlanEval]:
     """The last step at zero training loss: each student extraction an offload made is offered
     to sgde's deterministic readers (no teacher call); fields they read move to code when the
@@ -121,9 +134,7 @@ async def read_with_code(loop: CompileLoop, plan: Plan, current: PlanEval) -> tu
             plan, proposal, stats, [], proposal.reason, seed, readers_only=True
         )
         if isinstance(edit, EditFailure):
-            loop.report.hypotheses += edit.proposals
-            record.why = f"no valid edit: {edit.reason}"
-            loop._record(proposal, "failed", edit.reason, current, None)
+            record_failure(loop, record, proposal, edit, current)
             continue
         loop.report.hypotheses += max(1, edit.proposals)
         edit, evaluation, lifted = await loop._score(
