@@ -1,4 +1,4 @@
-"""Hardening at zero training loss: extractions probed on perturbed training rows."""
+"""Hardening at the end of a compile: extractions probed on perturbed training rows."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ async def test_an_extraction_that_misreads_new_values_is_moved_to_the_layout_tha
     # each probe changes one value; each field is misread on the probes of its value
     assert first.details["probe_error_before"] == 0.25
     assert first.details["probe_errors"]["described+context"] == 0.0
-    assert first.why.startswith("zero training loss, probe error 0.250 → 0.000 on 12 probes")
+    assert first.why.startswith("training loss zero, probe error 0.250 → 0.000 on 12 probes")
     extract = result.plan.node("solve_extract")
     assert isinstance(extract, LlmNode) and "___" in extract.prompt
     history = result.plan.metadata["compile"]["history"]

@@ -1,4 +1,4 @@
-"""Hardening at zero training loss: probe each student extraction on perturbed rows.
+"""Hardening at the end of a compile: probe each student extraction on perturbed rows.
 
 Three training rows the student copied right say little about the next row: on the
 rectangle family SmolLM2-135M read all three training rows right and then answered 15 × 15
@@ -8,13 +8,13 @@ rows, free supervision: the training rows with a value replaced
 replacements per value) must be read with the new value. No label is needed — the values
 are what the extraction must copy.
 
-So at zero training loss, after sgde's readers took what code can read
-(:func:`~sgde.optimize.lookahead.read_with_code`), each extraction still left to the student
-is run on up to ``harden_probes`` such probe rows. When it misreads some, edits that can
-make a copy step more reliable without changing what it reads are tried, cheapest to run
-first:
+So when the loop stops (at zero training loss after sgde's readers took what code can read,
+:func:`~sgde.optimize.lookahead.read_with_code`; or at ``max_iters``, or with no edit left —
+not on the budget), each extraction still left to the student is run on up to
+``harden_probes`` such probe rows. When it misreads some, edits that can make a copy step
+more reliable without changing what it reads are tried, cheapest to run first:
 
-1. ``prompts`` — the extraction in sgde's other prompt layouts for it (described, with the
+1. ``layouts`` — the extraction in sgde's other prompt layouts for it (described, with the
    masked contexts, snippet; :func:`~sgde.optimize.operators.program_nodes.extraction_variants`,
    no model call): the offload chose among them on three rows, where they often tie;
 2. ``rewrite_prompt`` — the teacher's rewrites (the registered operator, when there is one);
@@ -23,8 +23,8 @@ first:
    calls on every production row, so it comes last.
 
 Every variant of each edit runs on the same probes. The one with the fewest misread fields
-is kept when it misreads fewer than the current plan does AND the edited plan still has
-zero loss on the training rows; otherwise the plan is left as it is. sgde's statistics
+is kept when it misreads fewer than the current plan does AND the edited plan's training
+loss is not higher (zero stays zero); otherwise the plan is left as it is. sgde's statistics
 decide, on rows the proposals never saw; the probe figures are in the iteration's details.
 """
 
@@ -262,10 +262,7 @@ async def _harden_node(
         node = plan.node(node_id) if node_id in plan.node_ids() else None
         if before <= _EPS or not isinstance(node, LlmNode) or node_id in plan.wrapped_ids():
             break
-        reason = (
-            f"zero training loss; {before:.0%} of field reads wrong on {len(probes)} "
-            "perturbed training rows"
-        )
+        reason = f"{before:.0%} of field reads wrong on {len(probes)} perturbed training rows"
         edit = await _edits(loop, plan, current, node, step, reason)
         if edit is None:
             continue
@@ -297,13 +294,19 @@ async def _harden_node(
         evaluation = await loop.evaluate(variant.plan, label)
         node_loss(variant.plan, evaluation, loop.expected(variant.plan))
         record.candidate_loss = evaluation.loss
-        if not evaluation.perfect:
-            why = f"probe error {before:.3f} → {after:.3f}, but training loss {evaluation.loss:.3f}"
+        if evaluation.loss > current.loss + _EPS:
+            why = (
+                f"probe error {before:.3f} → {after:.3f}, but training loss "
+                f"{current.loss:.3f} → {evaluation.loss:.3f}"
+            )
             record.why = why
             loop._record(proposal, "rejected", why, current, evaluation, edit=edit)
             loop.event("rejected", f"{edit.summary}: {why}", loss=evaluation.loss)
             continue
-        why = f"zero training loss, probe error {before:.3f} → {after:.3f} on {len(probes)} probes"
+        kept = "zero" if evaluation.perfect else f"{evaluation.loss:.3f}"
+        why = (
+            f"training loss {kept}, probe error {before:.3f} → {after:.3f} on {len(probes)} probes"
+        )
         record.accepted, record.why = True, why
         loop._record(proposal, "accepted", why, current, evaluation, edit=edit)
         loop.event("accepted", f"{edit.summary}: {why}", loss=evaluation.loss)
@@ -313,7 +316,7 @@ async def _harden_node(
 
 
 async def harden(loop: CompileLoop, plan: Plan, current: PlanEval) -> tuple[Plan, PlanEval]:
-    """The hardening step at zero training loss (see module); returns the plan kept."""
+    """The hardening step at the end of the loop (see module); returns the plan kept."""
     if loop.settings.harden_probes <= 0:
         return plan, current
     for node, fields in _extractions(loop, plan):

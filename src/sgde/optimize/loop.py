@@ -549,7 +549,6 @@ class CompileLoop:
             while True:
                 if current.perfect:
                     plan, current = await read_with_code(self, plan, current)
-                    plan, current = await harden(self, plan, current)
                     stop = "zero training loss in every repeat"
                     break
                 if st.iteration >= self.settings.max_iters:
@@ -565,6 +564,8 @@ class CompileLoop:
                 if self.report.iterations[-1].proposal is None:
                     stop = "no applicable edit: every operator proposed for this plan was tried"
                     break
+            if self.settings.max_iters > 0:
+                plan, current = await harden(self, plan, current)
         except BudgetExceeded as exc:
             stop = f"budget exhausted ({exc.message})"
             self.report.notes.append(

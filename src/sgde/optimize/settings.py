@@ -48,9 +48,10 @@ class CompileSettings(BaseModel):
         rewrite_candidates: Prompt rewrites the teacher writes per rewrite edit, one per
             layout (plain, rules first, what to look for); each is scored on the training
             rows and the one whose node errs least is kept (1: the plain rewrite only).
-        harden_probes: Perturbed training rows each student extraction left at zero
-            training loss is probed on (:mod:`sgde.optimize.harden`): an edit that misreads
-            fewer of them is kept when the training loss stays zero; 0 disables the step.
+        harden_probes: Perturbed training rows each student extraction an offload made is
+            probed on when the loop stops (:mod:`sgde.optimize.harden`): an edit that
+            misreads fewer of them is kept when the training loss does not rise; 0 disables
+            the step.
 
     Teacher:
         teacher_retries: Extra attempts when the teacher's JSON is malformed (each attempt
