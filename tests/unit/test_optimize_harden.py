@@ -165,3 +165,86 @@ async def test_no_probes_with_the_step_turned_off() -> None:
     )
     assert result.report.final_loss == 0.0
     assert not [it for it in result.report.iterations if "probes" in it.details]
+
+
+QTY_ROWS = [
+    {"text": "The box holds 7 apples.", "answer": 14},
+    {"text": "There are 12 pears in the crate.", "answer": 24},
+    {"text": "Count: 30 plums.", "answer": 60},
+]
+QTY_SEEN = {7, 12, 30}
+DOUBLE_SOLUTION = "def solution():\n    quantity = {a}\n    return {{'answer': quantity * 2}}\n"
+
+
+def _user_plan() -> Any:
+    """A user's two-step plan: the student reads the quantity, then doubles it."""
+    from sgde.plan.model import Plan
+
+    extract = LlmNode(
+        id="extract",
+        inputs={"text": "input.text"},
+        system="Read the quantity.",
+        prompt="{{ text }}",
+        output_schema={
+            "type": "object",
+            "properties": {"quantity": {"type": "integer"}},
+            "required": ["quantity"],
+        },
+    )
+    double = LlmNode(
+        id="double",
+        inputs={"quantity": "extract.quantity"},
+        system="Double the number.",
+        prompt="{{ quantity }}",
+        output_schema={
+            "type": "object",
+            "properties": {"answer": {"type": "integer"}},
+            "required": ["answer"],
+        },
+    )
+    return Plan(
+        name="double",
+        inputs={"text": "string"},
+        outputs={"answer": "double.answer"},
+        nodes=[extract, double],
+    )
+
+
+def _instruction_reader() -> FunctionBackend:
+    """Reads a quantity it has not seen one too high when the instruction is a system
+    prompt, right when it is in the user turn; cannot double."""
+
+    def reply(req: ChatRequest) -> dict[str, Any]:
+        props = dict((req.json_schema or {}).get("properties", {}))
+        if "answer" in props:
+            return {"answer": 1}
+        value = numbers(user_text(req))[0]
+        has_system = any(m.role == "system" and m.content.strip() for m in req.messages)
+        return {"quantity": value + 1 if value not in QTY_SEEN and has_system else value}
+
+    return FunctionBackend(reply, name="fake:student", capabilities=Capabilities(json_schema=True))
+
+
+async def test_a_users_copy_step_is_probed_with_its_expected_values_and_voted() -> None:
+    result = await compile_async(
+        _user_plan(),
+        trainset=QTY_ROWS,
+        teacher=FakeTeacher(solution=DOUBLE_SOLUTION, whole="no code").backend,
+        student=_instruction_reader(),
+        sandbox=InProcessRunner(),
+        settings=CompileSettings(max_iters=3, repeats=1),
+        operators=_without("parse", "rewrite_prompt"),
+    )
+    report = result.report
+    assert report.final_loss == 0.0
+    harden = [it for it in report.iterations if "probes" in it.details]
+    assert harden, [(it.proposal, it.why) for it in report.iterations]
+    vote = harden[-1]
+    assert vote.proposal is not None and vote.proposal["node_id"] == "extract"
+    assert vote.accepted, vote.why
+    # no sgde layouts for a user's node: the consensus operator's members; two of the three
+    # put the instruction in the user turn, so their majority reads every probe right
+    assert vote.details["variant"] == "prompts"
+    assert vote.details["probe_error_before"] == 1.0
+    assert vote.details["probe_errors"] == {"prompts": 0.0, "temperature": 1.0}
+    assert isinstance(result.plan.node("extract_vote"), ConsensusNode)

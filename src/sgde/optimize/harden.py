@@ -11,8 +11,11 @@ are what the extraction must copy.
 So when the loop stops (at zero training loss after sgde's readers took what code can read,
 :func:`~sgde.optimize.lookahead.read_with_code`; or at ``max_iters``, or with no edit left —
 not on the budget), each extraction still left to the student is run on up to
-``harden_probes`` such probe rows. When it misreads some, edits that can make a copy step
-more reliable without changing what it reads are tried, cheapest to run first:
+``harden_probes`` such probe rows — and so is each node of the user's plan that copies
+numbers, with the teacher's instrumented solutions as its values (a multi-node workflow's
+extract step; sgde's own layouts do not apply to it). When it misreads some, edits that can
+make a copy step more reliable without changing what it reads are tried, cheapest to run
+first:
 
 1. ``layouts`` — the extraction in sgde's other prompt layouts for it (described, with the
    masked contexts, snippet; :func:`~sgde.optimize.operators.program_nodes.extraction_variants`,
@@ -48,7 +51,7 @@ from sgde.optimize.supervision import node_outputs, node_statistics
 from sgde.plan.graph import node_fields
 from sgde.plan.hashing import plan_hash
 from sgde.plan.model import ConsensusMember, LlmNode, Plan
-from sgde.task import TaskSpec
+from sgde.task import FieldType, TaskSpec
 
 if TYPE_CHECKING:
     from sgde.optimize.loop import CompileLoop
@@ -113,14 +116,41 @@ async def probe_error(
     return sum(rates) / len(rates) if rates else 1.0
 
 
-def _extractions(loop: CompileLoop, plan: Plan) -> list[tuple[LlmNode, list[str]]]:
-    """The student extractions an offload made, with the fields their program reads."""
-    out: list[tuple[LlmNode, list[str]]] = []
+def _supervised(loop: CompileLoop, plan: Plan, node: LlmNode) -> Program | None:
+    """A node of the user's plan that copies numbers, as the values its probes perturb: its
+    expected values on every training row (the teacher's instrumented solutions), no code.
+    ``None`` unless every field is a number with an expected value on every row."""
+    fields = node_fields_of(node)
+    props = (node.output_schema or {}).get("properties", {})
+    kinds = {f: (props.get(f) or {}).get("type") for f in fields}
+    if not fields or any(k not in ("integer", "number") for k in kinds.values()):
+        return None
+    expected = list(loop.expected(plan).get(node.id) or [])
+    if len(expected) < len(loop.rows) or any(
+        e is None or any(f not in e for f in fields) for e in expected
+    ):
+        return None
+    return Program(
+        code="",
+        params={f: FieldType.parse(str(kinds[f])) for f in fields},
+        values=[{f: e[f] for f in fields} for e in expected if e is not None],
+        origin="supervision",
+    )
+
+
+def _extractions(loop: CompileLoop, plan: Plan) -> list[tuple[LlmNode, list[str], Program, bool]]:
+    """The student nodes that copy values: ``(node, fields probed, values, sgde's own)``.
+    sgde's own are the extractions an offload made (their program's parameters); the others
+    are nodes of the user's plan that copy numbers (:func:`_supervised`)."""
+    out: list[tuple[LlmNode, list[str], Program, bool]] = []
     for node in plan.nodes:
         if not isinstance(node, LlmNode):
             continue
         program = loop.source.program_of(node.id)
+        own = isinstance(program, Program)
         if not isinstance(program, Program):
+            program = _supervised(loop, plan, node)
+        if program is None:
             continue
         fields = [
             f
@@ -128,7 +158,7 @@ def _extractions(loop: CompileLoop, plan: Plan) -> list[tuple[LlmNode, list[str]
             if f in program.params and f not in program.raw_inputs
         ]
         if fields:
-            out.append((node, fields))
+            out.append((node, fields, program, own))
     return out
 
 
@@ -196,12 +226,17 @@ def _layout_vote(
 
 
 async def _edits(
-    loop: CompileLoop, plan: Plan, current: PlanEval, node: LlmNode, step: str, reason: str
+    loop: CompileLoop,
+    plan: Plan,
+    current: PlanEval,
+    node: LlmNode,
+    step: str,
+    reason: str,
+    program: Program | None,
 ) -> Candidate | EditFailure | None:
-    """The edit of hardening ``step`` on ``node`` (``None``: the step does not apply)."""
-    program = loop.source.program_of(node.id)
-    assert isinstance(program, Program)
-    layouts = _layouts(node, program, node_fields_of(node))
+    """The edit of hardening ``step`` on ``node`` (``None``: the step does not apply);
+    ``program``: the offload's program behind sgde's layouts (``None``: a user's node)."""
+    layouts = _layouts(node, program, node_fields_of(node)) if program is not None else []
     if step == "layouts":
         return _prompt_edit(plan, node, layouts) if layouts else None
     direction: Direction = "rewrite_prompt" if step == "teacher" else "consensus"
@@ -245,10 +280,14 @@ async def _best_variant(
 
 
 async def _harden_node(
-    loop: CompileLoop, plan: Plan, current: PlanEval, node_id: str, fields: Sequence[str]
+    loop: CompileLoop,
+    plan: Plan,
+    current: PlanEval,
+    node_id: str,
+    fields: Sequence[str],
+    program: Program,
+    own: bool,
 ) -> tuple[Plan, PlanEval]:
-    program = loop.source.program_of(node_id)
-    assert isinstance(program, Program)
     probes = probe_rows(loop.task, loop.rows, program, fields, loop.settings.harden_probes)
     if not probes:
         return plan, current
@@ -263,7 +302,7 @@ async def _harden_node(
         if before <= _EPS or not isinstance(node, LlmNode) or node_id in plan.wrapped_ids():
             break
         reason = f"{before:.0%} of field reads wrong on {len(probes)} perturbed training rows"
-        edit = await _edits(loop, plan, current, node, step, reason)
+        edit = await _edits(loop, plan, current, node, step, reason, program if own else None)
         if edit is None:
             continue
         loop.state.iteration += 1
@@ -319,7 +358,7 @@ async def harden(loop: CompileLoop, plan: Plan, current: PlanEval) -> tuple[Plan
     """The hardening step at the end of the loop (see module); returns the plan kept."""
     if loop.settings.harden_probes <= 0:
         return plan, current
-    for node, fields in _extractions(loop, plan):
+    for node, fields, program, own in _extractions(loop, plan):
         if node.id in plan.node_ids():
-            plan, current = await _harden_node(loop, plan, current, node.id, fields)
+            plan, current = await _harden_node(loop, plan, current, node.id, fields, program, own)
     return plan, current
