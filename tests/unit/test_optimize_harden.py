@@ -40,6 +40,13 @@ def _reader(wrong: Any) -> FunctionBackend:
     """A student whose extraction copies the question's numbers, but a value it has not
     seen in training is read one too high when ``wrong(layout, value)``; the solve node
     always answers 1 (so the compile offloads)."""
+    return FunctionBackend(
+        _reading(wrong), name="fake:student", capabilities=Capabilities(json_schema=True)
+    )
+
+
+def _reading(wrong: Any) -> Any:
+    """:func:`_reader`'s reply function."""
 
     def reply(req: ChatRequest) -> dict[str, Any]:
         text = user_text(req)
@@ -54,7 +61,7 @@ def _reader(wrong: Any) -> FunctionBackend:
             out[name] = value + 1 if value not in SEEN and wrong(_layout(text), value) else value
         return out
 
-    return FunctionBackend(reply, name="fake:student", capabilities=Capabilities(json_schema=True))
+    return reply
 
 
 def _without(*names: str) -> OperatorRegistry:
@@ -248,3 +255,27 @@ async def test_a_users_copy_step_is_probed_with_its_expected_values_and_voted() 
     assert vote.details["probe_error_before"] == 1.0
     assert vote.details["probe_errors"] == {"prompts": 0.0, "temperature": 1.0}
     assert isinstance(result.plan.node("extract_vote"), ConsensusNode)
+
+
+async def test_a_budget_stop_during_hardening_keeps_the_edit_it_accepted() -> None:
+    from sgde.errors import BudgetExceeded
+
+    inner = _reading(lambda layout, value: layout != 1 or value % 3 == 0)
+
+    def reply(req: ChatRequest) -> Any:
+        if not any(m.role == "system" and m.content.strip() for m in req.messages):
+            raise BudgetExceeded("student token budget of 100 exhausted")  # the vote's members
+        return inner(req)
+
+    student = FunctionBackend(
+        reply, name="fake:student", capabilities=Capabilities(json_schema=True)
+    )
+    result = await _compile(student, _without("parse", "rewrite_prompt"))
+    report = result.report
+    assert report.stop_reason.startswith("budget exhausted")
+    layouts = next(it for it in report.iterations if it.details.get("step") == "layouts")
+    assert layouts.accepted and layouts.details["variant"] == "described+context"
+    extract = result.plan.node("solve_extract")
+    assert isinstance(extract, LlmNode) and "___" in extract.prompt  # the kept layout
+    assert report.iterations[-1].why == "budget"
+    assert report.final_loss == 0.0

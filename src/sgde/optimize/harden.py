@@ -35,9 +35,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from sgde.errors import BudgetExceeded
 from sgde.optimize.evaluate import PlanEval, node_loss
 from sgde.optimize.lookahead import record_failure
 from sgde.optimize.operators.base import Candidate, EditFailure, Variant, validated
@@ -279,25 +280,34 @@ async def _best_variant(
     return best[0], best[1], errors
 
 
+@dataclass
+class _Kept:
+    """The plan kept so far by the step and its training evaluation (updated in place, so
+    a budget stop part-way loses no accepted edit)."""
+
+    plan: Plan
+    current: PlanEval
+
+
 async def _harden_node(
     loop: CompileLoop,
-    plan: Plan,
-    current: PlanEval,
+    kept: _Kept,
     node_id: str,
     fields: Sequence[str],
     program: Program,
     own: bool,
-) -> tuple[Plan, PlanEval]:
+) -> None:
     probes = probe_rows(loop.task, loop.rows, program, fields, loop.settings.harden_probes)
     if not probes:
-        return plan, current
-    before = await probe_error(loop, plan, node_id, probes)
+        return
+    before = await probe_error(loop, kept.plan, node_id, probes)
     loop.event(
         "forward",
         f"{node_id}: probe error {before:.3f} on {len(probes)} perturbed training rows",
         data={"node_id": node_id, "probes": len(probes), "probe_error": before},
     )
     for step in _STEPS:
+        plan, current = kept.plan, kept.current
         node = plan.node(node_id) if node_id in plan.node_ids() else None
         if before <= _EPS or not isinstance(node, LlmNode) or node_id in plan.wrapped_ids():
             break
@@ -342,23 +352,30 @@ async def _harden_node(
             loop._record(proposal, "rejected", why, current, evaluation, edit=edit)
             loop.event("rejected", f"{edit.summary}: {why}", loss=evaluation.loss)
             continue
-        kept = "zero" if evaluation.perfect else f"{evaluation.loss:.3f}"
+        loss = "zero" if evaluation.perfect else f"{evaluation.loss:.3f}"
         why = (
-            f"training loss {kept}, probe error {before:.3f} → {after:.3f} on {len(probes)} probes"
+            f"training loss {loss}, probe error {before:.3f} → {after:.3f} on {len(probes)} probes"
         )
         record.accepted, record.why = True, why
         loop._record(proposal, "accepted", why, current, evaluation, edit=edit)
         loop.event("accepted", f"{edit.summary}: {why}", loss=evaluation.loss)
         loop._accept(edit, {}, 1)
-        plan, current, before = variant.plan, evaluation, after
-    return plan, current
+        kept.plan, kept.current, before = variant.plan, evaluation, after
 
 
-async def harden(loop: CompileLoop, plan: Plan, current: PlanEval) -> tuple[Plan, PlanEval]:
-    """The hardening step at the end of the loop (see module); returns the plan kept."""
+async def harden(
+    loop: CompileLoop, plan: Plan, current: PlanEval
+) -> tuple[Plan, PlanEval, BudgetExceeded | None]:
+    """The hardening step at the end of the loop (see module). Returns the plan kept, its
+    evaluation and the budget stop that cut the step short, if any: the edits kept before
+    it stay kept (the caller re-raises it)."""
     if loop.settings.harden_probes <= 0:
-        return plan, current
-    for node, fields, program, own in _extractions(loop, plan):
-        if node.id in plan.node_ids():
-            plan, current = await _harden_node(loop, plan, current, node.id, fields, program, own)
-    return plan, current
+        return plan, current, None
+    kept = _Kept(plan, current)
+    try:
+        for node, fields, program, own in _extractions(loop, plan):
+            if node.id in kept.plan.node_ids():
+                await _harden_node(loop, kept, node.id, fields, program, own)
+    except BudgetExceeded as stop:
+        return kept.plan, kept.current, stop
+    return kept.plan, kept.current, None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sgde.errors import BudgetExceeded
 from sgde.optimize.accept import decide
 from sgde.optimize.evaluate import PlanEval
 from sgde.optimize.operators.base import Candidate, EditFailure
@@ -107,7 +108,9 @@ def record_failure(
     loop._record(proposal, "failed", failure.reason, current, None)
 
 
-async def read_with_code(loop: CompileLoop, plan: Plan, current: PlanEval) -> tuple[Plan, PlanEval]:
+async def read_with_code(
+    loop: CompileLoop, plan: Plan, current: PlanEval
+) -> tuple[Plan, PlanEval, BudgetExceeded | None]:
     """The last step at zero training loss: each student extraction an offload made is offered
     to sgde's deterministic readers (no teacher call); fields they read move to code when the
     accept rule keeps it (same loss and node-level error at fewer student tokens).
@@ -115,38 +118,48 @@ async def read_with_code(loop: CompileLoop, plan: Plan, current: PlanEval) -> tu
     Three training rows the student copied right say little about the next phrasing, while a
     reader is verified on perturbed rows too; measured on date-add with SmolLM2-135M, the
     student's extraction had zero training loss and read 6 of 20 held-out dates right. So the
-    student stays only where code cannot read the input. One record per extraction tried."""
+    student stays only where code cannot read the input. One record per extraction tried.
+
+    Returns the plan kept, its evaluation and the budget stop that cut the step short, if
+    any: the edits kept before it stay kept (the caller re-raises it)."""
     if loop.operators.get("parse") is None:
+        return plan, current, None
+    try:
+        for node in [n for n in plan.nodes if isinstance(n, LlmNode)]:
+            plan, current = await _read_one(loop, plan, current, node)
+    except BudgetExceeded as stop:
+        return plan, current, stop
+    return plan, current, None
+
+
+async def _read_one(
+    loop: CompileLoop, plan: Plan, current: PlanEval, node: LlmNode
+) -> tuple[Plan, PlanEval]:
+    """:func:`read_with_code` on one extraction."""
+    if loop.source.program_of(node.id) is None or node.id not in plan.node_ids():
         return plan, current
-    for node in [n for n in plan.nodes if isinstance(n, LlmNode)]:
-        if loop.source.program_of(node.id) is None or node.id not in plan.node_ids():
-            continue
-        proposal = Proposal(node.id, "parse", "zero training loss: code reads what it can")
-        if proposal.key() in loop.state.tried.get(plan_hash(plan), []):
-            continue
-        loop.state.iteration += 1
-        record = IterationRecord(iteration=loop.state.iteration, loss_before=current.loss)
-        record.proposal = {"node_id": node.id, "direction": "parse", "reason": proposal.reason}
-        loop.report.iterations.append(record)
-        stats = loop._stats(plan, current)
-        seed = loop.settings.seed + 101 * loop.state.iteration
-        edit = await loop._propose(
-            plan, proposal, stats, [], proposal.reason, seed, readers_only=True
-        )
-        if isinstance(edit, EditFailure):
-            record_failure(loop, record, proposal, edit, current)
-            continue
-        loop.report.hypotheses += max(1, edit.proposals)
-        edit, evaluation, lifted = await loop._score(
-            plan, edit, f"iter{loop.state.iteration:02d}-read"
-        )
-        decision = decide(current, evaluation)
-        record.edit, record.candidate_loss = edit.summary, evaluation.loss
-        record.accepted, record.why = decision.accepted, decision.why
-        outcome = "accepted" if decision.accepted else "rejected"
-        loop._record(proposal, outcome, decision.why, current, evaluation, edit=edit)
-        loop.event(outcome, f"{edit.summary}: {decision.why}", loss=evaluation.loss)
-        if decision.accepted:
-            loop._accept(edit, lifted, 1)
-            plan, current = edit.plan, evaluation
+    proposal = Proposal(node.id, "parse", "zero training loss: code reads what it can")
+    if proposal.key() in loop.state.tried.get(plan_hash(plan), []):
+        return plan, current
+    loop.state.iteration += 1
+    record = IterationRecord(iteration=loop.state.iteration, loss_before=current.loss)
+    record.proposal = {"node_id": node.id, "direction": "parse", "reason": proposal.reason}
+    loop.report.iterations.append(record)
+    stats = loop._stats(plan, current)
+    seed = loop.settings.seed + 101 * loop.state.iteration
+    edit = await loop._propose(plan, proposal, stats, [], proposal.reason, seed, readers_only=True)
+    if isinstance(edit, EditFailure):
+        record_failure(loop, record, proposal, edit, current)
+        return plan, current
+    loop.report.hypotheses += max(1, edit.proposals)
+    edit, evaluation, lifted = await loop._score(plan, edit, f"iter{loop.state.iteration:02d}-read")
+    decision = decide(current, evaluation)
+    record.edit, record.candidate_loss = edit.summary, evaluation.loss
+    record.accepted, record.why = decision.accepted, decision.why
+    outcome = "accepted" if decision.accepted else "rejected"
+    loop._record(proposal, outcome, decision.why, current, evaluation, edit=edit)
+    loop.event(outcome, f"{edit.summary}: {decision.why}", loss=evaluation.loss)
+    if decision.accepted:
+        loop._accept(edit, lifted, 1)
+        plan, current = edit.plan, evaluation
     return plan, current

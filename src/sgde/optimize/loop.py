@@ -11,15 +11,13 @@ Per iteration:
    operator is registered, applicable and untried on this plan is taken; the teacher's
    critique explains the failure (and is logged when it disagrees);
 4. *step*: the operator (:mod:`sgde.optimize.operators.registry`) builds a validated edit;
-   An edit built in prompt variants (an offload's extraction node) is scored once per
-   variant and the variant whose varied node errs least on the training rows is the
-   candidate (ties to the shorter prompt, :func:`~sgde.optimize.accept.choose_variant`);
+   one built in prompt variants is scored per variant, and the variant whose node errs least
+   on the training rows is the candidate (:func:`~sgde.optimize.accept.choose_variant`);
 5. *accept*: the edited plan is kept when the end-to-end loss drops, or ties with a lower
-   node-level error (an offload that moved the error into an extraction the student can be
-   helped with), or ties on both at fewer student tokens. A rejected candidate that lowered
-   the node-level error gets one step of look-ahead: up to ``beam_width`` follow-up edits on
-   it (rewrite the extraction prompt, one call per field, a vote) are scored, and the
-   compound edit is kept when it beats the current plan.
+   node-level error, or ties on both at fewer student tokens. A rejected candidate that
+   lowered the node-level error gets one step of look-ahead (:mod:`sgde.optimize.lookahead`).
+
+Closing steps: readers at zero loss, then hardening (:mod:`sgde.optimize.harden`).
 """
 
 from __future__ import annotations
@@ -548,7 +546,9 @@ class CompileLoop:
                 self.save(plan, current.loss)
             while True:
                 if current.perfect:
-                    plan, current = await read_with_code(self, plan, current)
+                    plan, current, cut = await read_with_code(self, plan, current)
+                    if cut is not None:
+                        raise cut
                     stop = "zero training loss in every repeat"
                     break
                 if st.iteration >= self.settings.max_iters:
@@ -565,7 +565,9 @@ class CompileLoop:
                     stop = "no applicable edit: every operator proposed for this plan was tried"
                     break
             if self.settings.max_iters > 0:
-                plan, current = await harden(self, plan, current)
+                plan, current, cut = await harden(self, plan, current)
+                if cut is not None:
+                    raise cut
         except BudgetExceeded as exc:
             stop = f"budget exhausted ({exc.message})"
             self.report.notes.append(
