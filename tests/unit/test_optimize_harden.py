@@ -253,7 +253,11 @@ async def test_a_users_copy_step_is_probed_with_its_expected_values_and_voted() 
     # put the instruction in the user turn, so their majority reads every probe right
     assert vote.details["variant"] == "prompts"
     assert vote.details["probe_error_before"] == 1.0
-    assert vote.details["probe_errors"] == {"prompts": 0.0, "temperature": 1.0}
+    assert vote.details["probe_errors"]["prompts"] == 0.0
+    # the samples of the system-prompt node cannot beat a perfect vote: stopped after one
+    # chunk of probes, their error a lower bound
+    assert vote.details["probe_stopped_early"] == ["temperature"]
+    assert vote.details["probe_errors"]["temperature"] == round(4 / 9, 4)
     assert isinstance(result.plan.node("extract_vote"), ConsensusNode)
 
 
