@@ -236,6 +236,7 @@ class FakeProgram:
     searched: int = 1
     verified_rows: int = 3
     contexts: dict[str, list[str]] = field(default_factory=dict)
+    answers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -290,6 +291,30 @@ def test_build_program_plan_wires_raw_inputs_and_types_the_extraction() -> None:
     assert built.plan.outputs == {"due": "solve_compute.due"}
     assert built.lifted == {"solve_extract": [{"days": 3}, None]}
     assert not built.student_free
+    check_plan(built.plan)
+
+
+def test_a_program_fed_by_the_nodes_own_answer_keeps_the_node() -> None:
+    # a classifier that abstains where it reads nothing takes the student's answer there
+    plan = _date_plan()
+    node = plan.node("solve")
+    assert isinstance(node, LlmNode)
+    program = FakeProgram(
+        code="def run(start, student_due=None):\n    return {'due': student_due or start}\n",
+        params={"start": FieldType.parse("string"), "student_due": FieldType.parse("string")},
+        values=[{"start": "2024-01-01"}],
+        raw_inputs={"start": "start"},
+        answers={"student_due": "due"},
+    )
+    built, problems = build_program_plan(plan, node, None, ["due"], program)
+    assert built is not None, problems
+    assert [n.id for n in built.plan.nodes] == ["solve", "solve_compute"]
+    assert built.extract_id is None and built.extracted == [] and not built.student_free
+    compute = built.plan.node("solve_compute")
+    assert isinstance(compute, CodeNode)
+    # the node's answer feeds the code; everything downstream reads the code
+    assert compute.inputs == {"start": "input.start", "student_due": "solve.due"}
+    assert built.plan.outputs == {"due": "solve_compute.due"}
     check_plan(built.plan)
 
 

@@ -117,6 +117,23 @@ async def test_no_match_or_a_tie_gives_the_most_frequent_training_label() -> Non
     assert await _label(q.code, "The password is unavailable.") == "outage"
 
 
+async def test_where_no_cue_is_found_the_students_own_label_is_taken() -> None:
+    (p,) = await _candidates(teacher([CUES]), cue_samples=1)
+    assert p.answers == {"student_team": "team"} and "student_team" in p.params
+    assert p.extracted == []  # the student's answer is no value to extract
+
+    async def label(email: str, said: Any) -> Any:
+        args = {"email": email, "student_team": said}
+        run = await run_harnessed(InProcessCodeRunner(), p.code, "run", args)
+        assert run.ok, run.error
+        return run.result["team"]
+
+    assert await label("Hello there.", "outage") == "outage"  # no cue: the student decides
+    assert await label("Two invoices arrived.", "outage") == "billing"  # a cue: code decides
+    assert await label("Hello there.", "sales") == "billing"  # not a label: the prior
+    assert await label("Hello there.", None) == "billing"
+
+
 def test_a_cue_found_in_a_row_of_another_label_is_dropped() -> None:
     got = vocabulary(
         {"a": ["broken box", "box", "the crack"], "b": ["late", "crack"]},

@@ -114,8 +114,12 @@ class OffloadOperator:
                 if built.extract_id is not None:
                     source.remember(built.extract_id, program)
                 how = []
-                if built.raw:
-                    how.append(f"inputs {', '.join(built.raw)}")
+                inputs = [r for r in built.raw if r not in program.answers]
+                if inputs:
+                    how.append(f"inputs {', '.join(inputs)}")
+                if any(a in built.raw for a in program.answers):
+                    kept = ", ".join(program.answers[a] for a in program.answers if a in built.raw)
+                    how.append(f"the student's own {kept} where it reads nothing")
                 if built.extracted:
                     how.append(f"student extracts {', '.join(built.extracted)}")
                 no_student = " — no student call left" if built.student_free else ""

@@ -65,6 +65,8 @@ class ProgramLike(Protocol):
     def searched(self) -> int: ...
     @property
     def verified_rows(self) -> int: ...
+    @property
+    def answers(self) -> Mapping[str, str]: ...
 
 
 class ParserLike(Protocol):
@@ -277,6 +279,15 @@ def build_program_plan(
         for p, i in program.raw_inputs.items()
         if p in program.params and (i in node.inputs or i in plan.inputs)
     }
+    # Params the node's own answers feed (``program.answers``: a classifier that abstains
+    # where it reads nothing takes the student's label there); the node then stays.
+    answering = vote_id or node.id
+    asked = {
+        p: f"{answering}.{f}"
+        for p, f in program.answers.items()
+        if p in program.params and f in node.fields()
+    }
+    raw.update(asked)
     parsed = [f for f in (parser.fields if parser else []) if f in program.params and f not in raw]
     extracted = [p for p in program.params if p not in raw and p not in parsed]
     node_inputs = dict(node.inputs)
@@ -326,15 +337,15 @@ def build_program_plan(
     nodes: list[Any] = []
     for n in plan.nodes:
         if n.id == node.id:
-            nodes.extend(new_nodes)
-        elif n.id != vote_id:
+            nodes.extend([n, *new_nodes] if asked else new_nodes)
+        elif n.id != vote_id or asked:
             nodes.append(n)
     sources = {node.id, vote_id}
     edited = rewire(
         plan,
         lambda src, fld: f"{compute_id}.{fld}" if src in sources else None,
         nodes=nodes,
-        skip={nid for nid in (extract_id, parse_id) if nid},
+        skip={nid for nid in (extract_id, parse_id, compute_id if asked else None) if nid},
     )
     checked, problems = validated(edited)
     if checked is None:

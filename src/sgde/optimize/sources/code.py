@@ -15,7 +15,7 @@ results usable:
 from __future__ import annotations
 
 import ast
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -288,8 +288,15 @@ def run({signature}):
 """
 
 
-def program_source(code: str, entry: str, params: list[str], outputs: list[str]) -> str | None:
-    """A self-contained program: ``code`` plus ``run(*params)`` returning the output fields.
+def program_source(
+    code: str,
+    entry: str,
+    params: list[str],
+    outputs: list[str],
+    optional: Sequence[str] = (),
+) -> str | None:
+    """A self-contained program: ``code`` plus ``run(*params)`` returning the output fields
+    (``optional``: more parameters, ``None`` unless given, passed on to ``entry`` too).
 
     ``run`` calls ``entry``, converts its result to JSON values (dates to ISO text, sets to
     lists) and shapes it as ``{output: value}`` — a dict with the fields, a one-field
@@ -316,9 +323,9 @@ def program_source(code: str, entry: str, params: list[str], outputs: list[str])
         + "\n"
         + _JSON_HELPER
         + _SHAPE_TEMPLATE.format(
-            signature=", ".join(params),
+            signature=", ".join([*params, *(f"{p}=None" for p in optional)]),
             entry=entry,
-            call=", ".join(f"{p}={p}" for p in params),
+            call=", ".join(f"{p}={p}" for p in [*params, *optional]),
             names=list(outputs),
         )
     )

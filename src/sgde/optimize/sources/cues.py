@@ -15,8 +15,12 @@ dropped (:mod:`~sgde.optimize.sources.cue_match`). Each sample's lists are one
 candidate, and their union a further one; each runs only in the sandbox and is verified on
 every training row, and only a classifier right on every known row becomes a
 :class:`~sgde.optimize.sources.verified.Program` (origin ``cues``, its params the task's
-inputs: no student). The union is preferred (it covers more wordings), then the sample
-listing most cues. Every candidate verified counts in ``searched``.
+inputs). Where a text holds no cue of any label the classifier abstains: its optional
+``student_<field>`` parameters (``Program.answers``) take the replaced node's own label
+there, so the plan keeps the student node for those rows; without them (verification) the
+most frequent training label is the answer. The union is preferred (it covers more
+wordings), then the sample listing most cues. Every candidate verified counts in
+``searched``.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from sgde.task import Metric, TaskSpec
 from sgde.task.values import TaskValueError
 
 __all__ = [
+    "STUDENT",
     "CueLists",
     "classifier_code",
     "clean_cues",
@@ -62,8 +67,21 @@ _CLASSIFY = """
 
 def classify(**inputs):
     words = words_of(" ".join(str(inputs.get(name) or "") for name in TEXTS))
-    return {field: _label(CUES[field], ORDER[field], words) for field in ORDER}
+    out = {}
+    for field in ORDER:
+        said = inputs.get(STUDENT + field)
+        found = max(_score(CUES[field][label], words) for label in ORDER[field])
+        if found == 0 and said in ORDER[field]:
+            out[field] = said
+        else:
+            out[field] = _label(CUES[field], ORDER[field], words)
+    return out
 """
+
+STUDENT = "student_"
+"""Prefix of the classifier's optional parameters: the student's own label for a field,
+taken where no cue of any label is in the text (the classifier abstains; without it the
+most frequent training label is the answer, as when verifying on the training rows)."""
 
 _TUPLE = {"type": "array", "prefixItems": [{"type": "string"}] * _ASKED, "items": False}
 
@@ -156,7 +174,8 @@ def classifier_code(
         "import re\n\n"
         f"CUES = {dict(cues)!r}\n"
         f"ORDER = { ({k: list(v) for k, v in order.items()})!r}\n"
-        f"TEXTS = {list(texts)!r}\n\n"
+        f"TEXTS = {list(texts)!r}\n"
+        f"STUDENT = {STUDENT!r}\n\n"
     )
     return data + matcher_source() + _CLASSIFY
 
@@ -257,7 +276,13 @@ async def cue_programs(
     best: tuple[int, str] | None = None  # (cues, code) of the best verified candidate
     for what, listed_cues in candidates:
         cues = {n: vocabulary(listed_cues[n], seen_words[n]) for n in fields}
-        code = program_source(classifier_code(cues, order, texts), "classify", params, list(fields))
+        code = program_source(
+            classifier_code(cues, order, texts),
+            "classify",
+            params,
+            list(fields),
+            optional=[STUDENT + f for f in fields],
+        )
         if code is None:
             continue
         tried += 1
@@ -283,9 +308,13 @@ async def cue_programs(
     return [
         Program(
             code=best[1],
-            params={n: task.inputs[n] for n in params},
+            params={
+                **{n: task.inputs[n] for n in params},
+                **{STUDENT + f: task.outputs[f] for f in fields},
+            },
             values=[dict(v) for v in values if v is not None],
             raw_inputs={n: n for n in params},
+            answers={STUDENT + f: f for f in fields},
             origin="cues",
             searched=tried,
             verified_rows=len(rows),

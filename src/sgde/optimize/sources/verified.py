@@ -37,6 +37,9 @@ class Program:
         verified_rows: Rows where ``run(**values[i])`` scored 1 with the task metric.
         contexts: Param -> the words around its value in the training rows, the values
             masked (``"ducks lay ___ eggs per day"``; :mod:`~sgde.optimize.sources.contexts`).
+        answers: Optional param -> the output field of the node the program replaces whose
+            own answer feeds it (a classifier that abstains where it reads nothing takes the
+            student's label there, :mod:`~sgde.optimize.sources.cues`); the node then stays.
     """
 
     code: str
@@ -48,11 +51,12 @@ class Program:
     searched: int = 1
     verified_rows: int = 0
     contexts: dict[str, list[str]] = field(default_factory=dict)
+    answers: dict[str, str] = field(default_factory=dict)
 
     @property
     def extracted(self) -> list[str]:
-        """Params that must be read from the inputs (not raw)."""
-        return [p for p in self.params if p not in self.raw_inputs]
+        """Params that must be read from the inputs (not raw, not the node's answers)."""
+        return [p for p in self.params if p not in self.raw_inputs and p not in self.answers]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (types by their spelling)."""
@@ -66,6 +70,7 @@ class Program:
             "origin": self.origin,
             "searched": self.searched,
             "verified_rows": self.verified_rows,
+            "answers": self.answers,
         }
 
     @classmethod
@@ -81,6 +86,7 @@ class Program:
             origin=str(data.get("origin", "lift")),
             searched=int(data.get("searched", 1)),
             verified_rows=int(data.get("verified_rows", 0)),
+            answers={str(k): str(v) for k, v in dict(data.get("answers", {})).items()},
         )
 
 
