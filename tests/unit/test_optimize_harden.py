@@ -283,3 +283,32 @@ async def test_a_budget_stop_during_hardening_keeps_the_edit_it_accepted() -> No
     assert isinstance(extract, LlmNode) and "___" in extract.prompt  # the kept layout
     assert report.iterations[-1].why == "budget"
     assert report.final_loss == 0.0
+
+
+async def test_a_vote_that_saves_one_probe_read_is_not_kept() -> None:
+    # misreads one probe only (the value 14) unless the instruction is in the user turn: the
+    # vote of prompt variants reads all right, but one read is within a vote's noise
+    def reply(req: ChatRequest) -> dict[str, Any]:
+        props = dict((req.json_schema or {}).get("properties", {}))
+        if "answer" in props:
+            return {"answer": 1}
+        value = numbers(user_text(req))[0]
+        has_system = any(m.role == "system" and m.content.strip() for m in req.messages)
+        return {"quantity": value + 1 if value == 14 and has_system else value}
+
+    result = await compile_async(
+        _user_plan(),
+        trainset=QTY_ROWS,
+        teacher=FakeTeacher(solution=DOUBLE_SOLUTION, whole="no code").backend,
+        student=FunctionBackend(
+            reply, name="fake:student", capabilities=Capabilities(json_schema=True)
+        ),
+        sandbox=InProcessRunner(),
+        settings=CompileSettings(max_iters=3, repeats=1),
+        operators=_without("parse", "rewrite_prompt"),
+    )
+    vote = next(it for it in result.report.iterations if it.details.get("step") == "vote")
+    assert vote.details["probe_errors"]["prompts"] == 0.0
+    assert not vote.accepted
+    assert "1 fewer wrong read(s), a vote needs 2" in vote.why
+    assert not any(isinstance(n, ConsensusNode) for n in result.plan.nodes)

@@ -243,13 +243,12 @@ class CompileLoop:
             rewritten=rewritten,
         )
         tried = set(self.state.tried.get(plan_hash(plan), []))
-        out: list[Proposal] = []
-        for p in ranked:
-            op = self.operators.get(p.direction)
-            if p.key() in tried or op is None or op.check(plan, p.node_id) is not None:
-                continue
-            out.append(p)
-        return out
+        # A node an accepted offload kept (its answer feeds the code where that abstains) is
+        # not offloaded again.
+        tried |= {f"offload:{r.node_id}" for r in self.state.history if r.direction == "offload"
+                  and r.outcome == "accepted"}  # fmt: skip
+        ops = [(p, self.operators.get(p.direction)) for p in ranked if p.key() not in tried]
+        return [p for p, op in ops if op is not None and op.check(plan, p.node_id) is None]
 
     async def _propose(
         self,
