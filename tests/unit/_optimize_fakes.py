@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sgde.errors import BudgetExceeded, SandboxError
-from sgde.plan.model import LlmNode, Plan
+from sgde.plan.model import CodeNode, LlmNode, Plan
 from sgde.runtime.backend import Capabilities, ChatRequest
 from sgde.testing import FunctionBackend
 
@@ -277,3 +277,35 @@ def student_backend(
         return dict(solve(text))
 
     return FunctionBackend(reply, name="fake:student", capabilities=Capabilities(json_schema=True))
+
+
+# -- a two-step quantity task: read a quantity from the text, then double it -----------------
+
+QTY_ROWS = [
+    {"text": "The box holds 7 apples.", "answer": 14},
+    {"text": "There are 12 pears in the crate.", "answer": 24},
+    {"text": "Count: 30 plums.", "answer": 60},
+]
+DOUBLE_SOLUTION = "def solution():\n    quantity = {a}\n    return {{'answer': quantity * 2}}\n"
+
+
+def quantity_plan(second: LlmNode | CodeNode) -> Plan:
+    """The user's plan: an LLM node reads the quantity, ``second`` (id ``compute`` or
+    ``double``, reading ``extract.quantity``) makes the answer."""
+    extract = LlmNode(
+        id="extract",
+        inputs={"text": "input.text"},
+        system="Read the quantity.",
+        prompt="{{ text }}",
+        output_schema={
+            "type": "object",
+            "properties": {"quantity": {"type": "integer"}},
+            "required": ["quantity"],
+        },
+    )
+    return Plan(
+        name="double",
+        inputs={"text": "string"},
+        outputs={"answer": f"{second.id}.answer"},
+        nodes=[extract, second],
+    )

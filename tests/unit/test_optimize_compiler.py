@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 from _optimize_fakes import (
+    DOUBLE_SOLUTION,
+    QTY_ROWS,
     ROWS,
     FakeTeacher,
     InProcessRunner,
+    quantity_plan,
     single_plan,
     student_backend,
     system_text,
@@ -396,12 +399,6 @@ def test_sync_compile_refuses_a_running_loop() -> None:
 
 # ---------------------------------------------------------------- multi-node workflows
 
-QTY_ROWS = [
-    {"text": "The box holds 7 apples.", "answer": 14},
-    {"text": "There are 12 pears in the crate.", "answer": 24},
-    {"text": "Count: 30 plums.", "answer": 60},
-]
-DOUBLE_SOLUTION = "def solution():\n    quantity = {a}\n    return {{'answer': quantity * 2}}\n"
 QTY_PARSER = (
     "```python\nimport re\n\ndef run(text):\n"
     "    return {'quantity': int(re.findall(r'\\d+', text)[0])}\n```"
@@ -409,30 +406,12 @@ QTY_PARSER = (
 
 
 def _two_node_plan() -> Any:
-    from sgde.plan.model import Plan
-
-    extract = LlmNode(
-        id="extract",
-        inputs={"text": "input.text"},
-        system="Read the quantity.",
-        prompt="{{ text }}",
-        output_schema={
-            "type": "object",
-            "properties": {"quantity": {"type": "integer"}},
-            "required": ["quantity"],
-        },
-    )
     compute = CodeNode(
         id="compute",
         inputs={"quantity": "extract.quantity"},
         code="def run(quantity):\n    return {'answer': quantity * 2}\n",
     )
-    return Plan(
-        name="double",
-        inputs={"text": "string"},
-        outputs={"answer": "compute.answer"},
-        nodes=[extract, compute],
-    )
+    return quantity_plan(compute)
 
 
 def _off_by_one_student() -> FunctionBackend:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from _optimize_fakes import (
+    DOUBLE_SOLUTION,
     PARAM_ORDER,
+    QTY_ROWS,
     ROWS,
     VALUES,
     FakeTeacher,
     InProcessRunner,
     numbers,
+    quantity_plan,
     single_plan,
     user_text,
 )
@@ -174,30 +177,11 @@ async def test_no_probes_with_the_step_turned_off() -> None:
     assert not [it for it in result.report.iterations if "probes" in it.details]
 
 
-QTY_ROWS = [
-    {"text": "The box holds 7 apples.", "answer": 14},
-    {"text": "There are 12 pears in the crate.", "answer": 24},
-    {"text": "Count: 30 plums.", "answer": 60},
-]
 QTY_SEEN = {7, 12, 30}
-DOUBLE_SOLUTION = "def solution():\n    quantity = {a}\n    return {{'answer': quantity * 2}}\n"
 
 
 def _user_plan() -> Any:
     """A user's two-step plan: the student reads the quantity, then doubles it."""
-    from sgde.plan.model import Plan
-
-    extract = LlmNode(
-        id="extract",
-        inputs={"text": "input.text"},
-        system="Read the quantity.",
-        prompt="{{ text }}",
-        output_schema={
-            "type": "object",
-            "properties": {"quantity": {"type": "integer"}},
-            "required": ["quantity"],
-        },
-    )
     double = LlmNode(
         id="double",
         inputs={"quantity": "extract.quantity"},
@@ -209,17 +193,13 @@ def _user_plan() -> Any:
             "required": ["answer"],
         },
     )
-    return Plan(
-        name="double",
-        inputs={"text": "string"},
-        outputs={"answer": "double.answer"},
-        nodes=[extract, double],
-    )
+    return quantity_plan(double)
 
 
-def _instruction_reader() -> FunctionBackend:
-    """Reads a quantity it has not seen one too high when the instruction is a system
-    prompt, right when it is in the user turn; cannot double."""
+def _instruction_reader(misread: Any = lambda value: value not in QTY_SEEN) -> FunctionBackend:
+    """Reads a quantity one too high where ``misread(value)`` (by default: one it has not
+    seen) when the instruction is a system prompt, right when it is in the user turn;
+    cannot double."""
 
     def reply(req: ChatRequest) -> dict[str, Any]:
         props = dict((req.json_schema or {}).get("properties", {}))
@@ -227,7 +207,7 @@ def _instruction_reader() -> FunctionBackend:
             return {"answer": 1}
         value = numbers(user_text(req))[0]
         has_system = any(m.role == "system" and m.content.strip() for m in req.messages)
-        return {"quantity": value + 1 if value not in QTY_SEEN and has_system else value}
+        return {"quantity": value + 1 if misread(value) and has_system else value}
 
     return FunctionBackend(reply, name="fake:student", capabilities=Capabilities(json_schema=True))
 
@@ -288,21 +268,11 @@ async def test_a_budget_stop_during_hardening_keeps_the_edit_it_accepted() -> No
 async def test_a_vote_that_saves_one_probe_read_is_not_kept() -> None:
     # misreads one probe only (the value 14) unless the instruction is in the user turn: the
     # vote of prompt variants reads all right, but one read is within a vote's noise
-    def reply(req: ChatRequest) -> dict[str, Any]:
-        props = dict((req.json_schema or {}).get("properties", {}))
-        if "answer" in props:
-            return {"answer": 1}
-        value = numbers(user_text(req))[0]
-        has_system = any(m.role == "system" and m.content.strip() for m in req.messages)
-        return {"quantity": value + 1 if value == 14 and has_system else value}
-
     result = await compile_async(
         _user_plan(),
         trainset=QTY_ROWS,
         teacher=FakeTeacher(solution=DOUBLE_SOLUTION, whole="no code").backend,
-        student=FunctionBackend(
-            reply, name="fake:student", capabilities=Capabilities(json_schema=True)
-        ),
+        student=_instruction_reader(lambda value: value == 14),
         sandbox=InProcessRunner(),
         settings=CompileSettings(max_iters=3, repeats=1),
         operators=_without("parse", "rewrite_prompt"),
