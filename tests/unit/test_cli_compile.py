@@ -73,6 +73,8 @@ def test_compile_writes_plan_report_and_checkpoint(tmp_path: Path, fakes: dict) 
             "3",
             "--budget-tokens",
             "1000000",
+            "--harden-probes",
+            "5",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -83,6 +85,7 @@ def test_compile_writes_plan_report_and_checkpoint(tmp_path: Path, fakes: dict) 
     report_dir = tmp_path / "compiled.report"
     report = json.loads((report_dir / "report.json").read_text())
     assert report["iterations"][0]["accepted"] is True
+    assert report["settings"]["harden_probes"] == 5
     # One usage ledger: spent tokens and cached calls per role, no second "billed" account.
     assert "billed" not in report
     assert set(report["usage"]) == {"teacher", "student"}

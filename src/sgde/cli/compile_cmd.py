@@ -276,6 +276,16 @@ def compile_plan(
     ] = 5,
     repeats: Annotated[int, typer.Option("--repeats", "-k", min=1, help="Runs per row.")] = 2,
     patience: Annotated[int, typer.Option(min=1, help="Stop after P failed tries.")] = 3,
+    harden_probes: Annotated[
+        int,
+        typer.Option(
+            "--harden-probes",
+            min=0,
+            max=200,
+            help="Perturbed rows each copy step is probed on before the compile returns "
+            "(0: skip; docs/compiler.md step 9).",
+        ),
+    ] = 12,
     budget_tokens: Annotated[
         int | None, typer.Option("--budget-tokens", min=1, help="Token cap (all roles).")
     ] = None,
@@ -343,7 +353,13 @@ def compile_plan(
             f"nothing to resume: no checkpoint in {checkpoint_dir}",
             hint="run the same command without --resume",
         )
-    settings = CompileSettings(max_iters=max_iters, repeats=repeats, patience=patience, seed=seed)
+    settings = CompileSettings(
+        max_iters=max_iters,
+        repeats=repeats,
+        patience=patience,
+        seed=seed,
+        harden_probes=harden_probes,
+    )
     model_settings = ModelSettings(
         base_url=base_url,
         api_key=api_key,
