@@ -31,6 +31,7 @@ from sgde.errors import TaskSpecError
 from sgde.optimize.sources.code import clean_code, program_source, run_harnessed
 from sgde.optimize.sources.context import row_inputs, task_context, training_cases, value_text
 from sgde.optimize.sources.reading import teacher_extract
+from sgde.optimize.sources.slicing import slice_parsing
 from sgde.optimize.sources.solutions import RowSolution
 from sgde.optimize.sources.verified import Program, verify_program
 from sgde.optimize.teacher import Teacher, render_prompt
@@ -55,12 +56,15 @@ class Design:
         types: Fields whose ``run`` annotation names a task type (others are read as text
             and typed from the values read).
         described: Fields ``FIELDS`` describes.
+        sliced: Fields sgde cut out of a ``run`` that parsed the text itself
+            (:func:`~sgde.optimize.sources.slicing.slice_parsing`).
     """
 
     code: str
     descriptions: dict[str, str]
     types: dict[str, FieldType]
     described: frozenset[str] = frozenset()
+    sliced: tuple[str, ...] = ()
 
     def described_by(self, values: Sequence[Mapping[str, Any] | None]) -> Design:
         """This design, a ``FIELDS`` text that is no description (a training value, a single
@@ -177,12 +181,13 @@ def read_design(text: str, task: TaskSpec, texts: Sequence[str] = ()) -> Design 
     """The design in the teacher's answer ``text``, or why there is none.
 
     A free-text input (``texts``) ``run`` takes but never reads is dropped from its
-    parameters; one it reads refuses the design (the text is the reader's to copy from,
-    never the code's to parse). ``run``'s parameters are the fields (at most
-    ``_MAX_FIELDS``); their descriptions come
-    from ``FIELDS`` (a missing entry falls back to the name; ``FIELDS`` entries ``run`` does
-    not take are ignored: ``run`` is what gets called); their types from ``run``'s
-    annotations, else from ``FIELDS``, else from the values read."""
+    parameters. One it reads is the reader's to copy from, never the code's to parse: the
+    parsing is sliced out of ``run`` (what it parsed becomes fields, :mod:`~sgde.optimize.
+    sources.slicing`), and where it cannot be the design is refused. ``run``'s parameters
+    are the fields (at most ``_MAX_FIELDS``); their descriptions come from ``FIELDS`` (a
+    missing entry falls back to the name; ``FIELDS`` entries ``run`` does not take are
+    ignored: ``run`` is what gets called); their types from ``run``'s annotations, else from
+    ``FIELDS``, else from the values read."""
     code = clean_code(text)
     try:
         tree = ast.parse(code)
@@ -196,9 +201,13 @@ def read_design(text: str, task: TaskSpec, texts: Sequence[str] = ()) -> Design 
         return "run() must take named fields only"
     taken = len(args.args)
     parses = _drop_unread(run, texts)
+    sliced: tuple[str, ...] = ()
     if parses is not None:
-        return parses
-    if len(args.args) < taken:
+        cut = "run() has default values" if args.defaults else slice_parsing(run, texts)
+        if isinstance(cut, str):
+            return f"{parses} ({cut})"
+        sliced = tuple(cut.fields)
+    if len(args.args) < taken or sliced:
         code = ast.unparse(tree) + "\n"
     if not args.args or len(args.args) > _MAX_FIELDS:
         return f"run() must take 1 to {_MAX_FIELDS} fields, not {len(args.args)}"
@@ -215,7 +224,9 @@ def read_design(text: str, task: TaskSpec, texts: Sequence[str] = ()) -> Design 
         if ftype is not None:
             types[a.arg] = ftype
     described = frozenset(f for f in descriptions if listed.get(f, (None, None))[0])
-    return Design(code=code, descriptions=descriptions, types=types, described=described)
+    return Design(
+        code=code, descriptions=descriptions, types=types, described=described, sliced=sliced
+    )
 
 
 class _Reads:
@@ -429,9 +440,11 @@ async def design_programs(
                     continue
                 values[i], checks[i] = again, None
         verified = sum(c is None for c in checks)
+        cut = "parsing sliced out of run, " if design.sliced else ""
         log(
             "design",
-            f"{what}: fields {', '.join(design.fields)}; verified on {verified}/{len(rows)} rows",
+            f"{what}: {cut}fields {', '.join(design.fields)}; verified on {verified}/{len(rows)}"
+            " rows",
             fields=design.fields,
             verified=verified,
         )

@@ -1,0 +1,92 @@
+"""Slicing the text parsing out of a teacher's ``run``: what it parsed becomes fields."""
+
+from __future__ import annotations
+
+import ast
+
+from test_sources_design import ROWS, _candidates, teacher
+
+from sgde.optimize.sources.code import run_harnessed
+from sgde.optimize.sources.slicing import Sliced, slice_parsing
+from sgde.testing import InProcessCodeRunner
+
+# The rule is right, the parsing knows one phrasing: a weak teacher's typical design.
+PARSES = '''def run(text: str):
+    """Cost of the paint."""
+    words = text.lower().split()
+    finish = words[words.index("paint") - 1].strip()
+    amount, unit = text.split()[1], text.split()[2]
+    m = re.search(r"(\\d+)", text)
+    amount = float(amount.replace(",", "."))
+    per_litre = {"matte": 3.0, "gloss": 5.0}
+    litres = amount / 1000 if unit.lower() in ("ml", "millilitres") else amount
+    return {"answer": round(per_litre[finish.lower()] * litres, 2)}
+'''
+
+
+def _run(code: str) -> ast.FunctionDef:
+    fn = ast.parse(code).body[0]
+    assert isinstance(fn, ast.FunctionDef)
+    return fn
+
+
+def test_parsing_statements_are_cut_and_what_they_set_becomes_fields() -> None:
+    run = _run(PARSES)
+    sliced = slice_parsing(run, ["text"])
+    assert sliced == Sliced(fields=["finish", "amount", "unit"], cut=5)
+    assert [a.arg for a in run.args.args] == ["finish", "amount", "unit"]
+    code = ast.unparse(run)
+    assert "def run(finish: str, amount: float, unit):" in code
+    # the last parsing of each field ended in a normalisation or conversion: re-applied
+    assert "finish = finish.strip()" in code and "amount = float(amount)" in code
+    assert "text" not in code and "re.search" not in code and "words" not in code
+    # the rule is kept as written, the arithmetic on a parsed value included
+    assert "litres = amount / 1000" in code and "per_litre" in code
+
+
+async def test_a_sliced_run_computes_from_copied_values() -> None:
+    run = _run(PARSES)
+    assert isinstance(slice_parsing(run, ["text"]), Sliced)
+    result = await run_harnessed(
+        InProcessCodeRunner(), ast.unparse(run), "run",
+        {"finish": "Gloss ", "amount": "500", "unit": "ml"},
+    )  # fmt: skip
+    assert result.result == {"answer": 2.5}
+
+
+def test_a_text_read_outside_an_assignment_cannot_be_sliced() -> None:
+    run = _run('def run(text):\n    if "ml" in text:\n        return {"answer": 1}\n'
+               '    return {"answer": 2}\n')  # fmt: skip
+    why = slice_parsing(run, ["text"])
+    assert isinstance(why, str) and "no assignment (if)" in why
+    assert [a.arg for a in run.args.args] == ["text"]  # untouched
+    later = _run(
+        'def run(text):\n    n = float(text.split()[0])\n    return {"answer": n + len(text)}\n'
+    )
+    assert "no assignment (return)" in str(slice_parsing(later, ["text"]))
+
+
+def test_nothing_parsed_that_the_rule_reads_is_no_slice() -> None:
+    run = _run('def run(text):\n    n = text.count("a")\n    return {"answer": 3}\n')
+    assert "nothing it parses" in str(slice_parsing(run, ["text"]))
+
+
+def test_a_lookup_or_arithmetic_on_a_parsed_value_stays_in_the_rule() -> None:
+    run = _run(
+        "def run(text):\n"
+        "    city = text.split()[-1]\n"
+        "    zone = ZONES[city]\n"
+        "    km = float(text.split()[0]) * 1.609\n"
+        "    return {'answer': RATES[zone] * km}\n"
+    )
+    sliced = slice_parsing(run, ["text"])
+    assert isinstance(sliced, Sliced) and sliced.fields == ["city", "km"]
+    assert "zone = ZONES[city]" in ast.unparse(run)
+
+
+async def test_a_design_that_parses_the_text_is_sliced_and_verified_with_the_reads() -> None:
+    fake = teacher([PARSES])
+    (program,) = await _candidates(fake, design_samples=1, design_repairs=0)
+    assert program.origin == "design" and list(program.params) == ["finish", "amount", "unit"]
+    assert program.verified_rows == len(ROWS)
+    assert program.values[1] == {"finish": "Gloss", "amount": 500.0, "unit": "ml"}
