@@ -42,7 +42,8 @@ async def teacher_extract(
     """The teacher reads typed ``params`` from ``inputs`` (grammar-constrained JSON, with
     one worked example when ``example`` is not empty); ``None`` when its answer stays
     malformed or mistyped. Values are copied as written, or with ``convert`` given in the
-    unit their description names (a weight the case writes in grams, described in kg)."""
+    unit their description names (a weight the case writes in grams, described in kg), else
+    in the unit the task's rule uses."""
     if not params:
         return {}
     schema = {
