@@ -127,7 +127,7 @@ async def test_without_the_design_source_no_program_verifies() -> None:
 
 async def test_a_failing_design_is_repaired_with_its_failing_rows_and_new_fields_reread() -> None:
     prompts: list[str] = []
-    fake = teacher([NO_UNIT, GOOD], prompts)
+    fake = teacher([GOOD.replace('"gloss": 5.0', '"gloss": 4.0'), GOOD], prompts)
     programs = await _candidates(fake, design_samples=1, design_repairs=1)
     assert [p.origin for p in programs] == ["design"]
     assert list(programs[0].params) == ["finish", "amount", "unit"] and programs[0].searched == 2
@@ -182,8 +182,9 @@ def test_read_design_refuses_code_with_nothing_to_read() -> None:
 async def test_a_row_the_copied_values_fail_is_read_again_in_the_described_unit() -> None:
     def converting(req: ChatRequest) -> dict[str, Any]:
         got = reader(req)
-        if "converting when this case writes another unit" in req.messages[-1].content:
-            got["amount"] = got["amount"] / 1000 if got["amount"] >= 100 else got["amount"]
+        if got["amount"] >= 100:  # 500 ml: misread as copied (no unit to rescale from), in
+            convert = "converting when this case writes another unit" in req.messages[-1].content
+            got["amount"] = got["amount"] / 1000 if convert else 0.0  # litres when converting
         return got
 
     fake = teacher([NO_UNIT])
