@@ -107,17 +107,26 @@ async def test_a_design_verified_with_the_teachers_reads_becomes_a_program() -> 
     programs = await _candidates(fake)
     assert [p.origin for p in programs] == ["design"]
     p = programs[0]
-    assert list(p.params) == ["finish", "amount", "unit"]
-    assert p.params["amount"] == FieldType(kind="number") and p.raw_inputs == {}
+    # run looks the finish up in a table: the finish is also read from the text by its words
+    assert list(p.params) == ["finish", "amount", "unit", "text"]
+    assert p.params["amount"] == FieldType(kind="number") and p.raw_inputs == {"text": "text"}
     assert p.verified_rows == 3 and p.searched == 1
-    assert p.values[1] == {"finish": "Gloss", "amount": 500.0, "unit": "ml"}
+    assert p.values[1] == {
+        "finish": "Gloss",
+        "amount": 500.0,
+        "unit": "ml",
+        "text": ROWS[1]["text"],
+    }
     # the FIELDS texts are the student's extraction descriptions (no describe call)
     assert p.descriptions["unit"] == "the unit of the amount as written (litres or ml)"
     assert fake.seen[-4:] == ["design", "extract", "extract", "extract"]
-    run = await run_harnessed(
-        InProcessCodeRunner(), p.code, "run", {"finish": "MATTE", "amount": 250, "unit": "ml"}
-    )
-    assert run.result == {"answer": 0.75}
+    for copied, text, want in (
+        ("MATTE", "a quarter litre", 0.75),
+        ("matte", "gloss, 250 ml", 1.25),
+    ):
+        values = {"finish": copied, "amount": 250, "unit": "ml", "text": text}
+        run = await run_harnessed(InProcessCodeRunner(), p.code, "run", values)
+        assert run.result == {"answer": want}, text
 
 
 async def test_without_the_design_source_no_program_verifies() -> None:
@@ -130,7 +139,8 @@ async def test_a_failing_design_is_repaired_with_its_failing_rows_and_new_fields
     fake = teacher([GOOD.replace('"gloss": 5.0', '"gloss": 4.0'), GOOD], prompts)
     programs = await _candidates(fake, design_samples=1, design_repairs=1)
     assert [p.origin for p in programs] == ["design"]
-    assert list(programs[0].params) == ["finish", "amount", "unit"] and programs[0].searched == 2
+    assert list(programs[0].params) == ["finish", "amount", "unit", "text"]
+    assert programs[0].searched == 2
     assert fake.seen.count("repair_design") == 1 and len(prompts) == 2
     repair_prompt = prompts[1]
     assert "Gloss paint for a door, 500 ml of it." in repair_prompt
@@ -191,7 +201,7 @@ async def test_a_row_the_copied_values_fail_is_read_again_in_the_described_unit(
     fake.handlers["extract"] = converting
     programs = await _candidates(fake, design_samples=1, design_repairs=0)
     assert [p.origin for p in programs] == ["design"]
-    assert programs[0].values[1] == {"finish": "Gloss", "amount": 0.5}  # 500 ml, in litres
+    assert programs[0].values[1]["amount"] == 0.5  # 500 ml, in litres
     assert fake.seen[-5:] == ["design", "extract", "extract", "extract", "extract"]
 
 
@@ -217,7 +227,7 @@ async def test_a_design_offloads_to_a_student_extraction_described_by_its_fields
                 nodes=[solve])  # fmt: skip
     built, problems = build_program_plan(plan, solve, None, ["answer"], program)
     assert built is not None, problems
-    assert built.extracted == ["finish", "amount", "unit"] and built.raw == {}
+    assert built.extracted == ["finish", "amount", "unit"] and built.raw == {"text": "input.text"}
     extract = built.plan.node("solve_extract")
     assert isinstance(extract, LlmNode) and extract.output_schema is not None
     unit = extract.output_schema["properties"]["unit"]

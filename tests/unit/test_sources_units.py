@@ -50,10 +50,16 @@ async def test_a_design_failing_on_a_row_in_another_unit_gets_a_unit_field() -> 
     fake = teacher([NO_UNIT])  # amount taken in litres; one row writes 500 ml
     (program,) = await _candidates(fake, design_samples=1, design_repairs=0)
     assert program.origin == "design" and program.verified_rows == len(ROWS)
-    assert list(program.params) == ["finish", "amount", "amount_unit"]
-    assert program.values[1] == {"finish": "Gloss", "amount": 500.0, "amount_unit": "ml"}
+    assert list(program.params) == ["finish", "amount", "amount_unit", "text"]
+    assert program.values[1] == {
+        "finish": "Gloss",
+        "amount": 500.0,
+        "amount_unit": "ml",
+        "text": ROWS[1]["text"],
+    }
     assert "unit the amount is written in" in program.descriptions["amount_unit"]
     assert "repair_design" not in fake.seen and fake.seen.count("extract") == len(ROWS)
     run = await run_harnessed(InProcessCodeRunner(), program.code, "run",
-                              {"finish": "matte", "amount": 250, "amount_unit": "ml"})  # fmt: skip
+                              {"finish": "matte", "amount": 250, "amount_unit": "ml",
+                               "text": "250 ml of matte"})  # fmt: skip
     assert run.result == {"answer": 0.75}

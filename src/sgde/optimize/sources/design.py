@@ -35,6 +35,7 @@ from sgde.optimize.sources.slicing import slice_parsing
 from sgde.optimize.sources.solutions import RowSolution
 from sgde.optimize.sources.units import rescale, with_units
 from sgde.optimize.sources.verified import Program, verify_program
+from sgde.optimize.sources.vocabulary import read_by_vocabulary
 from sgde.optimize.teacher import Teacher, render_prompt
 from sgde.runtime.calls import CodeRunner
 from sgde.task import FieldType, Metric, TaskSpec, infer_type
@@ -474,7 +475,7 @@ async def design_programs(
             unit_code, params, unit_values, descriptions = units
             log("design", f"{what}: fields {', '.join(params)}; verified on every row with "
                 "the numbers converted from the unit each row writes")  # fmt: skip
-            return Program(
+            unit_program = Program(
                 code=unit_code,
                 params=params,
                 values=unit_values,
@@ -484,6 +485,7 @@ async def design_programs(
                 searched=tried,
                 verified_rows=len(rows),
             )
+            return await read_by_vocabulary(sandbox, task, rows, metric, unit_program, texts)
         for i, problem in enumerate(checks):
             # a row where the copied values fail: read again in the unit each field's
             # description names (a weight written in grams, described in kg); kept when
@@ -505,7 +507,7 @@ async def design_programs(
             verified=verified,
         )
         if verified == len(rows):
-            return Program(
+            program = Program(
                 code=code,
                 params=types,
                 values=values,
@@ -515,6 +517,7 @@ async def design_programs(
                 searched=tried,
                 verified_rows=verified,
             )
+            return await read_by_vocabulary(sandbox, task, rows, metric, program, texts)
         ran = sum(c is None or not c.startswith("error") for c in checks)
         if best is None or (verified, ran) > (best.verified, best.ran):
             best = _Tried(verified, ran, design, values, checks)
