@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 
+from _sources_fakes import fenced
 from test_sources_design import ROWS, _candidates, teacher
 
 from sgde.optimize.sources.code import run_harnessed
@@ -91,3 +92,12 @@ async def test_a_design_that_parses_the_text_is_sliced_and_verified_with_the_rea
     assert list(program.params) == ["finish", "amount", "unit", "text"]  # text: the finish's words
     assert program.verified_rows == len(ROWS)
     assert program.values[1]["amount"] == 500.0 and program.values[1]["unit"] == "ml"
+
+
+async def test_a_failed_whole_task_program_is_tried_as_a_design_before_any_is_sampled() -> None:
+    fake = teacher([])  # every design sample would be "no code"
+    fake.handlers["whole"] = lambda req: fenced(PARSES)  # parses one phrasing: fails
+    (program,) = await _candidates(fake, design_samples=1, design_repairs=0)
+    assert program.origin == "design" and program.verified_rows == len(ROWS)
+    assert fake.seen.count("whole") == 1 and "design" not in fake.seen
+    assert list(program.params)[:3] == ["finish", "amount", "unit"]

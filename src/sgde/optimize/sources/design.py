@@ -418,6 +418,7 @@ async def design_programs(
     seen: set[str],
     solutions: Sequence[Sequence[RowSolution]] = (),
     texts: Sequence[str] = (),
+    prior: Sequence[str] = (),
 ) -> list[Program]:
     """A design verified on every training row, as a one-program list (``[]``: none).
 
@@ -431,7 +432,9 @@ async def design_programs(
     ``searched``. The prompt shows, under each training case, the teacher's first verified
     solution of that one case (``solutions``, from :func:`~sgde.optimize.sources.solve_rows`)
     when there is one: the rule applied to concrete values, for the design to generalise.
-    ``texts`` are the free-text inputs: ``run`` may not parse them (:func:`read_design`)."""
+    ``texts`` are the free-text inputs: ``run`` may not parse them (:func:`read_design`).
+    ``prior`` are whole-task programs that failed (``run(text)`` parsing the text): each
+    whose parsing can be sliced out is tried first, as a design, for the cost of its reads."""
     outputs = list(task.outputs)
     labels = any(t.kind == "enum" for t in task.outputs.values())
     prompt = render_prompt(
@@ -523,6 +526,13 @@ async def design_programs(
             best = _Tried(verified, ran, design, values, checks)
         return None
 
+    for k, text in enumerate(prior):
+        sliced = read_design(text, task, texts)
+        if isinstance(sliced, Design) and sliced.sliced:
+            tried += 1
+            found = await attempt(text, f"whole-task sample {k + 1}")
+            if found is not None:
+                return [found]
     for k in range(samples):
         text = await teacher.code(
             prompt,

@@ -342,6 +342,7 @@ async def _whole_programs(
     budget: SourceBudget,
     log: _Log,
     seen: set[str],
+    failed: list[str],
 ) -> list[Program]:
     names = list(task.inputs)
     labels = any(t.kind == "enum" for t in task.outputs.values())
@@ -375,6 +376,7 @@ async def _whole_programs(
         log.note("whole", f"sample {k + 1}: verified on {verified}/{len(rows)} rows")
         if verified == len(rows):
             return [_whole(task, params, code, values, k + 1)]
+        failed.append(text)
         if best is None or verified > best[0]:
             best = (verified, text, checks)
     tried = samples
@@ -523,6 +525,7 @@ async def program_candidates(
             programs.append(program)
             if program.verified_rows == len(rows):
                 break
+    whole_failed: list[str] = []  # tried again as designs, the parsing sliced out
     if budget.whole_samples > 0:
         programs += await _whole_programs(
             teacher,
@@ -535,6 +538,7 @@ async def program_candidates(
             budget=budget,
             log=log,
             seen=seen,
+            failed=whole_failed,
         )
     text_inputs = free_text_inputs(task, rows)
     free_text = bool(text_inputs)
@@ -562,6 +566,7 @@ async def program_candidates(
             seen=seen,
             solutions=solutions,
             texts=text_inputs,
+            prior=whole_failed,
         )
     if budget.enumerate and not any(p.verified_rows == len(rows) for p in programs):
         texts = all(t.kind == "string" for t in task.outputs.values())
