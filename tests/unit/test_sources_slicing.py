@@ -70,6 +70,8 @@ def test_a_text_read_outside_an_assignment_cannot_be_sliced() -> None:
 def test_nothing_parsed_that_the_rule_reads_is_no_slice() -> None:
     run = _run('def run(text):\n    n = text.count("a")\n    return {"answer": 3}\n')
     assert "nothing it parses" in str(slice_parsing(run, ["text"]))
+    grep = _run("def run(text):\n    m = re.search('a|b', text)\n    return {'x': m.group(0)}\n")
+    assert "regex match" in str(slice_parsing(grep, ["text"]))
 
 
 def test_a_lookup_or_arithmetic_on_a_parsed_value_stays_in_the_rule() -> None:

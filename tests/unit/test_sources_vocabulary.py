@@ -6,14 +6,14 @@ from sgde.optimize.sources.code import program_source, run_harnessed
 from sgde.optimize.sources.vocabulary import vocabulary, with_vocabulary
 from sgde.testing import InProcessCodeRunner
 
-ZONES = '''def run(destination: str, weight: float):
+ZONES = """def run(destination: str, weight: float):
     europe = ["Germany", "Spain", "the Netherlands"]
     if destination.strip().lower() in ["lyon", "lille"]:
         return {"answer": 4.0 + 1.5 * weight}
     if destination in europe:
         return {"answer": 9.0 + 2.5 * weight}
     return {"answer": 20.0 + 6.0 * weight}
-'''
+"""
 
 
 def test_the_words_a_field_is_compared_with_or_looked_up_by() -> None:

@@ -22,7 +22,8 @@ What counts as parsing, statement by statement at the top of ``run``'s body:
   ``m = re.search(...)``): cleaning a parsed value is the reader's job too.
 
 A parsed variable becomes a field when the code left over reads it; one only the parsing read
-(a regex match) does not. Where the last parsing of a field ended in conversions or
+(a regex match) does not; a regex match object the rule itself reads cannot be sliced
+(there is no value to copy). Where the last parsing of a field ended in conversions or
 normalisations (``float(...)``, ``.strip().lower()``) they are applied again to the copied
 value at the top of ``run``, since the rule below compares against that form, and they type
 the field (``float``: the reader copies a number). A text read
@@ -43,6 +44,7 @@ _PARSE_CALLS = frozenset({"float", "int", "str", "bool", "len", "list", "tuple",
 # Outer wrappers of a parsed value that ``run`` relies on: re-applied to the copied value.
 _CONVERSIONS = frozenset({"float", "int", "str"})
 _NORMALISERS = frozenset({"lower", "upper", "casefold", "strip", "lstrip", "rstrip", "title"})
+_MATCHERS = frozenset({"search", "match", "fullmatch", "finditer"})
 _ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
 
 
@@ -101,6 +103,17 @@ def _cleans(value: ast.expr, parsed: set[str]) -> bool:
     return bool(read & parsed) and read <= parsed | _PARSE_CALLS
 
 
+def _is_match(value: ast.expr) -> bool:
+    """Whether ``value`` is a regex match object (``re.search(...)``), not a value."""
+    func = value.func if isinstance(value, ast.Call) else None
+    return (
+        isinstance(func, ast.Attribute)
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "re"
+        and func.attr in _MATCHERS
+    )
+
+
 def _wrappers(value: ast.expr) -> list[str]:
     """The conversions and normalisations wrapped around ``value``, innermost first
     (``float(x.strip())`` -> ``["strip", "float"]`` when ``x`` is the parsing)."""
@@ -149,6 +162,7 @@ def slice_parsing(run: ast.FunctionDef, texts: Sequence[str]) -> Sliced | str:
     """
     text_params = {a.arg for a in run.args.args if a.arg in texts}
     parsed: dict[str, list[str]] = {}  # name -> wrappers of its last parsing
+    matches: set[str] = set()  # parsed names holding a regex match object: no value to copy
     kept: list[ast.stmt] = []
     cut = 0
     for stmt in run.body:
@@ -164,8 +178,13 @@ def slice_parsing(run: ast.FunctionDef, texts: Sequence[str]) -> Sliced | str:
         wrapped = _wrappers(value) if len(names) == 1 else []
         for name in names:
             parsed[name] = wrapped
+            matches.discard(name)
+            if _is_match(value):
+                matches.add(name)
         cut += 1
     used = set().union(*(_loaded(s) for s in kept)) if kept else set()
+    if used & matches:
+        return f"the rest of run reads a regex match of the text ({sorted(used & matches)[0]})"
     fields = [name for name in parsed if name in used and name not in text_params]
     if not fields:
         return "nothing it parses from the text is used by the rest of run"
