@@ -63,3 +63,23 @@ async def test_a_design_failing_on_a_row_in_another_unit_gets_a_unit_field() -> 
                               {"finish": "matte", "amount": 250, "amount_unit": "ml",
                                "text": "250 ml of matte"})  # fmt: skip
     assert run.result == {"answer": 0.75}
+
+
+async def test_the_unit_written_after_the_copied_number_overrides_a_slip_on_the_unit_field() -> (
+    None
+):
+    code = "def run(w, to):\n    return {'answer': round(2.5 * w, 2)}\n"
+    r = Rescaled("w", "w_unit", "mass", "kg", ["kg", "g"])
+    wrapped = program_source(with_units(code, ["w", "to"], [r], ["text"]), "run",
+                             ["w", "to", "w_unit", "text"], ["answer"])  # fmt: skip
+    assert wrapped is not None
+    runner = InProcessCodeRunner()
+    cases = [
+        ("kg", "a 17400 g box", 43.5),  # the text says g: the copied "kg" is a slip
+        ("g", "a box of 17400 (unit unknown)", 43.5),  # nothing after the number: the copy
+        ("g", "17400 parcels", 43.5),  # a word the table does not know: the copy
+    ]
+    for unit, text, want in cases:
+        values = {"w": 17400, "to": "x", "w_unit": unit, "text": text}
+        run = await run_harnessed(runner, wrapped, "run", values)
+        assert run.result == {"answer": want}, text

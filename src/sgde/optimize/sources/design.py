@@ -33,7 +33,7 @@ from sgde.optimize.sources.context import row_inputs, task_context, training_cas
 from sgde.optimize.sources.reading import teacher_extract
 from sgde.optimize.sources.slicing import slice_parsing
 from sgde.optimize.sources.solutions import RowSolution
-from sgde.optimize.sources.units import rescale, with_units
+from sgde.optimize.sources.units import unit_fields_program
 from sgde.optimize.sources.verified import Program, verify_program
 from sgde.optimize.sources.vocabulary import read_by_vocabulary
 from sgde.optimize.teacher import Teacher, render_prompt
@@ -310,46 +310,6 @@ def _typed(
     return out, types
 
 
-async def _with_unit_fields(
-    sandbox: CodeRunner,
-    task: TaskSpec,
-    rows: Sequence[Mapping[str, Any]],
-    metric: Metric,
-    design: Design,
-    types: Mapping[str, FieldType],
-    values: Sequence[dict[str, Any] | None],
-    checks: Sequence[str | None],
-) -> tuple[str, dict[str, FieldType], list[dict[str, Any] | None], dict[str, str]] | None:
-    """``(code, params, values, descriptions)`` of ``design`` with a unit field for each
-    number the failing rows write in another unit (:mod:`~sgde.optimize.sources.units`):
-    ``run`` converts the number before the rule. None unless it then verifies on every
-    row."""
-    numbers = [f for f, t in types.items() if t.kind in ("number", "integer")]
-    texts = [" ".join(str(v) for v in row_inputs(task, row).values()) for row in rows]
-    found = rescale(design.fields, numbers, values, [c is not None for c in checks], texts)
-    if found is None:
-        return None
-    rescaled, _ = found
-    code = with_units(design.code, design.fields, rescaled)
-    params = {**types, **{r.unit_field: _TEXT for r in rescaled}}
-    unit_values: list[dict[str, Any] | None] = [
-        {**v, **{r.unit_field: r.units[i] for r in rescaled}} if v is not None else None
-        for i, v in enumerate(values)
-    ]
-    wrapped = program_source(code, "run", list(params), list(task.outputs))
-    if wrapped is None:
-        return None
-    if any(await verify_program(sandbox, task, rows, metric, wrapped, unit_values)):
-        return None
-    descriptions = {f: d for f, d in design.descriptions.items() if f not in task.inputs}
-    for r in rescaled:
-        descriptions[r.unit_field] = (
-            f"the unit the {r.field.replace('_', ' ')} is written in, as the text writes it "
-            "right after the number"
-        )
-    return wrapped, params, unit_values, descriptions
-
-
 def _solved(solutions: Sequence[Sequence[RowSolution]], row: int) -> str:
     """The first verified solution of training row ``row`` (``""``: none), at most 12 lines."""
     per_row = solutions[row] if row < len(solutions) else ()
@@ -473,22 +433,14 @@ async def design_programs(
         values, types = await reads.values(design)
         design = design.described_by(values)
         checks = await verify_program(sandbox, task, rows, metric, code, values)
-        units = await _with_unit_fields(sandbox, task, rows, metric, design, types, values, checks)
+        units = await unit_fields_program(
+            sandbox, task, rows, metric, (design.code, design.descriptions),
+            (types, values, checks), texts, tried,
+        )  # fmt: skip
         if units is not None:
-            unit_code, params, unit_values, descriptions = units
-            log("design", f"{what}: fields {', '.join(params)}; verified on every row with "
-                "the numbers converted from the unit each row writes")  # fmt: skip
-            unit_program = Program(
-                code=unit_code,
-                params=params,
-                values=unit_values,
-                raw_inputs={f: f for f in design.fields if f in task.inputs},
-                descriptions=descriptions,
-                origin="design",
-                searched=tried,
-                verified_rows=len(rows),
-            )
-            return await read_by_vocabulary(sandbox, task, rows, metric, unit_program, texts)
+            log("design", f"{what}: fields {', '.join(units.extracted)}; verified on every "
+                "row with the numbers converted from the unit each row writes")  # fmt: skip
+            return await read_by_vocabulary(sandbox, task, rows, metric, units, texts)
         for i, problem in enumerate(checks):
             # a row where the copied values fail: read again in the unit each field's
             # description names (a weight written in grams, described in kg); kept when

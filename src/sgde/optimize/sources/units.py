@@ -27,7 +27,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["UNITS", "Rescaled", "normal_unit", "rescale", "unit_after", "with_units"]
+from sgde.optimize.sources.code import program_source
+from sgde.optimize.sources.context import row_inputs
+from sgde.optimize.sources.verified import Program, verify_program
+from sgde.runtime.calls import CodeRunner
+from sgde.task import FieldType, Metric, TaskSpec
+
+_TEXT = FieldType(kind="string")
+
+__all__ = [
+    "UNITS",
+    "Rescaled",
+    "normal_unit",
+    "rescale",
+    "unit_after",
+    "unit_fields_program",
+    "with_units",
+]
 
 # (dimension, factor to the dimension's base unit, spellings in lower case)
 _TABLE: tuple[tuple[str, float, str], ...] = (
@@ -59,7 +75,29 @@ UNITS: dict[str, tuple[str, float]] = {
     unit: (dimension, factor) for dimension, factor, names in _TABLE for unit in names.split()
 }
 
-_NUMBER = r"(?<![\d.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+# The one definition of "the unit written after a number": run in-process to find the unit
+# fields of the training rows, and written into the compiled code, which runs it in the
+# sandbox on each case's text.
+_UNIT_AFTER = r"""
+def sgde_unit_after(text, value, units):
+    found = set()
+    pattern = r"(?<![\d.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*-?\s*([A-Za-z]+\.?))?"
+    for m in re.finditer(pattern, str(text)):
+        written = m.group(0) if m.group(1) is None else m.group(0)[: m.start(1) - m.start(0)]
+        if float(re.sub(r"[,+]", "", written.strip(" -"))) == float(value):
+            unit = (m.group(1) or "").strip().lower().rstrip(".")
+            found.add(unit if unit in units else None)
+    return found.pop() if len(found) == 1 else None
+"""
+
+
+def _unit_after_function() -> Any:
+    namespace: dict[str, Any] = {"re": re}
+    exec(_UNIT_AFTER, namespace)  # sgde's own source above, not teacher code
+    return namespace["sgde_unit_after"]
+
+
+_unit_after = _unit_after_function()
 
 
 def normal_unit(text: Any) -> str:
@@ -70,13 +108,8 @@ def normal_unit(text: Any) -> str:
 def unit_after(text: str, value: float) -> str | None:
     """The known unit written right after ``value`` in ``text`` (``"17400 g"`` -> ``"g"``),
     when every place ``value`` is written has that one; else None."""
-    found: set[str | None] = set()
-    for m in re.finditer(_NUMBER + r"(?:\s*-?\s*([A-Za-z]+\.?))?", text):
-        written = m.group(0) if m.group(1) is None else m.group(0)[: m.start(1) - m.start(0)]
-        if float(re.sub(r"[,+]", "", written.strip(" -"))) == value:
-            unit = normal_unit(m.group(1) or "")
-            found.add(unit if unit in UNITS else None)
-    return found.pop() if len(found) == 1 else None
+    unit: str | None = _unit_after(text, value, UNITS)
+    return unit
 
 
 @dataclass(frozen=True)
@@ -144,23 +177,97 @@ def rescale(
     return (rescaled, converted) if rescaled else None
 
 
-def with_units(code: str, fields: Sequence[str], rescaled: Sequence[Rescaled]) -> str:
+def with_units(
+    code: str, fields: Sequence[str], rescaled: Sequence[Rescaled], texts: Sequence[str] = ()
+) -> str:
     """``code`` (a design: ``def run(<fields>)``) with ``run`` renamed and a new ``run``
-    that takes each rescaled field's unit as well and converts the number to the unit the
-    rule expects before calling it. A unit the table does not know leaves the number as
-    copied."""
-    params = [*fields, *(r.unit_field for r in rescaled)]
-    lines = [f"def run({', '.join(params)}):"]
+    that also takes each rescaled field's unit (and the free-text inputs ``texts``) and
+    converts the number to the unit the rule expects before calling it. The unit is the one
+    the text writes after the copied number when it names one the table knows (so a
+    student's slip on the unit field does not matter), else the copied unit; a unit the
+    table does not know leaves the number as copied."""
+    extra = [t for t in texts if t not in fields]
+    params = [*fields, *(r.unit_field for r in rescaled), *extra]
+    joined = " + '\\n' + ".join(f"str({t})" for t in texts) or "''"
+    lines = [f"def run({', '.join(params)}):", f"    sgde_text = {joined}"]
     for r in rescaled:
         table = {u: f for u, (d, f) in UNITS.items() if d == r.dimension}
         target = UNITS[r.target][1]
         lines += [
             f"    factors = {table!r}",
-            f"    unit = str({r.unit_field}).strip().lower().rstrip('.')",
+            "    try:",
+            f"        unit = sgde_unit_after(sgde_text, float({r.field}), factors)",
+            "    except (TypeError, ValueError):",
+            "        unit = None",
+            "    if unit is None:",
+            f"        unit = str({r.unit_field}).strip().lower().rstrip('.')",
             "    if unit in factors:",
             f"        {r.field} = float({r.field}) * factors[unit] / {target!r}",
         ]
     call = ", ".join(f"{f}={f}" for f in fields)
     lines.append(f"    return sgde_design_run({call})")
     renamed = re.sub(r"^def run\(", "def sgde_design_run(", code, count=1, flags=re.M)
-    return renamed.rstrip() + "\n\n\n" + "\n".join(lines) + "\n"
+    return (
+        "import re\n" + renamed.rstrip() + "\n\n" + _UNIT_AFTER + "\n\n" + "\n".join(lines) + "\n"
+    )
+
+
+async def unit_fields_program(
+    sandbox: CodeRunner,
+    task: TaskSpec,
+    rows: Sequence[Mapping[str, Any]],
+    metric: Metric,
+    design: tuple[str, Mapping[str, str]],
+    read: tuple[Mapping[str, FieldType], Sequence[dict[str, Any] | None], Sequence[str | None]],
+    texts: Sequence[str],
+    searched: int,
+) -> Program | None:
+    """A design (``(code, field -> description)``, ``run`` over the fields) as a program with
+    a unit field for each number the failing rows write in another unit (``read``: the
+    fields' types, the values read and the rows' checks): ``run`` converts the number before
+    the rule, reading the unit after it in the free-text inputs ``texts`` (the unit field
+    where they name none). None unless it then verifies on every row; ``searched`` is the
+    design source's count of hypotheses so far."""
+    code, described = design
+    fields = list(described)
+    types, values, checks = read
+    numbers = [f for f, t in types.items() if t.kind in ("number", "integer")]
+    written = [" ".join(str(v) for v in row_inputs(task, row).values()) for row in rows]
+    found = rescale(fields, numbers, values, [c is not None for c in checks], written)
+    if found is None:
+        return None
+    rescaled, _ = found
+    texts = [t for t in texts if t in task.inputs and t not in fields]
+    code = with_units(code, fields, rescaled, texts)
+    params = {
+        **types,
+        **{r.unit_field: _TEXT for r in rescaled},
+        **{t: task.inputs[t] for t in texts},
+    }
+    unit_values: list[dict[str, Any] | None] = [
+        None
+        if v is None
+        else {**v, **{r.unit_field: r.units[i] for r in rescaled}, **{t: rows[i][t] for t in texts}}
+        for i, v in enumerate(values)
+    ]
+    wrapped = program_source(code, "run", list(params), list(task.outputs))
+    if wrapped is None:
+        return None
+    if any(await verify_program(sandbox, task, rows, metric, wrapped, unit_values)):
+        return None
+    descriptions = {f: d for f, d in described.items() if f not in task.inputs}
+    for r in rescaled:
+        descriptions[r.unit_field] = (
+            f"the unit the {r.field.replace('_', ' ')} is written in, as the text writes it "
+            "right after the number"
+        )
+    return Program(
+        code=wrapped,
+        params=params,
+        values=unit_values,
+        raw_inputs={f: f for f in params if f in task.inputs},
+        descriptions=descriptions,
+        origin="design",
+        searched=searched,
+        verified_rows=len(rows),
+    )
