@@ -185,6 +185,23 @@ def test_enumerative_search_finds_a_times_b_plus_c_and_counts_hypotheses() -> No
     assert search_expressions(["a"], [[2]], [4]).expression is None
 
 
+def test_enumerative_search_meets_in_the_middle_above_the_forward_levels() -> None:
+    # b + t/2 + p + n - total: five operators, beyond the three built bottom-up
+    rows = [[4, 94, 5, 7, 10], [384, 357, 2, 818, 39], [17, 5, 30, 12, 200]]
+    golds = [r[1] + r[0] / 2 + r[2] + r[3] - r[4] for r in rows]
+    names = ["t", "b", "p", "n", "total"]
+    result = search_expressions(names, rows, golds, max_ops=5)
+    assert result.expression is not None and result.ops == 5
+    for row, gold in zip(rows, golds, strict=True):
+        assert eval(result.expression, dict(zip(names, row, strict=True))) == gold
+    # the hypotheses count every left-op-right the lookups cover, not only the lookups
+    assert result.searched > 10**7
+    # the same search capped at three operators finds nothing
+    assert search_expressions(names, rows, golds, max_ops=3).expression is None
+    # a capped lookup budget stops the stage without a result
+    assert search_expressions(names, rows, golds, max_ops=5, max_lookups=10).expression is None
+
+
 async def test_enumerative_source_when_no_teacher_code_verifies() -> None:
     fake = ScriptedTeacher(
         {

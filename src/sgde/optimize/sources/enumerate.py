@@ -4,11 +4,16 @@ The source of last resort when the teacher's code verifies nowhere (issue 9 item
 quantities of each row are the numeric inputs and the numbers of its text inputs — aligned
 by position when every row holds the same count, else read by the teacher's typed extraction.
 Expressions over them and the constants 1, 2 and 100 with ``+ - * /`` are built bottom-up
-by operator count (at most ``max_ops``), deduplicated by their values on the training rows
+by operator count (up to ``forward_ops``), deduplicated by their values on the training rows
 (observational equivalence), and the first of the smallest size that matches every row's
-gold (with the output's metric) wins; ``round(e)`` is tried for integer outputs.
+gold (with the output's metric) wins; ``round(e)`` is tried for integer outputs. Larger
+sizes (up to ``max_ops``) meet in the middle: ``left op right`` with both sides built
+bottom-up, where the right side the golds require is computed by inverting ``op`` and looked
+up among the built values — one lookup per left side and operator instead of a product of
+level sizes.
 
-``searched`` counts every expression examined: the PAC statement then shows the hypothesis
+``searched`` counts every expression examined (for the meet-in-the-middle sizes, every
+``left op right`` the lookups cover): the PAC statement then shows the hypothesis
 class this search implies, much larger than one teacher proposal. An expression must use
 at least one quantity and fit every training row (at least two), which guards against a
 constant or a one-row overfit.
@@ -88,6 +93,8 @@ def search_expressions(
     constants: Sequence[float] = _CONSTANTS,
     max_hypotheses: int = 400_000,
     integer: bool = False,
+    max_lookups: int = 5_000_000,
+    forward_ops: int = 3,
 ) -> SearchResult:
     """The smallest expression over ``names`` whose value fits every row's gold.
 
@@ -101,6 +108,10 @@ def search_expressions(
         constants: Constants available besides the variables.
         max_hypotheses: Stop after examining this many expressions.
         integer: Also try ``round(e)`` (an integer output).
+        max_lookups: Cap on the meet-in-the-middle stage's inversions (sizes above the
+            forward levels; see :func:`_meet_in_middle`).
+        forward_ops: Sizes built bottom-up; larger ones (up to ``max_ops``, as far as two
+            forward expressions under one operator reach) meet in the middle.
     """
     m = len(golds)
     if m < 2 or any(len(r) != len(names) for r in rows) or len(rows) != m:
@@ -146,7 +157,7 @@ def search_expressions(
     for c in constants:
         consider(_Expr(repr(c), tuple(float(c) for _ in range(m)), False))
     ops_found = 0
-    for ops in range(1, max_ops + 1):
+    for ops in range(1, min(max_ops, forward_ops) + 1):
         if found:
             break
         ops_found = ops
@@ -175,12 +186,95 @@ def search_expressions(
                                 left.uses or right.uses,
                             )
                         )
+    top = len(levels) - 1
+    if not found and max_ops > top and top >= 1 and searched < max_hypotheses:
+        # The forward levels are complete: meet in the middle for the larger sizes.
+        hit, implied = _meet_in_middle(levels, golds, check, max_ops, max_lookups)
+        searched += implied
+        if hit is not None:
+            found.append(hit[0])
+            ops_found = hit[1]
     if not found:
         return SearchResult(None, 0, searched, 0)
     best = found[0]
     if best.startswith("(") and best.endswith(")"):
         best = best[1:-1]
     return SearchResult(best, ops_found if len(levels) > 1 else 0, searched, len(found))
+
+
+def _key(values: Sequence[float]) -> tuple[float, ...]:
+    """A value vector's lookup key: 9 significant digits, so that an inverted vector (float
+    noise in the last bits) meets the forward one."""
+    return tuple(float(f"{v:.9g}") for v in values)
+
+
+def _inverses(
+    golds: Sequence[float], left: Sequence[float]
+) -> list[tuple[str, bool, tuple[float, ...]]]:
+    """Per top operator, ``(op, left first, right)``: the right-hand values that make
+    ``left op right`` (or ``right op left``) equal the golds."""
+    out: list[tuple[str, bool, tuple[float, ...]]] = []
+    pairs = list(zip(left, golds, strict=True))
+    out.append(("+", True, tuple(g - x for x, g in pairs)))
+    out.append(("-", True, tuple(x - g for x, g in pairs)))
+    out.append(("-", False, tuple(g + x for x, g in pairs)))
+    if all(x != 0 for x in left):
+        out.append(("*", True, tuple(g / x for x, g in pairs)))
+        out.append(("/", False, tuple(g * x for x, g in pairs)))
+        if all(g != 0 for g in golds):
+            out.append(("/", True, tuple(x / g for x, g in pairs)))
+    return out
+
+
+def _meet_in_middle(
+    levels: Sequence[Sequence[_Expr]],
+    golds: Sequence[float],
+    check: Callable[[tuple[float, ...]], bool],
+    max_ops: int,
+    max_lookups: int,
+) -> tuple[tuple[str, int] | None, int]:
+    """Expressions of ``len(levels)`` to ``max_ops`` operators as ``left op right`` with both
+    sides in the forward levels: for each left side and top operator, the right side the golds
+    require is computed by inverting the operator and looked up among the forward values.
+
+    A forward search of one more size multiplies its work by the level sizes; this costs
+    one lookup per left side and operator instead. Exact golds only (a rounded gold's
+    tolerance does not invert), and no ``round(e)``.
+
+    Returns ``((expression, operators) or None, hypotheses implied)``: the hypotheses count
+    every ``left op right`` of the sizes searched, the class the lookups cover, for the PAC
+    statement.
+    """
+    index: dict[tuple[float, ...], tuple[int, _Expr]] = {}
+    for ops, level in enumerate(levels):
+        for expr in level:
+            index.setdefault(_key(expr.values), (ops, expr))
+    top = len(levels) - 1
+    implied = 0
+    lookups = 0
+    for total in range(top + 1, max_ops + 1):
+        for a in range(total):
+            b = total - 1 - a
+            if a > top or b > top:
+                continue
+            implied += len(levels[a]) * len(levels[b]) * 6
+            for left in levels[a]:
+                lookups += 6
+                if lookups > max_lookups:
+                    return None, implied
+                for op, left_first, need in _inverses(golds, left.values):
+                    hit = index.get(_key(need))
+                    if hit is None or hit[0] > b or not (left.uses or hit[1].uses):
+                        continue
+                    right = hit[1]
+                    x, y = (left, right) if left_first else (right, left)
+                    values = [_apply(op, p, q) for p, q in zip(x.values, y.values, strict=True)]
+                    if any(v is None for v in values):
+                        continue
+                    exact = tuple(v for v in values if v is not None)
+                    if check(exact):
+                        return (f"({x.text} {op} {y.text})", total), implied
+    return None, implied
 
 
 def _quantities(task: TaskSpec, inputs: Mapping[str, Any]) -> list[tuple[str, float, str]]:

@@ -82,8 +82,8 @@ class SourceBudget:
         cue_samples: Teacher samples of cue lists for label outputs (0: skip the source).
         repair_rounds: Repairs of a lifted program that fails on some rows.
         enumerate: Run the enumerative search when no other program verifies on every row.
-        enumerate_max_ops: Operators in a searched expression.
-        enumerate_max_hypotheses: Cap on the expressions examined.
+        enumerate_max_ops: Operators in a searched expression (above 3: meet in the middle).
+        enumerate_max_hypotheses: Cap on the expressions built bottom-up (up to 3 ops).
         describe: Ask the teacher for descriptions of the extracted params.
         temperature: Temperature of sampled teacher calls.
         max_programs: Programs returned at most.
@@ -96,8 +96,8 @@ class SourceBudget:
     cue_samples: int = 2
     repair_rounds: int = 1
     enumerate: bool = True
-    enumerate_max_ops: int = 3
-    enumerate_max_hypotheses: int = 400_000
+    enumerate_max_ops: int = 5
+    enumerate_max_hypotheses: int = 1_000_000
     describe: bool = True
     temperature: float = 0.7
     max_programs: int = 4
