@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -200,6 +201,17 @@ def test_enumerative_search_meets_in_the_middle_above_the_forward_levels() -> No
     assert search_expressions(names, rows, golds, max_ops=3).expression is None
     # a capped lookup budget stops the stage without a result
     assert search_expressions(names, rows, golds, max_ops=5, max_lookups=10).expression is None
+
+
+def test_meet_in_the_middle_floors_to_a_whole_gold_of_an_integer_output() -> None:
+    # the golds are the halves floored (76.5 -> 76): found only with integer=True, as int(e // 1)
+    rows = [[5, 70, 28, 6, 30], [7, 9, 6249, 914, 3], [80, 6867, 59346, 25382, 70552]]
+    golds = [math.floor(r[1] + r[0] / 2 + r[2] + r[3] - r[4]) for r in rows]
+    names = ["t", "b", "p", "n", "total"]
+    assert search_expressions(names, rows, golds, max_ops=5).expression is None
+    result = search_expressions(names, rows, golds, max_ops=5, integer=True)
+    assert result.expression is not None and result.expression.startswith("int(")
+    assert eval(result.expression, {"t": 3, "b": 10, "p": 1, "n": 1, "total": 2}) == 11
 
 
 async def test_enumerative_source_when_no_teacher_code_verifies() -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -91,7 +92,7 @@ def search_expressions(
     fits: Callable[[int, float], bool] | None = None,
     max_ops: int = 3,
     constants: Sequence[float] = _CONSTANTS,
-    max_hypotheses: int = 400_000,
+    max_hypotheses: int = 1_000_000,
     integer: bool = False,
     max_lookups: int = 5_000_000,
     forward_ops: int = 3,
@@ -147,10 +148,10 @@ def search_expressions(
         if check(expr.values):
             found.append(expr.text)
         elif integer:
-            searched += 1
-            rounded = tuple(float(round(v)) for v in expr.values)
-            if check(rounded):
-                found.append(f"round({expr.text})")
+            searched += 2
+            whole = _whole(expr.text, expr.values, check)
+            if whole is not None:
+                found.append(whole)
 
     for k, name in enumerate(names):
         consider(_Expr(name, tuple(float(r[k]) for r in rows), True))
@@ -189,7 +190,7 @@ def search_expressions(
     top = len(levels) - 1
     if not found and max_ops > top and top >= 1 and searched < max_hypotheses:
         # The forward levels are complete: meet in the middle for the larger sizes.
-        hit, implied = _meet_in_middle(levels, golds, check, max_ops, max_lookups)
+        hit, implied = _meet_in_middle(levels, golds, check, max_ops, max_lookups, integer)
         searched += implied
         if hit is not None:
             found.append(hit[0])
@@ -200,6 +201,18 @@ def search_expressions(
     if best.startswith("(") and best.endswith(")"):
         best = best[1:-1]
     return SearchResult(best, ops_found if len(levels) > 1 else 0, searched, len(found))
+
+
+def _whole(
+    text: str, values: Sequence[float], check: Callable[[tuple[float, ...]], bool]
+) -> str | None:
+    """``text`` made a whole number, floored (whole items: a word problem's usual rule),
+    else rounded, when that fits; None when neither does."""
+    if check(tuple(float(math.floor(v)) for v in values)):
+        return f"int({text} // 1)"
+    if check(tuple(float(round(v)) for v in values)):
+        return f"round({text})"
+    return None
 
 
 def _key(values: Sequence[float]) -> tuple[float, ...]:
@@ -232,6 +245,7 @@ def _meet_in_middle(
     check: Callable[[tuple[float, ...]], bool],
     max_ops: int,
     max_lookups: int,
+    integer: bool = False,
 ) -> tuple[tuple[str, int] | None, int]:
     """Expressions of ``len(levels)`` to ``max_ops`` operators as ``left op right`` with both
     sides in the forward levels: for each left side and top operator, the right side the golds
@@ -240,6 +254,10 @@ def _meet_in_middle(
     A forward search of one more size multiplies its work by the level sizes; this costs
     one lookup per left side and operator instead. Exact golds only (a rounded gold's
     tolerance does not invert), and no ``round(e)``.
+
+    With ``integer``, a second pass admits a whole-number gold reached by flooring or
+    rounding (:func:`_whole`): the right side must lie in the interval the golds allow,
+    found by bisection on the row whose gold is largest.
 
     Returns ``((expression, operators) or None, hypotheses implied)``: the hypotheses count
     every ``left op right`` of the sizes searched, the class the lookups cover, for the PAC
@@ -274,7 +292,66 @@ def _meet_in_middle(
                     exact = tuple(v for v in values if v is not None)
                     if check(exact):
                         return (f"({x.text} {op} {y.text})", total), implied
+    if integer:
+        return _whole_in_middle(levels, golds, check, max_ops, max_lookups), implied
     return None, implied
+
+
+def _span(one: Sequence[float], two: Sequence[float]) -> tuple[list[float], list[float]]:
+    """Per row, the interval between two bounds, widened by float noise."""
+    lo = [min(p, q) - 1e-9 * max(1.0, abs(p), abs(q)) for p, q in zip(one, two, strict=True)]
+    hi = [max(p, q) + 1e-9 * max(1.0, abs(p), abs(q)) for p, q in zip(one, two, strict=True)]
+    return lo, hi
+
+
+def _whole_in_middle(
+    levels: Sequence[Sequence[_Expr]],
+    golds: Sequence[float],
+    check: Callable[[tuple[float, ...]], bool],
+    max_ops: int,
+    max_lookups: int,
+) -> tuple[str, int] | None:
+    """The interval pass of :func:`_meet_in_middle`: golds in ``[g - 0.5, g + 1)``."""
+    row = max(range(len(golds)), key=lambda i: abs(golds[i]))
+    entries = sorted(
+        ((e.values[row], ops, e) for ops, level in enumerate(levels) for e in level),
+        key=lambda t: t[0],
+    )
+    keys = [t[0] for t in entries]
+    low = [g - 0.5 for g in golds]
+    high = [g + 1.0 for g in golds]
+    top = len(levels) - 1
+    lookups = 0
+    for total in range(top + 1, max_ops + 1):
+        for a in range(total):
+            b = total - 1 - a
+            if a > top or b > top:
+                continue
+            for left in levels[a]:
+                lookups += 6
+                if lookups > max_lookups:
+                    return None
+                other = {(op, first): need for op, first, need in _inverses(high, left.values)}
+                for op, left_first, one in _inverses(low, left.values):
+                    two = other.get((op, left_first))
+                    if two is None:
+                        continue
+                    lo, hi = _span(one, two)
+                    start, stop = bisect_left(keys, lo[row]), bisect_right(keys, hi[row])
+                    for _, ops, right in entries[start : min(stop, start + 64)]:
+                        if ops > b or not (left.uses or right.uses):
+                            continue
+                        if any(not lo[i] <= v <= hi[i] for i, v in enumerate(right.values)):
+                            continue
+                        x, y = (left, right) if left_first else (right, left)
+                        values = [_apply(op, p, q) for p, q in zip(x.values, y.values, strict=True)]
+                        if any(v is None for v in values):
+                            continue
+                        text = f"({x.text} {op} {y.text})"
+                        whole = _whole(text, [v for v in values if v is not None], check)
+                        if whole is not None:
+                            return whole, total
+    return None
 
 
 def _quantities(task: TaskSpec, inputs: Mapping[str, Any]) -> list[tuple[str, float, str]]:
