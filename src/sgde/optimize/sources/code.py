@@ -15,6 +15,7 @@ results usable:
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ __all__ = [
     "instrument",
     "program_source",
     "run_harnessed",
+    "wrap_run",
 ]
 
 HARNESS_ENTRY = "sgde_entry"
@@ -329,3 +331,32 @@ def program_source(
             names=list(outputs),
         )
     )
+
+
+def wrap_run(
+    code: str,
+    *,
+    inner: str,
+    signature: Sequence[str],
+    call: Sequence[str],
+    texts: Sequence[str],
+    body: Sequence[str],
+    head: str = "",
+    between: str = "",
+) -> str:
+    """``code`` (``def run(...)``) with ``run`` renamed ``inner``, and a new ``run`` before
+    it: over ``signature`` and the free-text inputs ``texts`` not in it, it joins the texts
+    as ``sgde_text`` (one line each), runs the ``body`` lines, and returns ``inner`` called
+    with ``call`` by keyword. ``head`` (imports) goes first, ``between`` (helpers) between
+    the two functions. One shape for the wrappers sgde writes around a design's rule."""
+    extra = [t for t in texts if t not in signature]
+    joined = " + '\\n' + ".join(f"str({t})" for t in texts) or "''"
+    lines = [
+        f"def run({', '.join([*signature, *extra])}):",
+        f"    sgde_text = {joined}",
+        *body,
+        f"    return {inner}({', '.join(f'{p}={p}' for p in call)})",
+    ]
+    renamed = re.sub(r"^def run\(", f"def {inner}(", code, count=1, flags=re.M)
+    parts = [head + renamed.rstrip(), *([between] if between else []), "\n".join(lines)]
+    return "\n\n\n".join(parts) + "\n"

@@ -34,7 +34,7 @@ from sgde.optimize.sources.reading import teacher_extract
 from sgde.optimize.sources.slicing import slice_parsing
 from sgde.optimize.sources.solutions import RowSolution
 from sgde.optimize.sources.units import unit_fields_program
-from sgde.optimize.sources.verified import Program, verify_program
+from sgde.optimize.sources.verified import TEXT, Program, verify_program
 from sgde.optimize.sources.vocabulary import read_by_vocabulary
 from sgde.optimize.teacher import Teacher, render_prompt
 from sgde.runtime.calls import CodeRunner
@@ -43,7 +43,6 @@ from sgde.task.values import TaskValueError
 
 __all__ = ["Design", "design_programs", "read_design"]
 
-_TEXT = FieldType(kind="string")
 _MAX_FIELDS = 8
 _REPAIR_CASES = 3
 
@@ -255,7 +254,7 @@ class _Reads:
         """Row ``i``'s fields as the teacher reads them (copied, or with ``convert`` in the
         unit each description names); inputs of the task verbatim."""
         extracted = [f for f in design.fields if f not in self.task.inputs]
-        types = {f: design.types.get(f, _TEXT) for f in extracted}
+        types = {f: design.types.get(f, TEXT) for f in extracted}
         key = repr(sorted((f, str(t), design.descriptions[f]) for f, t in types.items()))
         row = self.rows[i]
         if (i, key, convert) not in self._done:
@@ -298,9 +297,9 @@ def _typed(
             continue
         seen = [r[f] for r in out if r is not None and r.get(f) is not None]
         try:
-            types[f] = infer_type(seen) if seen else _TEXT
+            types[f] = infer_type(seen) if seen else TEXT
         except TaskValueError:
-            types[f] = _TEXT
+            types[f] = TEXT
         for r in out:
             if r is not None and r.get(f) is not None:
                 try:

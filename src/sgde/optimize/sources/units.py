@@ -27,13 +27,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sgde.optimize.sources.code import program_source
+from sgde.optimize.sources.code import program_source, wrap_run
 from sgde.optimize.sources.context import row_inputs
-from sgde.optimize.sources.verified import Program, verify_program
+from sgde.optimize.sources.verified import TEXT, Program, verify_program
 from sgde.runtime.calls import CodeRunner
 from sgde.task import FieldType, Metric, TaskSpec
-
-_TEXT = FieldType(kind="string")
 
 __all__ = [
     "UNITS",
@@ -186,14 +184,11 @@ def with_units(
     the text writes after the copied number when it names one the table knows (so a
     student's slip on the unit field does not matter), else the copied unit; a unit the
     table does not know leaves the number as copied."""
-    extra = [t for t in texts if t not in fields]
-    params = [*fields, *(r.unit_field for r in rescaled), *extra]
-    joined = " + '\\n' + ".join(f"str({t})" for t in texts) or "''"
-    lines = [f"def run({', '.join(params)}):", f"    sgde_text = {joined}"]
+    body: list[str] = []
     for r in rescaled:
         table = {u: f for u, (d, f) in UNITS.items() if d == r.dimension}
         target = UNITS[r.target][1]
-        lines += [
+        body += [
             f"    factors = {table!r}",
             "    try:",
             f"        unit = sgde_unit_after(sgde_text, float({r.field}), factors)",
@@ -204,11 +199,15 @@ def with_units(
             "    if unit in factors:",
             f"        {r.field} = float({r.field}) * factors[unit] / {target!r}",
         ]
-    call = ", ".join(f"{f}={f}" for f in fields)
-    lines.append(f"    return sgde_design_run({call})")
-    renamed = re.sub(r"^def run\(", "def sgde_design_run(", code, count=1, flags=re.M)
-    return (
-        "import re\n" + renamed.rstrip() + "\n\n" + _UNIT_AFTER + "\n\n" + "\n".join(lines) + "\n"
+    return wrap_run(
+        code,
+        inner="sgde_design_run",
+        signature=[*fields, *(r.unit_field for r in rescaled)],
+        call=fields,
+        texts=texts,
+        body=body,
+        head="import re\n",
+        between=_UNIT_AFTER,
     )
 
 
@@ -241,7 +240,7 @@ async def unit_fields_program(
     code = with_units(code, fields, rescaled, texts)
     params = {
         **types,
-        **{r.unit_field: _TEXT for r in rescaled},
+        **{r.unit_field: TEXT for r in rescaled},
         **{t: task.inputs[t] for t in texts},
     }
     unit_values: list[dict[str, Any] | None] = [

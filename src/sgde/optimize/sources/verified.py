@@ -13,7 +13,10 @@ from sgde.optimize.sources.context import read_outputs, value_text
 from sgde.runtime.calls import CodeRunner
 from sgde.task import FieldType, Metric, TaskSpec, safe_score
 
-__all__ = ["Program", "verify_program"]
+__all__ = ["TEXT", "Program", "verify_program"]
+
+TEXT = FieldType(kind="string")
+"""The type of a free-text field (the default of a field no row types)."""
 
 _PASS = 1.0 - 1e-9
 

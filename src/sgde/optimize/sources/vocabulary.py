@@ -18,11 +18,11 @@ verified on the training rows like any other, and kept only when it verifies.
 from __future__ import annotations
 
 import ast
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from sgde.optimize.sources.code import wrap_run
 from sgde.optimize.sources.verified import Program, verify_program
 from sgde.runtime.calls import CodeRunner
 from sgde.task import Metric, TaskSpec
@@ -104,11 +104,9 @@ def with_vocabulary(
     """``code`` (a program: ``def run(<params>)``) with ``run`` renamed and a new ``run``
     that also takes the free-text inputs ``texts`` and, for each field in ``words``, takes
     the one vocabulary word the texts hold in place of the copied value."""
-    extra = [t for t in texts if t not in params]
-    joined = " + '\\n' + ".join(f"str({t})" for t in texts)
-    lines = [f"def run({', '.join([*params, *extra])}):", f"    sgde_text = {joined}"]
+    body: list[str] = []
     for field, vocab in words.items():
-        lines += [
+        body += [
             f"    sgde_hits = [w for w in {vocab!r}",
             "                 if sgde_re.search(r'(?<!\\w)' + sgde_re.escape(w) + r'(?!\\w)',",
             "                                   sgde_text, sgde_re.I)]",
@@ -117,10 +115,15 @@ def with_vocabulary(
             "    if len({w.lower() for w in sgde_hits}) == 1:",
             f"        {field} = sgde_hits[0]",
         ]
-    call = ", ".join(f"{p}={p}" for p in params)
-    lines.append(f"    return sgde_vocab_run({call})")
-    renamed = re.sub(r"^def run\(", "def sgde_vocab_run(", code, count=1, flags=re.M)
-    return "import re as sgde_re\n" + renamed.rstrip() + "\n\n\n" + "\n".join(lines) + "\n"
+    return wrap_run(
+        code,
+        inner="sgde_vocab_run",
+        signature=params,
+        call=params,
+        texts=texts,
+        body=body,
+        head="import re as sgde_re\n",
+    )
 
 
 async def read_by_vocabulary(
