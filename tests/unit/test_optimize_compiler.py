@@ -520,24 +520,6 @@ async def test_an_offload_that_ties_is_kept_then_repaired_by_a_rewrite() -> None
     assert its[-1].proposal["node_id"] == "solve_extract"
 
 
-async def test_an_offload_kept_on_a_tie_and_never_repaired_is_undone() -> None:
-    # no rewrite makes the student careful: the offload kept on its node-level error never
-    # lowers the loss, so the plan from before it is returned, with a note saying why
-    fake = FakeTeacher(whole="no code")
-    result = await _compile(
-        fake,
-        student=_price_student(fixed_by_rewrite=False),
-        settings=CompileSettings(max_iters=4, repeats=1, patience=3, harden_probes=0),
-        operators=_no_parse(),
-    )
-    its = result.report.iterations
-    assert its[0].accepted and "kept to be repaired" in its[0].why
-    assert result.report.final_loss == 1.0
-    assert plan_hash(result.plan) == result.report.initial_plan_hash
-    assert [n.kind for n in result.plan.nodes] == ["llm"]
-    assert any("the plan from before it is returned" in n for n in result.report.notes)
-
-
 async def test_the_rewrite_kept_is_the_layout_whose_node_errs_least() -> None:
     # three rewrites (one per layout); only the second makes the student careful: the loop
     # scores each on the training rows and keeps that one, not the teacher's first answer

@@ -6,13 +6,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from sgde.optimize.evaluate import PlanEval
 from sgde.optimize.operators.base import Candidate, Variant
-from sgde.plan.model import Plan
 
-__all__ = ["Decision", "choose_variant", "decide", "fallback_plan", "hold_fallback"]
+__all__ = ["Decision", "choose_variant", "decide"]
 
 _EPS = 1e-9
 
@@ -23,7 +21,6 @@ class Decision:
 
     accepted: bool
     why: str
-    provisional: bool = False
 
 
 def decide(current: PlanEval, candidate: PlanEval) -> Decision:
@@ -42,9 +39,7 @@ def decide(current: PlanEval, candidate: PlanEval) -> Decision:
         return Decision(False, rejected)
     if cn is not None and un is not None and cn < un - _EPS:
         return Decision(
-            True,
-            f"same loss, node-level error {un:.3f} → {cn:.3f} (kept to be repaired)",
-            provisional=True,
+            True, f"same loss, node-level error {un:.3f} → {cn:.3f} (kept to be repaired)"
         )
     if (not known or abs((cn or 0.0) - (un or 0.0)) <= _EPS) and (
         candidate.student_tokens < current.student_tokens
@@ -96,37 +91,3 @@ def choose_variant(
         variants=(),
     )
     return chosen, evaluation
-
-
-def hold_fallback(
-    fallback: dict[str, Any], before_plan: Plan, before: PlanEval, after: PlanEval
-) -> dict[str, Any]:
-    """The fallback after an accepted edit from ``before`` to ``after``.
-
-    A provisional acceptance (same loss, lower node-level error: kept to be repaired)
-    holds the plan before it, ``{"plan": ..., "loss": ...}``, until a later edit lowers the
-    loss below that plan's; then the fallback is dropped (``{}``). An empty fallback stays
-    empty otherwise.
-    """
-    if fallback:
-        return {} if after.loss < float(fallback["loss"]) - _EPS else fallback
-    if decide(before, after).provisional:
-        return {"plan": before_plan.model_dump(mode="json"), "loss": before.loss}
-    return {}
-
-
-def fallback_plan(fallback: dict[str, Any], loss: float) -> tuple[Plan, str] | None:
-    """The plan to return instead of the final one, and a note for the report: the plan held
-    before a provisional acceptance that no later edit repaired (the final loss is not below
-    it), else None.
-
-    An edit is kept only if the loss improves; a provisional one earns that only through
-    the repair it was kept for.
-    """
-    if not fallback or loss < float(fallback["loss"]) - _EPS:
-        return None
-    note = (
-        "no later edit repaired the one kept on a lower node-level error (the loss stayed "
-        f"{loss:.3f}): the plan from before it is returned"
-    )
-    return Plan.model_validate(fallback["plan"]), note

@@ -14,8 +14,7 @@ Per iteration:
    one built in prompt variants is scored per variant, and the variant whose node errs least
    on the training rows is the candidate (:func:`~sgde.optimize.accept.choose_variant`);
 5. *accept*: the edited plan is kept when the end-to-end loss drops, or ties with a lower
-   node-level error (provisionally: unless a later edit lowers the loss, the plan from
-   before it is returned), or ties on both at fewer student tokens. A rejected candidate that
+   node-level error, or ties on both at fewer student tokens. A rejected candidate that
    lowered the node-level error gets one step of look-ahead (:mod:`sgde.optimize.lookahead`).
 
 Closing steps: readers at zero loss, then hardening (:mod:`sgde.optimize.harden`).
@@ -32,7 +31,7 @@ from typing import Any
 from sgde._version import __version__
 from sgde.errors import BudgetExceeded, CompileError
 from sgde.models.usage import UsageMeter
-from sgde.optimize.accept import choose_variant, decide, fallback_plan, hold_fallback
+from sgde.optimize.accept import choose_variant, decide
 from sgde.optimize.backward import critique, failure_cases
 from sgde.optimize.checkpoint import Checkpoint
 from sgde.optimize.coldstart import cold_start
@@ -433,7 +432,7 @@ class CompileLoop:
         edit = await self._propose(
             plan, proposal, stats, failures, diagnosis, self.settings.seed + 101 * it
         )
-        accepted, before_plan, before = False, plan, current
+        accepted = False
         if isinstance(edit, EditFailure):
             self.report.hypotheses += edit.proposals
             record.why = f"no valid edit: {edit.reason}"
@@ -474,8 +473,6 @@ class CompileLoop:
                         plan, current = compound
                         accepted = True
                         self.event("accepted", f"{record.edit}: {record.why}", loss=current.loss)
-        if accepted:
-            self.state.fallback = hold_fallback(self.state.fallback, before_plan, before, current)
         record.accepted = accepted
         record.teacher_tokens = self.teacher.usage.total_tokens - teacher_before
         record.student_tokens = self.meter.role_usage("student").total_tokens - student_before
@@ -582,9 +579,6 @@ class CompileLoop:
 
     def _finish(self, plan: Plan, current: PlanEval, stop: str) -> CompileResult:
         report = self.report
-        if (held := fallback_plan(self.state.fallback, current.loss)) is not None:
-            plan = held[0]
-            report.notes.append(held[1])
         report.stop_reason = stop
         report.final_loss = current.loss
         report.wall_s = round(self._elapsed(), 3)

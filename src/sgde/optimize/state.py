@@ -44,8 +44,6 @@ class LoopState:
         trainset_hash: Hash of the training rows.
         task: The typed task (``TaskSpec.to_metadata()``).
         report: The report so far.
-        fallback: The plan held before a provisional acceptance, and its loss
-            (:func:`~sgde.optimize.accept.hold_fallback`; empty: none).
     """
 
     iteration: int = 0
@@ -67,7 +65,6 @@ class LoopState:
     trainset_hash: str = ""
     task: dict[str, Any] = field(default_factory=dict)
     report: CompileReport = field(default_factory=CompileReport)
-    fallback: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,7 +87,6 @@ class LoopState:
             "trainset_hash": self.trainset_hash,
             "task": self.task,
             "report": self.report.to_dict(),
-            "fallback": self.fallback,
         }
 
     @classmethod
@@ -116,5 +112,4 @@ class LoopState:
             trainset_hash=str(data.get("trainset_hash", "")),
             task=dict(data.get("task", {})),
             report=CompileReport.from_dict(data.get("report", {})),
-            fallback=dict(data.get("fallback", {})),
         )
