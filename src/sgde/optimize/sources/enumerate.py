@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -239,6 +239,41 @@ def _inverses(
     return out
 
 
+def _splits(top: int, max_ops: int) -> Iterator[tuple[int, int, int]]:
+    """``(total, left ops, right ops)`` of the middle sizes: ``top + 1`` to ``max_ops``
+    operators, one of them on top, both sides at most ``top`` (built bottom-up)."""
+    for total in range(top + 1, max_ops + 1):
+        for a in range(total):
+            if a <= top and total - 1 - a <= top:
+                yield total, a, total - 1 - a
+
+
+def _lefts(
+    levels: Sequence[Sequence[_Expr]], max_ops: int, max_lookups: int
+) -> Iterator[tuple[int, int, _Expr]]:
+    """``(total, right ops, left side)`` for every left side of the middle sizes, until
+    ``max_lookups`` (six per left side: one per inverted operator) are spent."""
+    lookups = 0
+    for total, a, b in _splits(len(levels) - 1, max_ops):
+        for left in levels[a]:
+            lookups += 6
+            if lookups > max_lookups:
+                return
+            yield total, b, left
+
+
+def _joined(left: _Expr, right: _Expr, op: str, left_first: bool) -> tuple[str, list[float]] | None:
+    """``left op right`` (or ``right op left``) as text and values; None when it uses no
+    quantity or is undefined on some row."""
+    if not (left.uses or right.uses):
+        return None
+    x, y = (left, right) if left_first else (right, left)
+    values = [_apply(op, p, q) for p, q in zip(x.values, y.values, strict=True)]
+    if any(v is None for v in values):
+        return None
+    return f"({x.text} {op} {y.text})", [v for v in values if v is not None]
+
+
 def _meet_in_middle(
     levels: Sequence[Sequence[_Expr]],
     golds: Sequence[float],
@@ -252,8 +287,8 @@ def _meet_in_middle(
     require is computed by inverting the operator and looked up among the forward values.
 
     A forward search of one more size multiplies its work by the level sizes; this costs
-    one lookup per left side and operator instead. Exact golds only (a rounded gold's
-    tolerance does not invert), and no ``round(e)``.
+    one lookup per left side and operator instead. Exact golds (a rounded decimal gold's
+    tolerance is not inverted); whole numbers below.
 
     With ``integer``, a second pass admits a whole-number gold reached by flooring or
     rounding (:func:`_whole`): the right side must lie in the interval the golds allow,
@@ -267,31 +302,15 @@ def _meet_in_middle(
     for ops, level in enumerate(levels):
         for expr in level:
             index.setdefault(_key(expr.values), (ops, expr))
-    top = len(levels) - 1
-    implied = 0
-    lookups = 0
-    for total in range(top + 1, max_ops + 1):
-        for a in range(total):
-            b = total - 1 - a
-            if a > top or b > top:
-                continue
-            implied += len(levels[a]) * len(levels[b]) * 6
-            for left in levels[a]:
-                lookups += 6
-                if lookups > max_lookups:
-                    return None, implied
-                for op, left_first, need in _inverses(golds, left.values):
-                    hit = index.get(_key(need))
-                    if hit is None or hit[0] > b or not (left.uses or hit[1].uses):
-                        continue
-                    right = hit[1]
-                    x, y = (left, right) if left_first else (right, left)
-                    values = [_apply(op, p, q) for p, q in zip(x.values, y.values, strict=True)]
-                    if any(v is None for v in values):
-                        continue
-                    exact = tuple(v for v in values if v is not None)
-                    if check(exact):
-                        return (f"({x.text} {op} {y.text})", total), implied
+    implied = sum(
+        len(levels[a]) * len(levels[b]) * 6 for _, a, b in _splits(len(levels) - 1, max_ops)
+    )
+    for total, b, left in _lefts(levels, max_ops, max_lookups):
+        for op, left_first, need in _inverses(golds, left.values):
+            hit = index.get(_key(need))
+            joined = None if hit is None or hit[0] > b else _joined(left, hit[1], op, left_first)
+            if joined is not None and check(tuple(joined[1])):
+                return (joined[0], total), implied
     if integer:
         return _whole_in_middle(levels, golds, check, max_ops, max_lookups), implied
     return None, implied
@@ -320,37 +339,21 @@ def _whole_in_middle(
     keys = [t[0] for t in entries]
     low = [g - 0.5 for g in golds]
     high = [g + 1.0 for g in golds]
-    top = len(levels) - 1
-    lookups = 0
-    for total in range(top + 1, max_ops + 1):
-        for a in range(total):
-            b = total - 1 - a
-            if a > top or b > top:
+    for total, b, left in _lefts(levels, max_ops, max_lookups):
+        other = {(op, first): need for op, first, need in _inverses(high, left.values)}
+        for op, left_first, one in _inverses(low, left.values):
+            two = other.get((op, left_first))
+            if two is None:
                 continue
-            for left in levels[a]:
-                lookups += 6
-                if lookups > max_lookups:
-                    return None
-                other = {(op, first): need for op, first, need in _inverses(high, left.values)}
-                for op, left_first, one in _inverses(low, left.values):
-                    two = other.get((op, left_first))
-                    if two is None:
-                        continue
-                    lo, hi = _span(one, two)
-                    start, stop = bisect_left(keys, lo[row]), bisect_right(keys, hi[row])
-                    for _, ops, right in entries[start : min(stop, start + 64)]:
-                        if ops > b or not (left.uses or right.uses):
-                            continue
-                        if any(not lo[i] <= v <= hi[i] for i, v in enumerate(right.values)):
-                            continue
-                        x, y = (left, right) if left_first else (right, left)
-                        values = [_apply(op, p, q) for p, q in zip(x.values, y.values, strict=True)]
-                        if any(v is None for v in values):
-                            continue
-                        text = f"({x.text} {op} {y.text})"
-                        whole = _whole(text, [v for v in values if v is not None], check)
-                        if whole is not None:
-                            return whole, total
+            lo, hi = _span(one, two)
+            start, stop = bisect_left(keys, lo[row]), bisect_right(keys, hi[row])
+            for _, ops, right in entries[start : min(stop, start + 64)]:
+                if ops > b or any(not lo[i] <= v <= hi[i] for i, v in enumerate(right.values)):
+                    continue
+                joined = _joined(left, right, op, left_first)
+                whole = None if joined is None else _whole(joined[0], joined[1], check)
+                if whole is not None:
+                    return whole, total
     return None
 
 
