@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import ast
+from typing import Any
 
-from _sources_fakes import fenced
+from _sources_fakes import case_of, fenced
 from test_sources_design import ROWS, _candidates, teacher
 
+from sgde.optimize.sources import SourceBudget, program_candidates
 from sgde.optimize.sources.code import run_harnessed
-from sgde.optimize.sources.slicing import Sliced, slice_parsing
+from sgde.optimize.sources.slicing import Sliced, narrowed, slice_parsing
+from sgde.runtime.backend import ChatRequest
+from sgde.task import TaskSpec, default_metric
 from sgde.testing import InProcessCodeRunner
 
 # The rule is right, the parsing knows one phrasing: a weak teacher's typical design.
@@ -103,3 +107,69 @@ async def test_a_failed_whole_task_program_is_tried_as_a_design_before_any_is_sa
     assert program.origin == "design" and program.verified_rows == len(ROWS)
     assert fake.seen.count("whole") == 1 and "design" not in fake.seen
     assert list(program.params)[:3] == ["finish", "amount", "unit"]
+
+
+# A small teacher's design for counting a letter in a word: FIELDS names the word, but run
+# counts in the whole text (right only where the letter appears nowhere else in it).
+WHOLE_TEXT = '''FIELDS = {"letter": "the letter to count", "word": "the word to search"}
+
+def run(text: str, letter: str):
+    return {"answer": text.lower().count(letter.lower())}
+'''
+COUNT = TaskSpec(
+    description="Count how often the given letter occurs in the given word (any case).",
+    inputs={"text": "string"},
+    outputs={"answer": "integer"},
+)
+COUNT_ROWS = [
+    {"text": 'How many times does the letter "e" appear in "referee"?', "answer": 4},
+    {"text": "Count how often R occurs in MIRROR.", "answer": 3},
+    {"text": "Word: Banana. Letter: a. Give the number of occurrences.", "answer": 3},
+]
+
+
+def test_narrowed_reads_a_named_field_in_place_of_the_text() -> None:
+    (variant,) = narrowed(WHOLE_TEXT, ["text"], ["letter", "word"])
+    field, code = variant
+    assert field == "word"
+    run = _run(code.split("\n\n", 1)[1])
+    assert [a.arg for a in run.args.args] == ["text", "letter", "word"]
+    assert "word.lower().count(letter.lower())" in code and "text.lower()" not in code
+    # a parameter run takes but never reads is a candidate too
+    taken = "def run(text, letter, word):\n    return {'answer': text.count(letter)}\n"
+    assert [f for f, _ in narrowed(taken, ["text"])] == ["word"]
+
+
+def test_narrowed_has_nothing_to_offer_without_a_spare_field() -> None:
+    assert narrowed(WHOLE_TEXT, ["text"]) == []  # FIELDS not given: run reads all it takes
+    assert narrowed("def run(text, word='x'):\n    return {'a': text}\n", ["text"]) == []
+    assert narrowed("def run(letter, word):\n    return {'a': word.count(letter)}\n", ["text"]) == []
+    assert narrowed("def run(:", ["text"]) == []
+
+
+async def test_a_design_counting_in_the_whole_text_is_verified_reading_the_field_it_names() -> None:
+    def read(req: ChatRequest) -> dict[str, Any]:
+        text = str(case_of(req, "Now this case:").get("text", ""))
+        found = {"letter": "e", "word": "referee"}
+        if "MIRROR" in text:
+            found = {"letter": "R", "word": "MIRROR"}
+        elif "Banana" in text:
+            found = {"letter": "a", "word": "Banana"}
+        props = dict((req.json_schema or {}).get("properties", {}))
+        return {name: found.get(name, "") for name in props}
+
+    fake = teacher([WHOLE_TEXT])
+    fake.handlers["extract"] = read
+    (program,) = await program_candidates(
+        fake.teacher, InProcessCodeRunner(), COUNT, COUNT_ROWS, default_metric(COUNT),
+        [[], [], []],
+        budget=SourceBudget(whole_samples=1, enumerate=False, describe=False,
+                            design_samples=1, design_repairs=0),
+    )  # fmt: skip
+    assert program.origin == "design" and program.verified_rows == 3
+    assert list(program.params) == ["letter", "word"]
+    assert program.searched == 2  # the design as written, then its narrowed variant
+    run = await run_harnessed(
+        InProcessCodeRunner(), program.code, "run", {"letter": "S", "word": "Mississippi"}
+    )
+    assert run.result == {"answer": 4}

@@ -67,14 +67,14 @@ _EPS = 1e-9
 _STEPS = ("layouts", "teacher", "vote")
 """The hardening steps, in order (see module)."""
 _SHIFTS = 3
+"""Replacement values tried per value (``perturbed_rows``' ``shift``)."""
 _CHUNK = 4
+"""Probes run at a time (a variant that cannot win stops after a chunk)."""
 _VOTE_GAIN = 2
 """Fewer wrong probe reads a vote must show (one is within the noise of its samples, and it
 multiplies every production row's student calls): on the refund workflow (Qwen2.5-Coder-0.5B)
 a 5-sample vote kept for one fewer of 24 probe reads scored 19/20 held out where the same
 plan without it scored 20/20, at three times the tokens."""
-"""Probes run at a time (a variant that cannot win stops after a chunk)."""
-"""Replacement values tried per value (``perturbed_rows``' ``shift``)."""
 
 Probe = tuple[dict[str, Any], dict[str, Any]]
 

@@ -31,7 +31,7 @@ from sgde.errors import TaskSpecError
 from sgde.optimize.sources.code import clean_code, program_source, run_harnessed
 from sgde.optimize.sources.context import row_inputs, task_context, training_cases, value_text
 from sgde.optimize.sources.reading import teacher_extract
-from sgde.optimize.sources.slicing import slice_parsing
+from sgde.optimize.sources.slicing import narrowed, slice_parsing
 from sgde.optimize.sources.solutions import RowSolution
 from sgde.optimize.sources.units import unit_fields_program
 from sgde.optimize.sources.verified import TEXT, Program, verify_program
@@ -152,6 +152,15 @@ def _fields_literal(tree: ast.Module) -> dict[str, tuple[str | None, FieldType |
                 if isinstance(k, ast.Constant) and isinstance(k.value, str)
             }
     return {}
+
+
+def _listed(text: str) -> tuple[str, list[str]]:
+    """``(code, names FIELDS lists)`` of a teacher's answer (no names when it does not parse)."""
+    code = clean_code(text)
+    try:
+        return code, list(_fields_literal(ast.parse(text)))
+    except (SyntaxError, ValueError, RecursionError):
+        return code, []
 
 
 def _type_named(text: str) -> FieldType | None:
@@ -477,6 +486,19 @@ async def design_programs(
             best = _Tried(verified, ran, design, values, checks)
         return None
 
+    async def attempt_narrowed(text: str, what: str) -> Program | None:
+        # the answer as written, then each variant reading a field it names where it
+        # computes over the whole text (:func:`~sgde.optimize.sources.slicing.narrowed`)
+        nonlocal tried
+        found = await attempt(text, what)
+        code, listed = _listed(text)
+        for field, variant in [] if found is not None else narrowed(code, texts, listed):
+            tried += 1
+            found = await attempt(variant, f"{what}, {field} read in place of the text")
+            if found is not None:
+                break
+        return found
+
     for k, text in enumerate(prior):
         sliced = read_design(text, task, texts)
         if isinstance(sliced, Design) and sliced.sliced:
@@ -492,7 +514,7 @@ async def design_programs(
             seed=seed + 104729 * k,
         )
         tried += 1
-        found = await attempt(text, f"sample {k + 1}")
+        found = await attempt_narrowed(text, f"sample {k + 1}")
         if found is not None:
             return [found]
     fresh = True
@@ -532,7 +554,7 @@ async def design_programs(
             seed=seed + 31 * (round_ + 1),
         )
         tried += 1
-        found = await attempt(text, f"repair {round_ + 1}")
+        found = await attempt_narrowed(text, f"repair {round_ + 1}")
         if found is not None:
             return [found]
     return []

@@ -29,6 +29,12 @@ value at the top of ``run``, since the rule below compares against that form, an
 the field (``float``: the reader copies a number). A text read
 anywhere else (in an ``if``, a loop, a nested function) cannot be sliced: the design stays
 refused, with the reason.
+
+A second mistake of a small teacher is to compute over the whole text where its design names
+the part it means: ``FIELDS`` lists ``word`` (and ``run`` may even take it) while ``run``
+counts in ``text``. :func:`narrowed` writes, for each such field ``run`` never reads, the
+variant that reads the field in place of the text; each variant is one more hypothesis for
+the verification to accept or refuse.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ import ast
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Sliced", "slice_parsing"]
+__all__ = ["Sliced", "narrowed", "slice_parsing"]
 
 # Calls a parsing step may make besides the parsed values' own methods (builtins, ``re``).
 _PARSE_CALLS = frozenset({"float", "int", "str", "bool", "len", "list", "tuple", "map", "re"})
@@ -196,3 +202,38 @@ def slice_parsing(run: ast.FunctionDef, texts: Sequence[str]) -> Sliced | str:
     run.body = [*prologue, *kept] or [ast.Pass()]
     ast.fix_missing_locations(run)
     return Sliced(fields=fields, cut=cut)
+
+
+def narrowed(code: str, texts: Sequence[str], listed: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """Variants of the design ``code`` whose ``run`` reads a field in place of a free text.
+
+    For each free-text input in ``texts`` that ``run`` reads, and each field ``run`` takes
+    but never reads or ``FIELDS`` lists (``listed``) but ``run`` does not take: the code
+    with every use of the text renamed to the field (the field becomes a parameter; the
+    text, no longer read, is left for :func:`~sgde.optimize.sources.design.read_design` to
+    drop). Returns ``(field, code)`` pairs, ``[]`` when there is none (or ``code`` does
+    not parse).
+    """
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError):
+        return []
+    run = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "run"), None)
+    if run is None or run.args.defaults:
+        return []
+    params = [a.arg for a in run.args.args]
+    read = set().union(*(_loaded(s) for s in run.body)) if run.body else set()
+    spare = [p for p in [*params, *listed] if p not in read and p not in texts]
+    spare = [p for k, p in enumerate(spare) if p.isidentifier() and p not in spare[:k]]
+    out: list[tuple[str, str]] = []
+    for text in (t for t in texts if t in read):
+        for field in spare:
+            variant = ast.parse(code)
+            body = next(n for n in variant.body if isinstance(n, ast.FunctionDef) and n.name == "run")
+            for node in (n for s in body.body for n in ast.walk(s)):
+                if isinstance(node, ast.Name) and node.id == text:
+                    node.id = field
+            if field not in params:
+                body.args.args.append(ast.arg(field, ast.Name("str", ast.Load())))
+            out.append((field, ast.unparse(ast.fix_missing_locations(variant)) + "\n"))
+    return out
