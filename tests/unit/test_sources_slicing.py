@@ -111,11 +111,11 @@ async def test_a_failed_whole_task_program_is_tried_as_a_design_before_any_is_sa
 
 # A small teacher's design for counting a letter in a word: FIELDS names the word, but run
 # counts in the whole text (right only where the letter appears nowhere else in it).
-WHOLE_TEXT = '''FIELDS = {"letter": "the letter to count", "word": "the word to search"}
+WHOLE_TEXT = """FIELDS = {"letter": "the letter to count", "word": "the word to search"}
 
 def run(text: str, letter: str):
     return {"answer": text.lower().count(letter.lower())}
-'''
+"""
 COUNT = TaskSpec(
     description="Count how often the given letter occurs in the given word (any case).",
     inputs={"text": "string"},
@@ -143,7 +143,8 @@ def test_narrowed_reads_a_named_field_in_place_of_the_text() -> None:
 def test_narrowed_has_nothing_to_offer_without_a_spare_field() -> None:
     assert narrowed(WHOLE_TEXT, ["text"]) == []  # FIELDS not given: run reads all it takes
     assert narrowed("def run(text, word='x'):\n    return {'a': text}\n", ["text"]) == []
-    assert narrowed("def run(letter, word):\n    return {'a': word.count(letter)}\n", ["text"]) == []
+    no_text = "def run(letter, word):\n    return {'a': word.count(letter)}\n"
+    assert narrowed(no_text, ["text"]) == []
     assert narrowed("def run(:", ["text"]) == []
 
 

@@ -31,7 +31,7 @@ from sgde.errors import TaskSpecError
 from sgde.optimize.sources.code import clean_code, program_source, run_harnessed
 from sgde.optimize.sources.context import row_inputs, task_context, training_cases, value_text
 from sgde.optimize.sources.reading import teacher_extract
-from sgde.optimize.sources.slicing import narrowed, slice_parsing
+from sgde.optimize.sources.slicing import narrowed, run_def, slice_parsing
 from sgde.optimize.sources.solutions import RowSolution
 from sgde.optimize.sources.units import unit_fields_program
 from sgde.optimize.sources.verified import TEXT, Program, verify_program
@@ -203,7 +203,7 @@ def read_design(text: str, task: TaskSpec, texts: Sequence[str] = ()) -> Design 
         tree = ast.parse(code)
     except (SyntaxError, ValueError, RecursionError) as exc:
         return f"the code does not parse ({type(exc).__name__})"
-    run = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "run"), None)
+    run = run_def(tree)
     if run is None:
         return "no top-level def run(...)"
     args = run.args

@@ -43,7 +43,7 @@ import ast
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Sliced", "narrowed", "slice_parsing"]
+__all__ = ["Sliced", "narrowed", "run_def", "slice_parsing"]
 
 # Calls a parsing step may make besides the parsed values' own methods (builtins, ``re``).
 _PARSE_CALLS = frozenset({"float", "int", "str", "bool", "len", "list", "tuple", "map", "re"})
@@ -65,6 +65,11 @@ class Sliced:
 
     fields: list[str]
     cut: int
+
+
+def run_def(tree: ast.Module) -> ast.FunctionDef | None:
+    """The top-level ``def run`` of a module (None: there is none)."""
+    return next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "run"), None)
 
 
 def _loaded(node: ast.AST) -> set[str]:
@@ -218,7 +223,7 @@ def narrowed(code: str, texts: Sequence[str], listed: Sequence[str] = ()) -> lis
         tree = ast.parse(code)
     except (SyntaxError, ValueError, RecursionError):
         return []
-    run = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "run"), None)
+    run = run_def(tree)
     if run is None or run.args.defaults:
         return []
     params = [a.arg for a in run.args.args]
@@ -229,7 +234,8 @@ def narrowed(code: str, texts: Sequence[str], listed: Sequence[str] = ()) -> lis
     for text in (t for t in texts if t in read):
         for field in spare:
             variant = ast.parse(code)
-            body = next(n for n in variant.body if isinstance(n, ast.FunctionDef) and n.name == "run")
+            body = run_def(variant)
+            assert body is not None  # the same code as ``run`` came from
             for node in (n for s in body.body for n in ast.walk(s)):
                 if isinstance(node, ast.Name) and node.id == text:
                     node.id = field
