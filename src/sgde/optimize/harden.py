@@ -43,7 +43,7 @@ from sgde.errors import BudgetExceeded
 from sgde.optimize.evaluate import PlanEval, node_loss
 from sgde.optimize.lookahead import record_failure
 from sgde.optimize.operators.base import Candidate, EditFailure, Variant, validated
-from sgde.optimize.operators.consensus import wrap_consensus
+from sgde.optimize.operators.consensus import grounded_fields, wrap_consensus
 from sgde.optimize.operators.program_nodes import extraction_variants, prompt_size
 from sgde.optimize.placement import Direction, Proposal
 from sgde.optimize.report import IterationRecord
@@ -242,16 +242,19 @@ def _prompt_edit(
 
 
 def _layout_vote(
-    plan: Plan, node: LlmNode, layouts: Sequence[tuple[str, LlmNode]]
+    plan: Plan, node: LlmNode, layouts: Sequence[tuple[str, LlmNode]], grounded: Sequence[str]
 ) -> Candidate | None:
-    """A vote over the extraction as it is and in sgde's other layouts (greedy members)."""
+    """A vote over the extraction as it is and in sgde's other layouts (greedy members),
+    grounded on the fields ``grounded``."""
     members = [ConsensusMember(name="as-is")] + [
         ConsensusMember(name=re.sub(r"[^A-Za-z0-9_-]", "-", name), system=v.system, prompt=v.prompt)
         for name, v in layouts
     ]
     if len(members) < 3:
         return None  # two members cannot outvote each other
-    voted = wrap_consensus(plan, node.id, n=len(members), temperature=0.0, members=members)
+    voted = wrap_consensus(
+        plan, node.id, n=len(members), temperature=0.0, members=members, grounded=grounded
+    )
     return None if isinstance(voted, EditFailure) else voted
 
 
@@ -282,7 +285,8 @@ async def _edits(
         theirs = await loop._propose(plan, proposal, loop._stats(plan, current), [], reason, seed)
     if step == "teacher":
         return theirs
-    ours = _layout_vote(plan, node, layouts)
+    grounded = grounded_fields(plan, node.id, loop.rows, loop.expected(plan))
+    ours = _layout_vote(plan, node, layouts, grounded)
     if ours is None:
         return theirs
     mine = Variant("layouts", ours.plan, node.id, 0)

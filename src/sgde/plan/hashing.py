@@ -2,8 +2,8 @@
 
 ``plan_hash(plan)`` is ``"sha256:" + hex(sha256(canonical_json(plan)))`` where the canonical
 JSON is the plan in JSON mode with every field (defaults included) **except** ``metadata``
-and a consensus node's empty ``members`` list (added to the format later: plans without
-members keep the hash they had), nodes sorted by id, object keys sorted, no whitespace
+and a consensus node's empty ``members`` and ``grounded`` lists (added to the format later:
+plans without them keep the hash they had), nodes sorted by id, object keys sorted, no whitespace
 (``separators=(",", ":")``), non-ASCII characters kept (``ensure_ascii=False``) and
 encoded as UTF-8. So the hash ignores key order, node order, YAML style and comments, and
 metadata (provenance, compile history), but changes with any prompt, code, schema,
@@ -26,8 +26,9 @@ def canonical_json(plan: Plan) -> str:
     """The canonical JSON text that :func:`plan_hash` hashes (see the module docstring)."""
     data = plan.model_dump(mode="json", exclude={"metadata"})
     for node in data["nodes"]:
-        if node.get("kind") == "consensus" and node.get("members") == []:
-            del node["members"]
+        for later in ("members", "grounded"):
+            if node.get("kind") == "consensus" and node.get(later) == []:
+                del node[later]
     data["nodes"] = sorted(data["nodes"], key=lambda node: str(node["id"]))
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 

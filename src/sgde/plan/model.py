@@ -124,6 +124,12 @@ class ConsensusNode(_NodeBase):
         description="Prompt-variant members, one per sample (then n = len(members)); empty: "
         "n samples of the wrapped node's own prompt.",
     )
+    grounded: list[str] = Field(
+        default_factory=list,
+        description="Fields the wrapped node copies from its text inputs: a sample's value "
+        "counts in the vote of such a field only when it occurs in those texts (a copy that "
+        "is not in the text is a misread); when no sample's value occurs, all count.",
+    )
 
 
 Node = Annotated[LlmNode | CodeNode | ConsensusNode, Field(discriminator="kind")]

@@ -39,6 +39,7 @@ NODE_KEY_ORDER = (
     "max_tokens",
     "vote",
     "members",
+    "grounded",
     "timeout_s",
     "retries",
     "code",

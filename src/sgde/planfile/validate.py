@@ -473,8 +473,10 @@ class _Validator:
                 line=line,
             )
         elif node.members:
+            self.check_grounded(i, node, target)
             self.check_members(i, node, target)
         else:
+            self.check_grounded(i, node, target)
             temperature = target.temperature if node.temperature is None else node.temperature
             if temperature == 0:
                 self.add(
@@ -493,6 +495,22 @@ class _Validator:
                 field="of",
                 line=line,
             )
+
+    def check_grounded(self, i: int, node: ConsensusNode, target: LlmNode) -> None:
+        """Grounded fields are fields of the wrapped node, each named once."""
+        fields = node_fields(self.plan, target.id) or []
+        for k, name in enumerate(node.grounded):
+            if name not in fields or name in node.grounded[:k]:
+                why = "is named twice" if name in fields else (
+                    f"is not a field of '{target.id}' (fields: {_listing(fields)})"
+                )
+                self.add(
+                    f"grounded field '{name}' {why}; list each field the wrapped node copies "
+                    "from its text inputs once",
+                    node=node.id,
+                    field=f"grounded[{k}]",
+                    line=self.line("nodes", i, "grounded", k) or self.line("nodes", i),
+                )
 
     def check_members(self, i: int, node: ConsensusNode, target: LlmNode) -> None:
         """Prompt-variant members: one per sample, unique names, templates over the wrapped

@@ -13,6 +13,12 @@ Rules (stable, documented, never an LLM judge):
   or hash order).
 * The winning value is the *original* value of the first sample in the winning class.
 * Fields appear in the result in order of first appearance across samples.
+* **Grounded fields** (the consensus node's ``grounded``: values the wrapped node copies
+  from its text inputs): a sample's value counts for such a field only when it occurs in
+  those texts (:func:`occurs_in`: a number among the texts' numbers, text as a whole-word
+  match, case-folded; a list when each item does). A copy that is not in the text is a
+  misread, whatever the majority. When no sample's value occurs, every valid sample counts,
+  as for any field.
 
 The fan-out (:func:`fan_out`): ``n`` samples of the wrapped node's own prompt at the
 consensus temperature, or, when the consensus node lists ``members``, one sample per member,
@@ -22,14 +28,18 @@ each the wrapped node with that member's system prompt, user template and temper
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Mapping, Sequence
+import re
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sgde.plan.model import ConsensusNode, LlmNode
-from sgde.runtime.numbers import vote_key
+from sgde.runtime.numbers import numbers_match, to_number, vote_key
 
-__all__ = ["Sample", "VoteResult", "fan_out", "vote"]
+__all__ = ["Sample", "VoteResult", "fan_out", "occurs_in", "vote"]
+
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?")
+"""A number as texts write it (thousands separators allowed), for :func:`occurs_in`."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,8 @@ class VoteResult:
         valid: Number of valid (non-None) samples.
         n: Number of samples, valid or not.
         winners: Per field, the index of the sample whose value was taken.
+        ungrounded: Per grounded field, how many valid samples did not count because their
+            value does not occur in the texts (0 when none did, or when none occurred).
     """
 
     value: dict[str, Any]
@@ -89,6 +101,7 @@ class VoteResult:
     valid: int
     n: int = 0
     winners: dict[str, int] = field(default_factory=dict)
+    ungrounded: dict[str, int] = field(default_factory=dict)
 
     def agreement(self) -> dict[str, float]:
         """Per field, the winning class's share of the valid samples (0..1)."""
@@ -108,6 +121,7 @@ class VoteResult:
             "n": self.n,
             "winners": dict(self.winners),
             "agreement": {k: round(v, 6) for k, v in self.agreement().items()},
+            "ungrounded": dict(self.ungrounded),
         }
 
     @classmethod
@@ -123,6 +137,7 @@ class VoteResult:
             valid=int(data.get("valid", 0)),
             n=int(data.get("n", 0)),
             winners={str(k): int(v) for k, v in dict(data.get("winners", {})).items()},
+            ungrounded={str(k): int(v) for k, v in dict(data.get("ungrounded", {})).items()},
         )
 
 
@@ -140,23 +155,71 @@ class _Class:
     count: int = 0
 
 
-def vote(samples: Sequence[Mapping[str, Any] | None]) -> VoteResult:
+def occurs_in(value: Any, texts: Sequence[str]) -> bool:
+    """Whether ``value`` is written in one of ``texts``.
+
+    A number (or numeric string) occurs when a number the texts write equals it; other text
+    when it matches case-folded as whole words (``"R"`` does not occur in ``"MIRROR"``; an
+    empty string never occurs); a list when every item occurs. Other values (booleans,
+    objects, ``None``) are not copies of the text: they never occur.
+    """
+    if isinstance(value, list):
+        return bool(value) and all(occurs_in(v, texts) for v in value)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return False
+    number = to_number(value)
+    if number is not None:
+        return any(
+            numbers_match(to_number(m.group(0)), number)
+            for text in texts
+            for m in _NUMBER.finditer(text)
+        )
+    assert isinstance(value, str)  # numbers are handled above
+    words = " ".join(value.split()).casefold()
+    if not words:
+        return False
+    pattern = re.compile(rf"(?<!\w){re.escape(words)}(?!\w)")
+    return any(pattern.search(" ".join(text.split()).casefold()) for text in texts)
+
+
+def vote(
+    samples: Sequence[Mapping[str, Any] | None],
+    *,
+    grounded: Collection[str] = (),
+    texts: Sequence[str] = (),
+) -> VoteResult:
     """Per-field majority vote over samples.
 
     Args:
         samples: One entry per sample, in sample-index order; ``None`` for an invalid one.
+        grounded: Fields whose votes count only where the value occurs in ``texts``
+            (while some sample's does; see the module).
+        texts: The wrapped node's text inputs.
 
     Returns:
         The vote. With no valid sample, ``value`` and ``tally`` are empty and ``valid`` is 0;
         callers decide whether that is an error.
     """
+    # grounded field -> indices of the samples whose value of it occurs in the texts
+    occurring = {
+        name: {
+            i
+            for i, s in enumerate(samples)
+            if s is not None and name in s and occurs_in(s[name], texts)
+        }
+        for name in grounded
+    }
     fields: dict[str, dict[Hashable, _Class]] = {}
     valid = 0
+    ungrounded: dict[str, int] = {}
     for index, sample in enumerate(samples):
         if sample is None:
             continue
         valid += 1
         for name, item in sample.items():
+            if occurring.get(name) and index not in occurring[name]:
+                ungrounded[name] = ungrounded.get(name, 0) + 1
+                continue
             classes = fields.setdefault(name, {})
             key = vote_key(item)
             cls = classes.get(key)
@@ -173,4 +236,11 @@ def vote(samples: Sequence[Mapping[str, Any] | None]) -> VoteResult:
         value[name] = best.value
         winners[name] = best.first_index
         tally[name] = [(_display(c.value), c.count) for c in ranked]
-    return VoteResult(value=value, tally=tally, valid=valid, n=len(samples), winners=winners)
+    return VoteResult(
+        value=value,
+        tally=tally,
+        valid=valid,
+        n=len(samples),
+        winners=winners,
+        ungrounded=ungrounded,
+    )

@@ -546,7 +546,8 @@ class Executor:
             )
             trace.usage = trace.usage + o.usage
             trace.attempts += o.attempts
-        result = vote([s.output for s in trace.samples])
+        texts = [v for v in trace.inputs.values() if isinstance(v, str)]
+        result = vote([s.output for s in trace.samples], grounded=node.grounded, texts=texts)
         trace.vote = result.to_dict()
         if result.valid == 0:
             first = next((s.error for s in trace.samples if s.error), None)

@@ -16,11 +16,15 @@ training rows and keeps the one whose node errs least (see
 :func:`~sgde.optimize.accept.choose_variant`). On a tie the node's statistics decide: when
 its repeats agree (disagreement below ``consensus_min_disagreement``, or a single repeat) its
 errors are systematic, so prompt members come first; when they disagree, temperature first.
+
+Either vote is **grounded** on the fields the node copies (:func:`grounded_fields`: on every
+training row with an expected value, that value is written in the node's text inputs): a
+sample's copy that is not in the text does not count (:mod:`sgde.runtime.consensus`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sgde.optimize.operators.base import (
@@ -31,9 +35,12 @@ from sgde.optimize.operators.base import (
     unique_id,
     validated,
 )
+from sgde.plan.graph import node_fields
 from sgde.plan.model import ConsensusMember, ConsensusNode, LlmNode, Plan
+from sgde.plan.refs import parse_ref
+from sgde.runtime.consensus import occurs_in
 
-__all__ = ["consensus_edit", "prompt_members", "wrap_consensus"]
+__all__ = ["consensus_edit", "grounded_fields", "prompt_members", "wrap_consensus"]
 
 
 def wrap_consensus(
@@ -43,6 +50,7 @@ def wrap_consensus(
     n: int,
     temperature: float,
     members: Sequence[ConsensusMember] = (),
+    grounded: Sequence[str] = (),
 ) -> Candidate | EditFailure:
     """Wrap LLM node ``node_id`` in a :class:`ConsensusNode` (``<id>_vote``).
 
@@ -56,6 +64,8 @@ def wrap_consensus(
         n: Samples (ignored with ``members``: one sample per member).
         temperature: The fan-out's sampling temperature (members: their temperature).
         members: Prompt-variant members (empty: ``n`` samples of the node's own prompt).
+        grounded: Fields whose votes count only where the value occurs in the node's text
+            inputs (:func:`grounded_fields`).
     """
     try:
         node = plan.node(node_id)
@@ -77,6 +87,7 @@ def wrap_consensus(
         n=n,
         temperature=temperature,
         members=list(members),
+        grounded=list(grounded),
         description=what,
     )
     nodes = list(plan.nodes)
@@ -88,12 +99,50 @@ def wrap_consensus(
     if checked is None:
         return EditFailure("consensus", node_id, "; ".join(problems))
     details: dict[str, Any] = {"vote_id": vote_id, "n": n, "temperature": temperature}
+    if grounded:
+        details["grounded"] = list(grounded)
     if members:
         details["members"] = [m.name for m in members]
         summary = f"wrap {node_id} in a vote of {n} prompt variants ({vote_id})"
     else:
         summary = f"wrap {node_id} in a {n}-sample vote ({vote_id})"
     return Candidate(checked, "consensus", node_id, summary, details=details)
+
+
+def grounded_fields(
+    plan: Plan,
+    node_id: str,
+    rows: Sequence[Mapping[str, Any]],
+    expected: Mapping[str, Sequence[Mapping[str, Any] | None]],
+) -> list[str]:
+    """The output fields of LLM node ``node_id`` that copy its text inputs.
+
+    A field is grounded when, on every training row where its expected value is known (at
+    least two rows), that value is written in the node's text inputs
+    (:func:`~sgde.runtime.consensus.occurs_in`). Only a node whose inputs are all the plan's
+    inputs is judged (what another node passes it is not known here): ``[]`` otherwise.
+    """
+    node = plan.node(node_id)
+    if not isinstance(node, LlmNode):
+        return []
+    refs = [parse_ref(ref) for ref in node.inputs.values()]
+    if not refs or not all(r.is_input for r in refs):
+        return []
+    per_row = expected.get(node_id) or []
+    grounded: list[str] = []
+    for name in node_fields(plan, node_id) or []:
+        known = [
+            (row, want[name])
+            for row, want in zip(rows, per_row, strict=False)
+            if want is not None and want.get(name) is not None
+        ]
+        texts = [[str(row[r.field]) for r in refs if isinstance(row.get(r.field), str)]
+                 for row, _ in known]  # fmt: skip
+        if len(known) >= min(2, len(rows)) and all(
+            occurs_in(value, t) for (_, value), t in zip(known, texts, strict=True)
+        ):
+            grounded.append(name)
+    return grounded
 
 
 def _labels(node: LlmNode) -> list[tuple[str, list[str]]]:
@@ -154,6 +203,7 @@ def consensus_edit(
     n: int,
     temperature: float,
     repeats_agree: bool,
+    grounded: Sequence[str] = (),
 ) -> Candidate | EditFailure:
     """The consensus edit of ``node_id`` in its two member kinds, as scored variants.
 
@@ -164,12 +214,13 @@ def consensus_edit(
         temperature: Temperature of the temperature vote (prompt variants are greedy).
         repeats_agree: The node's statistics show no sampling variance (its repeats agree
             on the training rows): prompt variants come first, and win a tie.
+        grounded: Fields both votes ground in the node's text inputs.
 
     Returns:
         A candidate with ``variants`` (``prompts`` and ``temperature``) when the node has at
         least two prompt variants, else the temperature vote alone.
     """
-    sampled = wrap_consensus(plan, node_id, n=n, temperature=temperature)
+    sampled = wrap_consensus(plan, node_id, n=n, temperature=temperature, grounded=grounded)
     if isinstance(sampled, EditFailure):
         return sampled
     node = plan.node(node_id)
@@ -177,7 +228,7 @@ def consensus_edit(
     members = prompt_members(node, n)
     if len(members) < 2:
         return sampled
-    varied = wrap_consensus(plan, node_id, n=n, temperature=0.0, members=members)
+    varied = wrap_consensus(plan, node_id, n=n, temperature=0.0, members=members, grounded=grounded)
     if isinstance(varied, EditFailure):
         return sampled
     # Equal sizes: a tie on node error goes to the earlier variant, so the order below (by

@@ -21,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from sgde.optimize.events import EventSink
 from sgde.optimize.operators.base import Candidate, EditFailure
-from sgde.optimize.operators.consensus import consensus_edit
+from sgde.optimize.operators.consensus import consensus_edit, grounded_fields
 from sgde.optimize.operators.offload_ops import OffloadOperator, ParseOperator
 from sgde.optimize.operators.rewrite_prompt import rewrite_prompt
 from sgde.optimize.operators.topology import change_topology, split_per_field
@@ -127,6 +127,7 @@ class _Consensus:
             n=ctx.settings.consensus_n,
             temperature=ctx.settings.consensus_temperature,
             repeats_agree=st is None or st.disagreement < ctx.settings.consensus_min_disagreement,
+            grounded=grounded_fields(ctx.plan, ctx.node_id, ctx.rows, ctx.expected),
         )
 
 
