@@ -66,7 +66,7 @@ def reader(req: ChatRequest) -> dict[str, Any]:
         "amount": float(number.group(0)) if number else 0.0,
         "unit": unit.group(1) if unit else "",
     }
-    return {name: found[name] for name in props}
+    return {name: found.get(name, "") for name in props}
 
 
 def teacher(designs: list[str], prompts: list[str] | None = None) -> ScriptedTeacher:
@@ -210,7 +210,8 @@ def test_run_may_take_the_text_only_to_ignore_it() -> None:
     design = read_design(ignored, PAINT, ["text"])
     assert not isinstance(design, str) and design.fields == ["amount"]
     assert "def run(amount: float)" in design.code
-    parses = 'def run(text: str, amount: float):\n    return {"answer": len(text) * amount}\n'
+    # (a default value: no variant reading a new field in place of the text is tried)
+    parses = 'def run(text: str, amount: float = 1.0):\n    return {"answer": len(text) * amount}\n'
     assert "parses the input 'text'" in str(read_design(parses, PAINT, ["text"]))
 
 
@@ -238,7 +239,8 @@ async def test_a_design_offloads_to_a_student_extraction_described_by_its_fields
 
 
 async def test_a_design_refused_for_parsing_the_text_is_repaired_told_why() -> None:
-    parses = 'def run(text: str, amount: float):\n    return {"answer": len(text) * amount}\n'
+    # (a default value: no variant reading a new field in place of the text is tried)
+    parses = 'def run(text: str, amount: float = 1.0):\n    return {"answer": len(text) * amount}\n'
     prompts: list[str] = []
     fake = teacher([parses, GOOD], prompts)
     programs = await _candidates(fake, design_samples=1, design_repairs=1)

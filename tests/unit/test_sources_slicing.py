@@ -174,3 +174,28 @@ async def test_a_design_counting_in_the_whole_text_is_verified_reading_the_field
         InProcessCodeRunner(), program.code, "run", {"letter": "S", "word": "Mississippi"}
     )
     assert run.result == {"answer": 4}
+
+
+def test_narrowed_names_a_fresh_field_when_the_design_names_none() -> None:
+    # the teacher treats the whole text as the word: FIELDS describes "text" as the word
+    whole = (
+        'FIELDS = {"text": "count the vowels in the given word"}\n\n'
+        "def run(text: str):\n"
+        '    return {"answer": sum(1 for ch in text.lower() if ch in "aeiou")}\n'
+    )
+    fresh = ("word", "the word the task applies to, copied from the text")
+    assert narrowed(whole, ["text"], ["text"]) == []  # no field named, none asked for
+    ((field, code),) = narrowed(whole, ["text"], ["text"], fresh)
+    assert field == "word" and "for ch in word.lower()" in code
+    assert "'word': 'the word the task applies to, copied from the text'" in code
+    # a FIELDS that is not a dict (or none at all) becomes one describing the new field
+    listed = "FIELDS = ['text']\ndef run(text):\n    return {'answer': len(text)}\n"
+    ((_, code),) = narrowed(listed, ["text"], [], fresh)
+    assert code.startswith("FIELDS = {'word':") and "len(word)" in code
+    # a name the code uses already is not taken
+    clash = "def run(text):\n    word = text.split()[0]\n    return {'answer': len(word + text)}\n"
+    ((field, _),) = narrowed(clash, ["text"], [], fresh)
+    assert field == "word_value"
+    # a field the design names is preferred to a fresh one
+    named = WHOLE_TEXT
+    assert [f for f, _ in narrowed(named, ["text"], ["letter", "word"], fresh)] == ["word"]

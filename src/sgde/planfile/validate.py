@@ -501,8 +501,10 @@ class _Validator:
         fields = node_fields(self.plan, target.id) or []
         for k, name in enumerate(node.grounded):
             if name not in fields or name in node.grounded[:k]:
-                why = "is named twice" if name in fields else (
-                    f"is not a field of '{target.id}' (fields: {_listing(fields)})"
+                why = (
+                    "is named twice"
+                    if name in fields
+                    else (f"is not a field of '{target.id}' (fields: {_listing(fields)})")
                 )
                 self.add(
                     f"grounded field '{name}' {why}; list each field the wrapped node copies "

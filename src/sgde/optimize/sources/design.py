@@ -23,6 +23,7 @@ the FIELDS texts, which become the student's extraction schema.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -152,6 +153,14 @@ def _fields_literal(tree: ast.Module) -> dict[str, tuple[str | None, FieldType |
                 if isinstance(k, ast.Constant) and isinstance(k.value, str)
             }
     return {}
+
+
+def _subject(task: TaskSpec) -> tuple[str, str]:
+    """``(name, description)`` of a new field for the part of the text a rule applies to:
+    named by the task's "the given <noun>" where it says so (else ``subject``)."""
+    m = re.search(r"\bthe given ([a-z]+)", task.description, flags=re.IGNORECASE)
+    name = m.group(1).lower() if m else "subject"
+    return name, f"the {name} the task applies to, copied from the text"
 
 
 def _listed(text: str) -> tuple[str, list[str]]:
@@ -492,7 +501,8 @@ async def design_programs(
         nonlocal tried
         found = await attempt(text, what)
         code, listed = _listed(text)
-        for field, variant in [] if found is not None else narrowed(code, texts, listed):
+        fresh = _subject(task)
+        for field, variant in [] if found is not None else narrowed(code, texts, listed, fresh):
             tried += 1
             found = await attempt(variant, f"{what}, {field} read in place of the text")
             if found is not None:

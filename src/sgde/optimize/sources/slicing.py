@@ -209,15 +209,23 @@ def slice_parsing(run: ast.FunctionDef, texts: Sequence[str]) -> Sliced | str:
     return Sliced(fields=fields, cut=cut)
 
 
-def narrowed(code: str, texts: Sequence[str], listed: Sequence[str] = ()) -> list[tuple[str, str]]:
+def narrowed(
+    code: str,
+    texts: Sequence[str],
+    listed: Sequence[str] = (),
+    fresh: tuple[str, str] | None = None,
+) -> list[tuple[str, str]]:
     """Variants of the design ``code`` whose ``run`` reads a field in place of a free text.
 
     For each free-text input in ``texts`` that ``run`` reads, and each field ``run`` takes
     but never reads or ``FIELDS`` lists (``listed``) but ``run`` does not take: the code
     with every use of the text renamed to the field (the field becomes a parameter; the
     text, no longer read, is left for :func:`~sgde.optimize.sources.design.read_design` to
-    drop). Returns ``(field, code)`` pairs, ``[]`` when there is none (or ``code`` does
-    not parse).
+    drop). When there is no such field and ``fresh`` names one (``(name, description)``),
+    the text is renamed to that new field and ``FIELDS`` describes it: a small teacher often
+    treats the whole text as the value its rule applies to (``FIELDS = {"text": "the
+    given word"}``). Returns ``(field, code)`` pairs, ``[]`` when there is none (or
+    ``code`` does not parse).
     """
     try:
         tree = ast.parse(code)
@@ -230,6 +238,11 @@ def narrowed(code: str, texts: Sequence[str], listed: Sequence[str] = ()) -> lis
     read = set().union(*(_loaded(s) for s in run.body)) if run.body else set()
     spare = [p for p in [*params, *listed] if p not in read and p not in texts]
     spare = [p for k, p in enumerate(spare) if p.isidentifier() and p not in spare[:k]]
+    described: dict[str, str] = {}
+    if not spare and fresh is not None:
+        taken = read | set(params) | set(listed) | set(texts)
+        name = next(n for n in (fresh[0], f"{fresh[0]}_value", "subject_value") if n not in taken)
+        spare, described = [name], {name: fresh[1]}
     out: list[tuple[str, str]] = []
     for text in (t for t in texts if t in read):
         for field in spare:
@@ -241,5 +254,25 @@ def narrowed(code: str, texts: Sequence[str], listed: Sequence[str] = ()) -> lis
                     node.id = field
             if field not in params:
                 body.args.args.append(ast.arg(field, ast.Name("str", ast.Load())))
+            if field in described:
+                _describe(variant, field, described[field])
             out.append((field, ast.unparse(ast.fix_missing_locations(variant)) + "\n"))
     return out
+
+
+def _describe(tree: ast.Module, field: str, description: str) -> None:
+    """Set ``FIELDS[field] = description`` in the module's top-level ``FIELDS`` dict (one
+    is put first when there is none, or when it is not a dict)."""
+    key, text = ast.Constant(field), ast.Constant(description)
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "FIELDS" for t in stmt.targets
+        ):
+            if isinstance(stmt.value, ast.Dict):
+                stmt.value.keys.append(key)
+                stmt.value.values.append(text)
+            else:
+                stmt.value = ast.Dict([key], [text])
+            return
+    fields = ast.Assign([ast.Name("FIELDS", ast.Store())], ast.Dict([key], [text]), lineno=0)
+    tree.body.insert(0, fields)
