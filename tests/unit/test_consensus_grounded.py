@@ -58,6 +58,8 @@ nodes:
         ("MIRR", False),  # whole words only
         ("A", False),  # "a" is inside words here, never a word of its own
         ("", False),
+        (",", False),  # punctuation is no value
+        (" . ", False),
         ("how  often", True),  # whitespace collapsed
         (1250.5, True),
         ("1,250.50", True),

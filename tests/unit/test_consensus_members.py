@@ -208,7 +208,15 @@ def test_consensus_edit_offers_both_member_kinds_ordered_by_agreement() -> None:
     prompts, sampled = (v.plan.node("label_vote") for v in edit.variants)
     assert isinstance(prompts, ConsensusNode) and isinstance(sampled, ConsensusNode)
     assert prompts.n == len(prompts.members) == 5 and prompts.temperature == 0.0
-    assert sampled.members == [] and sampled.temperature == 0.7
+    # the temperature vote: greedy first (it wins a tie), then samples at the temperature
+    assert [(m.name, m.temperature) for m in sampled.members] == [
+        ("greedy", 0.0),
+        ("sample-1", None),
+        ("sample-2", None),
+        ("sample-3", None),
+        ("sample-4", None),
+    ]
+    assert sampled.temperature == 0.7 and sampled.n == 5
     assert all(v.plan.outputs == {"label": "label_vote.label"} for v in edit.variants)
     assert all(_problems(dump_plan(v.plan)) == [] for v in edit.variants)
     other = consensus_edit(plan, "label", n=5, temperature=0.7, repeats_agree=False)

@@ -159,8 +159,9 @@ def occurs_in(value: Any, texts: Sequence[str]) -> bool:
     """Whether ``value`` is written in one of ``texts``.
 
     A number (or numeric string) occurs when a number the texts write equals it; other text
-    when it matches case-folded as whole words (``"R"`` does not occur in ``"MIRROR"``; an
-    empty string never occurs); a list when every item occurs. Other values (booleans,
+    when it matches case-folded as whole words (``"R"`` does not occur in ``"MIRROR"``; text
+    without a letter or digit, such as ``","`` or ``""``, never occurs); a list when every
+    item occurs. Other values (booleans,
     objects, ``None``) are not copies of the text: they never occur.
     """
     if isinstance(value, list):
@@ -176,8 +177,8 @@ def occurs_in(value: Any, texts: Sequence[str]) -> bool:
         )
     assert isinstance(value, str)  # numbers are handled above
     words = " ".join(value.split()).casefold()
-    if not words:
-        return False
+    if not any(ch.isalnum() for ch in words):
+        return False  # punctuation is in every text, and is no value
     pattern = re.compile(rf"(?<!\w){re.escape(words)}(?!\w)")
     return any(pattern.search(" ".join(text.split()).casefold()) for text in texts)
 

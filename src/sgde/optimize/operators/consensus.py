@@ -2,9 +2,12 @@
 
 Two kinds of members, both voted on deterministically (:mod:`sgde.runtime.consensus`):
 
-* **temperature** — ``n`` samples of the node's own prompt at a sampling temperature. They
-  help a node whose answers vary from sample to sample around a right majority; for a small
-  model that errs the same way every time they mostly repeat its bias.
+* **temperature** — the node's own prompt asked ``n`` times: once greedy (the first member,
+  so it wins a tie) and ``n - 1`` samples at a sampling temperature (:func:`sampled_members`).
+  They help a node whose answers vary from sample to sample around a right majority; for a
+  small model that errs the same way every time they mostly repeat its bias. The greedy
+  member keeps the vote from drifting off the model's best answer on sampling noise alone
+  (a one-token label's samples can only estimate it).
 * **prompts** — one greedy member per prompt variant, derived from the node without a
   teacher call (:func:`prompt_members`): the node as it is, its labels listed in reverse and
   in order (a small model leans towards a label by where it is named), the instruction moved
@@ -40,7 +43,13 @@ from sgde.plan.model import ConsensusMember, ConsensusNode, LlmNode, Plan
 from sgde.plan.refs import parse_ref
 from sgde.runtime.consensus import occurs_in
 
-__all__ = ["consensus_edit", "grounded_fields", "prompt_members", "wrap_consensus"]
+__all__ = [
+    "consensus_edit",
+    "grounded_fields",
+    "prompt_members",
+    "sampled_members",
+    "wrap_consensus",
+]
 
 
 def wrap_consensus(
@@ -78,7 +87,9 @@ def wrap_consensus(
     vote_id = unique_id(plan, f"{node_id}_vote")
     if members:
         n = len(members)
-        what = f"majority vote over {n} prompt variants of {node_id}"
+        sampled = all(m.system is None and m.prompt is None for m in members)
+        kind = "samples (the first greedy)" if sampled else "prompt variants"
+        what = f"majority vote over {n} {kind} of {node_id}"
     else:
         what = f"majority vote over {n} samples of {node_id}"
     vote = ConsensusNode(
@@ -103,7 +114,7 @@ def wrap_consensus(
         details["grounded"] = list(grounded)
     if members:
         details["members"] = [m.name for m in members]
-        summary = f"wrap {node_id} in a vote of {n} prompt variants ({vote_id})"
+        summary = f"wrap {node_id} in a vote of {n} {kind} ({vote_id})"
     else:
         summary = f"wrap {node_id} in a {n}-sample vote ({vote_id})"
     return Candidate(checked, "consensus", node_id, summary, details=details)
@@ -158,6 +169,14 @@ def _labels(node: LlmNode) -> list[tuple[str, list[str]]]:
 
 def _with_line(system: str, line: str) -> str:
     return f"{system.rstrip()}\n\n{line}" if system.strip() else line
+
+
+def sampled_members(n: int) -> list[ConsensusMember]:
+    """``n`` members asking the node's own prompt: ``greedy`` (temperature 0) first, then
+    ``sample-1`` … at the consensus node's temperature."""
+    return [ConsensusMember(name="greedy", temperature=0.0)] + [
+        ConsensusMember(name=f"sample-{k}") for k in range(1, n)
+    ]
 
 
 def prompt_members(node: LlmNode, k: int) -> list[ConsensusMember]:
@@ -220,7 +239,14 @@ def consensus_edit(
         A candidate with ``variants`` (``prompts`` and ``temperature``) when the node has at
         least two prompt variants, else the temperature vote alone.
     """
-    sampled = wrap_consensus(plan, node_id, n=n, temperature=temperature, grounded=grounded)
+    sampled = wrap_consensus(
+        plan,
+        node_id,
+        n=n,
+        temperature=temperature,
+        members=sampled_members(n),
+        grounded=grounded,
+    )
     if isinstance(sampled, EditFailure):
         return sampled
     node = plan.node(node_id)
