@@ -199,3 +199,42 @@ def test_narrowed_names_a_fresh_field_when_the_design_names_none() -> None:
     # a field the design names is preferred to a fresh one
     named = WHOLE_TEXT
     assert [f for f, _ in narrowed(named, ["text"], ["letter", "word"], fresh)] == ["word"]
+
+
+async def test_a_design_treating_the_whole_text_as_the_word_gets_a_field_for_it() -> None:
+    vowels = TaskSpec(
+        description="Count the vowels (a, e, i, o, u) in the given word as `answer`.",
+        inputs={"text": "string"},
+        outputs={"answer": "integer"},
+    )
+    rows = [
+        {"text": 'How many vowels are in the word "umbrella"?', "answer": 3},
+        {"text": "Count the vowels in EDUCATION.", "answer": 5},
+        {"text": "Word: Rhythm. Number of vowels?", "answer": 0},
+    ]
+    words = {"umbrella": "umbrella", "EDUCATION": "EDUCATION", "Rhythm": "Rhythm"}
+    asked: list[dict[str, Any]] = []
+
+    def read(req: ChatRequest) -> dict[str, Any]:
+        text = str(case_of(req, "Now this case:").get("text", ""))
+        props = dict((req.json_schema or {}).get("properties", {}))
+        asked.append(props)
+        word = next((w for w in words if w in text), "")
+        return {name: word for name in props}
+
+    design = (
+        'FIELDS = {"text": "count the vowels in the given word"}\n\n'
+        "def run(text: str):\n"
+        '    return {"answer": sum(1 for ch in text.lower() if ch in "aeiou")}\n'
+    )
+    fake = teacher([design])
+    fake.handlers["extract"] = read
+    (program,) = await program_candidates(
+        fake.teacher, InProcessCodeRunner(), vowels, rows, default_metric(vowels),
+        [[], [], []],
+        budget=SourceBudget(whole_samples=1, enumerate=False, describe=False,
+                            design_samples=1, design_repairs=0),
+    )  # fmt: skip
+    assert program.origin == "design" and list(program.params) == ["word"]
+    assert program.descriptions == {"word": "the word the task applies to, copied from the text"}
+    assert [p.get("word", {}).get("description") for p in asked][-1] == program.descriptions["word"]
