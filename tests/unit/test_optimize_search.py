@@ -53,6 +53,22 @@ def test_accept_rule_keeps_an_offload_that_moves_the_error_into_the_extraction()
     assert not decide(_eval(0.5, 0.5, 100), _eval(0.5, 0.6, 10)).accepted  # node error up
 
 
+def test_accept_rule_keeps_the_student_on_a_tie_with_code_that_fails_a_training_row() -> None:
+    plan = Plan(name="p", inputs={"text": "string"}, outputs={}, nodes=[])
+    three = PlanEval(1 / 3, [[1.0, 1.0, 0.0]], [[""] * 3], [[{}] * 3], [[{}] * 3], [[]], 0,
+                     Usage(), 0.0)  # fmt: skip
+    student = PlanEval(1 / 3, [[1.0, 0.0, 1.0]], [[""] * 3], [[{}] * 3], [[{}] * 3], [[]], 380,
+                       Usage(), 1 / 3)  # fmt: skip
+    partial = Candidate(plan, "offload", "solve", "code", details={"verified_rows": 2})
+    full = Candidate(plan, "offload", "solve", "code", details={"verified_rows": 3})
+    tie = decide(student, three, partial)  # no student call left, but a row wrong
+    assert not tie.accepted and "its code fails 1 of 3 training rows" in tie.why
+    assert decide(student, three, full).accepted  # verified everywhere: the tie-breaks apply
+    assert decide(student, three).accepted  # an edit without code
+    better = PlanEval(0.0, [[1.0, 1.0, 1.0]], [[""] * 3], [[{}] * 3], [[{}] * 3], [[]], 0, Usage())
+    assert decide(student, better, partial).accepted  # a lower loss is kept
+
+
 # ---------------------------------------------------------------- placement
 
 

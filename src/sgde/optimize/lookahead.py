@@ -69,7 +69,7 @@ async def look_ahead(
             edit, evaluation, lifted = await loop._score(
                 base.plan, edit, f"iter{loop.state.iteration:02d}-lookahead{j}"
             )
-            decision = decide(current, evaluation)
+            decision = decide(current, evaluation, base)  # the compound keeps base's code
             record.details.setdefault("lookahead", []).append(
                 {
                     "edit": edit.summary,
@@ -153,7 +153,7 @@ async def _read_one(
         return plan, current
     loop.report.hypotheses += max(1, edit.proposals)
     edit, evaluation, lifted = await loop._score(plan, edit, f"iter{loop.state.iteration:02d}-read")
-    decision = decide(current, evaluation)
+    decision = decide(current, evaluation, edit)
     record.edit, record.candidate_loss = edit.summary, evaluation.loss
     record.accepted, record.why = decision.accepted, decision.why
     outcome = "accepted" if decision.accepted else "rejected"

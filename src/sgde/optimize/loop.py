@@ -447,7 +447,7 @@ class CompileLoop:
             record.details["edit"] = edit.details
             record.candidate_loss = candidate.loss
             record.details["node_loss_after"] = candidate.node_loss
-            decision = decide(current, candidate)
+            decision = decide(current, candidate, edit)
             record.why = decision.why
             self._record(
                 proposal,
