@@ -196,6 +196,11 @@ def test_narrowed_names_a_fresh_field_when_the_design_names_none() -> None:
     clash = "def run(text):\n    word = text.split()[0]\n    return {'answer': len(word + text)}\n"
     ((field, _),) = narrowed(clash, ["text"], [], fresh)
     assert field == "word_value"
+    # every candidate name taken (teacher code is hostile input): no variant, no crash
+    full = "def run(text, word, word_value, subject_value):\n    return {'a': text}\n"
+    assert narrowed(full, ["text"], [], fresh)[0][0] == "word"  # a spare field is there
+    taken = "def run(text):\n    word = word_value = subject_value = text\n    return {'a': word}\n"
+    assert narrowed(taken, ["text"], [], fresh) == []
     # a field the design names is preferred to a fresh one
     named = WHOLE_TEXT
     assert [f for f, _ in narrowed(named, ["text"], ["letter", "word"], fresh)] == ["word"]

@@ -240,9 +240,10 @@ def narrowed(
     spare = [p for k, p in enumerate(spare) if p.isidentifier() and p not in spare[:k]]
     described: dict[str, str] = {}
     if not spare and fresh is not None:
-        taken = read | set(params) | set(listed) | set(texts)
-        name = next(n for n in (fresh[0], f"{fresh[0]}_value", "subject_value") if n not in taken)
-        spare, described = [name], {name: fresh[1]}
+        named = {n.id for s in run.body for n in ast.walk(s) if isinstance(n, ast.Name)}
+        taken = named | set(params) | set(listed) | set(texts)
+        free = [n for n in (fresh[0], f"{fresh[0]}_value", "subject_value") if n not in taken]
+        spare, described = free[:1], {n: fresh[1] for n in free[:1]}
     out: list[tuple[str, str]] = []
     for text in (t for t in texts if t in read):
         for field in spare:
